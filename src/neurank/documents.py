@@ -1,0 +1,145 @@
+"""Document and Hit types, and readers for JSONL / BEIR corpora that validate every record.
+
+A reader never raises on a bad record: it yields an `InputError` naming file, line and field, and goes on,
+so one bad document never takes the rest of the file down with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neurank.errors import InputError
+
+MAX_DOCUMENT_BYTES = 512 * 1024
+"""Above this a document is rejected: encoders read 256-512 tokens, so the rest would be dead weight."""
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    id: str
+    text: str
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    """`file:line` the document came from, for error messages and dead letters."""
+
+    @property
+    def passage(self) -> str:
+        """What the encoders read: the title, then the text (the BEIR convention)."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of what is indexed; a re-ingest skips a document whose hash and models are unchanged."""
+        payload = json.dumps([self.title, self.text], ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StageScore:
+    """One stage's view of a hit: its raw score, its score after normalization, and its 1-based rank."""
+
+    raw: float
+    normalized: float | None = None
+    rank: int | None = None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {"raw": self.raw, "normalized": self.normalized, "rank": self.rank}
+
+
+@dataclass(slots=True)
+class Hit:
+    id: str
+    score: float
+    stages: dict[str, StageScore] = field(default_factory=dict)
+    title: str = ""
+    text: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "score": self.score,
+            "stages": {name: stage.to_dict() for name, stage in self.stages.items()},
+        }
+
+
+def document_from_record(record: Any, source: str, *, id_keys: tuple[str, ...] = ("_id", "id")) -> Document:
+    """Validate one decoded JSON record; raise `InputError` naming `source` and the field at fault."""
+    if not isinstance(record, dict):
+        raise InputError(f"expected a JSON object, got {type(record).__name__}", source=source)
+    doc_id = next((record[key] for key in id_keys if key in record), None)
+    if doc_id is None:
+        raise InputError(f"missing document id (one of {', '.join(id_keys)})", source=source, field=id_keys[0])
+    if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
+        raise InputError(f"id must be a string or integer, got {type(doc_id).__name__}", source=source,
+                         field="id")
+    doc_id = str(doc_id).strip()
+    if not doc_id:
+        raise InputError("empty document id", source=source, field="id")
+    title = record.get("title") or ""
+    text = record.get("text")
+    for name, value in (("title", title), ("text", text)):
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"must be a string, got {type(value).__name__}", source=source, field=name)
+    if text is None or not (text.strip() or title.strip()):
+        raise InputError("empty text (and no title)", source=source, field="text")
+    size = len(text.encode("utf-8")) + len(title.encode("utf-8"))
+    if size > MAX_DOCUMENT_BYTES:
+        raise InputError(
+            f"document is {size:,} bytes, above the limit of {MAX_DOCUMENT_BYTES:,}; split it into passages",
+            source=source, field="text",
+        )
+    metadata = {k: v for k, v in record.items() if k not in {*id_keys, "title", "text"}}
+    return Document(id=doc_id, text=text, title=title, metadata=metadata, source=source)
+
+
+def read_jsonl(path: Path) -> Iterator[Document | InputError]:
+    """Yield each line's Document, or the InputError that explains why the line was refused."""
+    seen: dict[str, int] = {}
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            source = f"{path}:{line_no}"
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield InputError(f"invalid UTF-8 at byte {exc.start}", source=source)
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", source=source)
+                continue
+            try:
+                document = document_from_record(record, source)
+            except InputError as exc:
+                yield exc
+                continue
+            if document.id in seen:
+                yield InputError(f"duplicate id {document.id!r} (first seen on line {seen[document.id]})",
+                                 source=source, field="id")
+                continue
+            seen[document.id] = line_no
+            yield document
+
+
+def corpus_path(path: Path) -> Path:
+    """A BEIR folder (holding corpus.jsonl) or a JSONL file."""
+    if path.is_dir():
+        corpus = path / "corpus.jsonl"
+        if not corpus.is_file():
+            raise InputError(f"{path} is a folder without corpus.jsonl (expected the BEIR layout)")
+        return corpus
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    return path
+
+
+def read_corpus(path: Path) -> Iterator[Document | InputError]:
+    return read_jsonl(corpus_path(path))

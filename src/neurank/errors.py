@@ -1,0 +1,75 @@
+"""Typed errors. Each subclass says what the caller does next; each message says what, where and how to fix.
+
+    NeurankError
+    ├── InputError            fix the input (file, line, field are named)
+    ├── ConfigError           fix a setting or a flag
+    ├── MissingExtraError     install an optional extra
+    ├── ModelError            a model folder is missing, unreadable or not of the expected kind
+    │   └── ExportMissingError   run `neurank models export` first
+    ├── StoreError            the store refused an operation (final)
+    │   ├── IndexNotFoundError
+    │   └── StoreUnavailableError   transient: retry later
+    └── PlanError             a retrieval plan is invalid
+"""
+
+from __future__ import annotations
+
+
+class NeurankError(Exception):
+    """Root of every error neurank raises on purpose."""
+
+
+class InputError(NeurankError):
+    """Bad input data. `source` is `file:line` when known, `field` the offending field."""
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
+        self.source = source
+        self.field = field
+        where = ", ".join(part for part in (source, f"field {field!r}" if field else None) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.reason = message
+
+
+class ConfigError(NeurankError):
+    """A setting or flag has a value neurank cannot use."""
+
+
+class MissingExtraError(NeurankError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(f"{module} is not installed; install it with: pip install 'neurank[{extra}]'")
+        self.module = module
+        self.extra = extra
+
+
+class ModelError(NeurankError):
+    """A model cannot be found or loaded."""
+
+
+class ExportMissingError(ModelError):
+    """The ONNX runtime was asked for a model that has not been exported yet."""
+
+    def __init__(self, model: str, expected: str) -> None:
+        super().__init__(
+            f"no ONNX export of {model} at {expected}; run: neurank models export {model}"
+            " (add --int8 for the quantized model)"
+        )
+
+
+class StoreError(NeurankError):
+    """The store refused an operation; retrying will not help."""
+
+
+class IndexNotFoundError(StoreError):
+    def __init__(self, index: str, store: str) -> None:
+        super().__init__(f"index {index!r} does not exist in {store}; create it with `neurank ingest`")
+        self.index = index
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached or answered 5xx/429: transient, retry with backoff."""
+
+
+class PlanError(NeurankError):
+    """A retrieval plan breaks one of OpenSearch's rules or neurank's."""

@@ -1,0 +1,125 @@
+"""The Store protocol: what every store (embedded `local`, `opensearch`) does, and what it means.
+
+Write semantics (the same in every store):
+- `upsert` is idempotent by document id: writing a document again replaces it.
+- A document is *skipped* by ingest when the store already holds it with the same `content_hash` and the
+  same model fingerprints (`stored_state`); it is *re-encoded* when the hash or any fingerprint differs.
+- One bad document never fails its batch: `upsert` reports it in `WriteResult.failed` with the reason, and
+  writes the others.
+
+Scoring semantics follow ../SCORING.md exactly (BM25 with Lucene's length encoding, `rank_features`
+quantization and the `neural_sparse` linear sum, knn score translation per `space_type`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from neurank.documents import Document
+
+SpaceType = Literal["cosinesimil", "innerproduct", "l2"]
+SPARSE_FIELDS = ("splade", "deepct")
+ScoredIds = list[tuple[str, float]]
+"""(document id, score) pairs, best first."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """What an index is built for: analyzer, BM25 parameters, vector space, and the models that fill it."""
+
+    language: str = "english"
+    dense_dimension: int | None = None
+    space_type: SpaceType = "cosinesimil"
+    models: Mapping[str, str] = field(default_factory=dict)
+    """role ("splade", "deepct", "dense") → model fingerprint."""
+    bm25_k1: float = 0.9
+    bm25_b: float = 0.4
+    knn_engine: Literal["lucene", "faiss"] = "lucene"
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 128
+    hnsw_ef_search: int = 256
+    shards: int = 1
+    replicas: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedDocument:
+    """A document with what the encoders made of it, ready to be written."""
+
+    document: Document
+    sparse: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """sparse field ("splade", "deepct") → {token: weight > 0}."""
+    embedding: np.ndarray | None = None
+    models: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    document: Document
+    content_hash: str
+    models: Mapping[str, str]
+    sparse: Mapping[str, Mapping[str, float]]
+    embedding: np.ndarray | None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailure:
+    id: str
+    reason: str
+    source: str | None = None
+
+
+@dataclass(slots=True)
+class WriteResult:
+    written: int = 0
+    failed: list[WriteFailure] = field(default_factory=list)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A place documents are written to and searched. Construction does no I/O."""
+
+    url: str
+    """Where the store lives, without credentials (safe to log and to put in task messages)."""
+
+    def create_index(self, name: str, spec: IndexSpec) -> None:
+        """Create `name`; if it exists with another spec, raise StoreError (the caller drops or versions)."""
+
+    def drop_index(self, name: str) -> None:
+        """Delete `name` and everything in it; no error if it does not exist."""
+
+    def index_spec(self, name: str) -> IndexSpec | None:
+        """The spec `name` was created with, or None when there is no such index."""
+
+    def upsert(self, name: str, documents: Sequence[EncodedDocument]) -> WriteResult:
+        """Write (insert or replace by id); report per-document failures instead of raising."""
+
+    def stored_state(self, name: str, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, str]]]:
+        """id → (content_hash, model fingerprints) for the ids that are stored."""
+
+    def get(self, name: str, ids: Sequence[str]) -> list[StoredDocument]:
+        """The stored documents among `ids`, in the order given; missing ids are left out."""
+
+    def delete(self, name: str, ids: Sequence[str]) -> int:
+        """Delete by id; return how many existed."""
+
+    def count(self, name: str) -> int: ...
+
+    def generation(self, name: str) -> int:
+        """A number that changes whenever the index's contents change (like a refresh)."""
+
+    def search_bm25(self, name: str, query: str, k: int) -> ScoredIds:
+        """`match` on the `content` field (title + text), Lucene BM25 with the index's k1, b."""
+
+    def search_sparse(self, name: str, field: str, query_tokens: Mapping[str, float], k: int) -> ScoredIds:
+        """`neural_sparse` with raw query tokens: Σ w_t · decode(S_d,t) over the `rank_features` field."""
+
+    def search_vector(self, name: str, vector: np.ndarray, k: int) -> ScoredIds:
+        """Exact `knn` on `embedding`, scores translated per the index's `space_type`."""
+
+    def explain_bm25(self, name: str, query: str, doc_id: str) -> dict[str, float]:
+        """Analyzed query term → its BM25 contribution to `doc_id` (terms that do not match are left out)."""
