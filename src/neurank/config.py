@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     language: str = Field(default="english", description="text analyzer: english or russian")
 
     sparse_model: str = "splade-tiny"
+    deepct: bool = Field(default=True, description="also index DeepCT weights (the text's own terms)")
     dense_model: str = "minilm-l6"
     rerank_model: str | None = None
     runtime: str = Field(default="onnx", description="torch or onnx")

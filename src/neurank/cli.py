@@ -1,0 +1,339 @@
+"""The `neurank` command: each command parses, builds Settings, calls one library function and prints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from neurank.config import Settings
+from neurank.errors import NeurankError
+
+app = typer.Typer(no_args_is_help=True, help="Neural ranking for OpenSearch, with an embedded default store.")
+models_app = typer.Typer(no_args_is_help=True, help="Bundled models: list, export to ONNX, quantize.")
+index_app = typer.Typer(no_args_is_help=True, help="Inspect and manage indexes.")
+app.add_typer(models_app, name="models")
+app.add_typer(index_app, name="index")
+console = Console(stderr=True)
+
+StoreOpt = Annotated[str | None, typer.Option("--store", help="local:PATH or http(s)://host:port")]
+IndexOpt = Annotated[str | None, typer.Option("--index", help="index name (default NEURANK_INDEX)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
+RuntimeOpt = Annotated[str | None, typer.Option("--runtime", help="torch or onnx")]
+SparseOpt = Annotated[str | None, typer.Option("--sparse-model", help="bundled name, folder, or 'none'")]
+DenseOpt = Annotated[str | None, typer.Option("--dense-model", help="bundled name, folder, or 'none'")]
+RerankOpt = Annotated[Path | None, typer.Option("--rerank-model", help="cross-encoder folder")]
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Environment first (NEURANK_*), then the flags that were given."""
+    base = Settings()
+    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def emit_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[Any]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task, n)
+
+
+def count_lines(path: Path) -> int:
+    from neurank.documents import corpus_path
+
+    with corpus_path(path).open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def open_configured_store(settings: Settings) -> Any:
+    from neurank.stores import open_store
+
+    return open_store(settings.store_url())
+
+
+def load_reranker(path: Path | None, settings: Settings) -> Any:
+    if path is None:
+        return None
+    from neurank.onnx_models import CrossEncoder
+    from neurank.query.rerank import Reranker
+
+    return Reranker(CrossEncoder(str(path), home=settings.home, runtime=settings.runtime, int8=settings.int8))
+
+
+def ensure_exports(settings_list: list[Settings]) -> None:
+    """The ONNX runtime needs exported models: export the missing ones, visibly (cached by fingerprint)."""
+    from neurank.onnx_models import export_model
+
+    names = {name for s in settings_list if s.runtime == "onnx"
+             for name in (s.sparse_model, s.dense_model) if name.lower() not in {"none", "off", ""}}
+    for name in sorted(names):
+        with console.status(f"ONNX export of {name}{' (int8)' if settings_list[0].int8 else ''} …"):
+            export_model(name, home=settings_list[0].home, int8=settings_list[0].int8)
+
+
+def stage_cell(hit: Any, stage: str) -> str:
+    score = hit.stages.get(stage)
+    if score is None:
+        return "—"
+    return f"{score.raw:.3f}" if score.normalized is None else f"{score.raw:.3f} → {score.normalized:.3f}"
+
+
+def hits_table(title: str, result: Any) -> Table:
+    stages = [s for s in ("bm25", "sparse", "dense", "rerank") if any(s in h.stages for h in result.hits)]
+    table = Table(title=title, title_justify="left")
+    for column in ("#", "id", "score", *stages, "title"):
+        table.add_column(column, justify="right" if column not in {"id", "title"} else "left")
+    for rank, hit in enumerate(result.hits, start=1):
+        table.add_row(str(rank), hit.id, f"{hit.score:.4f}", *(stage_cell(hit, s) for s in stages), hit.title)
+    return table
+
+
+def fail(exc: NeurankError) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(code=2) from exc
+
+
+@app.command()
+def demo(
+    dataset: Annotated[Path | None, typer.Option(help="a BEIR-layout folder instead of the samples")] = None,
+    store: StoreOpt = None,
+    runtime: RuntimeOpt = None,
+    rerank_model: RerankOpt = None,
+    k: Annotated[int, typer.Option(help="hits shown per query")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index a sample corpus (English and Russian) on the embedded store and answer example queries."""
+    from neurank.demo import dataset_corpus, run_demo, sample_corpora
+
+    settings = settings_from(store=store, runtime=runtime)
+    if settings.store is None:
+        settings = settings.model_copy(update={"store": f"local:{settings.home / 'demo'}"})
+    try:
+        corpora = [dataset_corpus(dataset, settings)] if dataset else sample_corpora(settings)
+        ensure_exports([c.settings for c in corpora])
+        reranker = load_reranker(rerank_model, settings)
+        output = []
+        with progress_bar("indexing", None) as advance:
+            runs = list(run_demo(corpora, open_configured_store(settings), k=k,
+                                 reranker=reranker, on_progress=lambda _name, n: advance(n)))
+        for run in runs:
+            output.append({"index": run.corpus.index, "ingest": run.ingest.to_dict(),
+                           "queries": [r.to_dict() for r in run.results]})
+            if not as_json:
+                console.print(f"[bold]{run.corpus.index}[/bold]: {run.ingest.indexed} indexed, "
+                              f"{run.ingest.skipped} unchanged, {run.ingest.failed} failed")
+                for result in run.results:
+                    console.print(hits_table(f"“{result.query}”", result))
+                    for note in result.notes:
+                        console.print(f"[yellow]{note}[/yellow]")
+    except NeurankError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(output)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="JSONL file or BEIR folder")],
+    store: StoreOpt = None,
+    index: IndexOpt = None,
+    runtime: RuntimeOpt = None,
+    sparse_model: SparseOpt = None,
+    dense_model: DenseOpt = None,
+    language: Annotated[str | None, typer.Option(help="english or russian")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate, encode and index documents; report indexed / skipped / failed with reasons."""
+    from neurank.documents import read_corpus
+    from neurank.ingest.inline import ingest_records
+    from neurank.onnx_models.bundle import EncoderBundle
+
+    settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
+                             dense_model=dense_model, language=language)
+    try:
+        encoders = EncoderBundle.from_settings(settings)
+        with progress_bar(f"ingest {path.name}", count_lines(path)) as advance:
+            summary = ingest_records(read_corpus(path), open_configured_store(settings), settings.index,
+                                     encoders, settings, on_progress=advance)
+    except NeurankError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(summary.to_dict())
+        return
+    console.print(f"indexed {summary.indexed}, skipped {summary.skipped} (unchanged), failed {summary.failed}"
+                  + (f", {summary.truncated} truncated to the model window" if summary.truncated else ""))
+    for failure in summary.failures:
+        console.print(f"  [red]failed[/red] {failure.source or failure.id}: {failure.reason}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument()],
+    store: StoreOpt = None,
+    index: IndexOpt = None,
+    mode: Annotated[str, typer.Option(help="bm25, sparse, dense or hybrid")] = "hybrid",
+    rerank_model: RerankOpt = None,
+    k: Annotated[int, typer.Option(help="hits to return")] = 10,
+    depth: Annotated[int, typer.Option(help="hits per stage before fusion and rerank")] = 100,
+    runtime: RuntimeOpt = None,
+    sparse_model: SparseOpt = None,
+    dense_model: DenseOpt = None,
+    explain: Annotated[bool, typer.Option("--explain", help="show the terms that scored")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search an index; every hit carries each stage's raw and normalized score."""
+    from neurank.onnx_models.bundle import EncoderBundle
+    from neurank.query.explain import explain_hits
+    from neurank.query.plan import RetrievalPlan
+    from neurank.query.searcher import Searcher
+
+    settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
+                             dense_model=dense_model)
+    try:
+        reranker = load_reranker(rerank_model, settings)
+        plan = RetrievalPlan.for_mode(mode, k=k, depth=depth, rerank_depth=depth if rerank_model else 0)
+        target = open_configured_store(settings)
+        encoders = EncoderBundle.from_settings(settings)
+        result = Searcher(target, settings.index, encoders, plan, reranker).search(query)
+        explanations = explain_hits(target, settings.index, encoders, query, result.hits) if explain else None
+    except NeurankError as exc:
+        fail(exc)
+    if as_json:
+        payload = result.to_dict()
+        if explanations is not None:
+            for hit, explanation in zip(payload["hits"], explanations, strict=True):
+                hit["explain"] = explanation.to_dict()
+        emit_json(payload)
+        return
+    console.print(hits_table(f"“{query}” ({mode}, {result.timings_ms['total']:.1f} ms)", result))
+    for note in result.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    for hit, explanation in zip(result.hits, explanations or [], strict=False):
+        console.print(f"[bold]{hit.id}[/bold] {explanation.render()}")
+
+
+@app.command(name="eval")
+def eval_command(
+    dataset: Annotated[Path, typer.Option(help="BEIR-layout folder")],
+    split: Annotated[str, typer.Option(help="qrels split")] = "test",
+    modes: Annotated[str, typer.Option(help="comma-separated: bm25,sparse,dense,hybrid[,…+rerank]")] = (
+        "bm25,sparse,dense,hybrid"),
+    rerank_model: RerankOpt = None,
+    store: StoreOpt = None,
+    runtime: RuntimeOpt = None,
+    fusion: Annotated[str, typer.Option(help="rrf, min_max, l2 or z_score")] = "rrf",
+    combination: Annotated[str, typer.Option(help="arithmetic_mean, geometric_mean, harmonic_mean")] = (
+        "arithmetic_mean"),
+    weights: Annotated[str | None, typer.Option(help="comma-separated, one per sub-query")] = None,
+    rank_constant: Annotated[int, typer.Option(help="RRF rank constant")] = 60,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10, Recall@100, MRR@10 and p50 latency per mode, on a BEIR dataset's split."""
+    from neurank.eval.runner import evaluate_modes, index_dataset
+    from neurank.onnx_models.bundle import EncoderBundle
+    from neurank.query.plan import Fusion
+
+    settings = settings_from(store=store, runtime=runtime)
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    try:
+        fusion_spec = Fusion(technique=fusion, combination=combination, rank_constant=rank_constant,  # type: ignore[arg-type]
+                             weights=tuple(float(w) for w in weights.split(",")) if weights else None)
+        ensure_exports([settings])
+        encoders = EncoderBundle.from_settings(settings)
+        target = open_configured_store(settings)
+        index = f"beir-{dataset.name}"
+        with progress_bar(f"index {dataset.name}", count_lines(dataset)) as advance:
+            index_dataset(dataset, target, index, encoders, settings, on_progress=advance)
+        from neurank.eval.datasets import load_qrels
+
+        n_queries = len(load_qrels(dataset, split)) * len(mode_list)
+        with progress_bar(f"queries ({split})", n_queries) as advance:
+            reports = evaluate_modes(dataset, mode_list, target, index, encoders, settings, split=split,
+                                     fusion=fusion_spec, reranker=load_reranker(rerank_model, settings),
+                                     runs_dir=settings.home / "runs", on_query=advance)
+    except NeurankError as exc:
+        fail(exc)
+    if as_json:
+        emit_json({mode: report.to_dict() for mode, report in reports.items()})
+        return
+    table = Table(title=f"{dataset.name} ({split}, {next(iter(reports.values())).queries} queries)")
+    for column in ("mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for mode, report in reports.items():
+        m = report.metrics
+        table.add_row(mode, f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}",
+                      f"{report.latency_ms_p50:.1f}")
+    console.print(table)
+
+
+@index_app.command("info")
+def index_info(name: Annotated[str, typer.Argument()], store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Document count and the model fingerprints an index was built with."""
+    settings = settings_from(store=store)
+    try:
+        target = open_configured_store(settings)
+        spec = target.index_spec(name)
+        if spec is None:
+            from neurank.errors import IndexNotFoundError
+
+            raise IndexNotFoundError(name, target.url)
+        info = {"index": name, "store": target.url, "count": target.count(name), "models": dict(spec.models),
+                "language": spec.language, "dense_dimension": spec.dense_dimension,
+                "space_type": spec.space_type, "bm25": {"k1": spec.bm25_k1, "b": spec.bm25_b}}
+    except NeurankError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(info)
+        return
+    table = Table(title=f"index {name}", show_header=False)
+    for key, value in info.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    console.print(table)
+
+
+@index_app.command("drop")
+def index_drop(name: Annotated[str, typer.Argument()], store: StoreOpt = None) -> None:
+    """Delete an index and its documents."""
+    settings = settings_from(store=store)
+    try:
+        open_configured_store(settings).drop_index(name)
+    except NeurankError as exc:
+        fail(exc)
+    console.print(f"dropped {name}")
+
+
+@models_app.command("export")
+def models_export(
+    model: Annotated[str, typer.Argument(help="bundled name or model folder")],
+    int8: Annotated[bool, typer.Option("--int8", help="also quantize to int8")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export to ONNX (dynamo exporter), optionally quantize to int8, and report parity with PyTorch."""
+    from neurank.onnx_models import export_model
+
+    settings = settings_from()
+    try:
+        with console.status(f"exporting {model} …"):
+            report = export_model(model, home=settings.home, int8=int8)
+    except NeurankError as exc:
+        fail(exc)
+    payload = report.to_dict()
+    if as_json:
+        emit_json(payload)
+        return
+    table = Table(title=f"ONNX export of {model}", show_header=False)
+    for key, value in payload.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    console.print(table)

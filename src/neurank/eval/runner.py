@@ -1,0 +1,108 @@
+"""Evaluate retrieval modes on a BEIR-layout dataset: index (reused when unchanged), run every query, score."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from neurank.config import Settings
+from neurank.documents import read_corpus
+from neurank.errors import ConfigError
+from neurank.eval.datasets import load_qrels, load_queries
+from neurank.eval.metrics import evaluate
+from neurank.eval.runs import write_run
+from neurank.ingest.inline import IngestSummary, ingest_records
+from neurank.onnx_models.bundle import EncoderBundle
+from neurank.query.plan import Fusion, RetrievalPlan
+from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
+from neurank.query.searcher import Searcher
+from neurank.stores.protocol import Store
+
+RERANK_SUFFIX = "+rerank"
+
+
+@dataclass(frozen=True, slots=True)
+class ModeReport:
+    mode: str
+    metrics: dict[str, float]
+    latency_ms_p50: float
+    queries: int
+
+    def to_dict(self) -> dict[str, float]:
+        return {**self.metrics, "latency_ms_p50": self.latency_ms_p50}
+
+
+def parse_mode(mode: str, *, depth: int, rerank_depth: int, fusion: Fusion) -> RetrievalPlan:
+    """`bm25`, `sparse`, `dense`, `hybrid`, each optionally followed by `+rerank`."""
+    base, rerank = (mode[: -len(RERANK_SUFFIX)], True) if mode.endswith(RERANK_SUFFIX) else (mode, False)
+    return RetrievalPlan.for_mode(base, k=depth, depth=depth, fusion=fusion,
+                                  rerank_depth=rerank_depth if rerank else 0)
+
+
+def index_dataset(dataset: Path, store: Store, index: str, encoders: EncoderBundle, settings: Settings,
+                  on_progress: Callable[[int], None] | None = None) -> IngestSummary:
+    """Index the corpus; documents already stored with the same content and models are skipped."""
+    return ingest_records(read_corpus(dataset), store, index, encoders, settings, on_progress=on_progress)
+
+
+def run_mode(searcher: Searcher, plan: RetrievalPlan, queries: dict[str, str],
+             on_query: Callable[[], None] | None = None) -> tuple[dict[str, dict[str, float]], list[float]]:
+    run: dict[str, dict[str, float]] = {}
+    latencies: list[float] = []
+    for qid, text in queries.items():
+        start = time.perf_counter()
+        result = searcher.search(text, plan)
+        latencies.append((time.perf_counter() - start) * 1000)
+        run[qid] = {hit.id: hit.score for hit in result.hits}
+        if on_query:
+            on_query()
+    return run, latencies
+
+
+def evaluate_modes(
+    dataset: Path,
+    modes: Sequence[str],
+    store: Store,
+    index: str,
+    encoders: EncoderBundle,
+    settings: Settings,
+    *,
+    split: str = "test",
+    fusion: Fusion | None = None,
+    reranker: Reranker | None = None,
+    depth: int = 100,
+    rerank_depth: int = 100,
+    runs_dir: Path | None = None,
+    on_query: Callable[[], None] | None = None,
+) -> dict[str, ModeReport]:
+    """One report per mode: nDCG@10, Recall@100, MRR@10 and the p50 latency of a whole query."""
+    fusion = fusion or Fusion()
+    plans = {mode: parse_mode(mode, depth=depth, rerank_depth=rerank_depth, fusion=fusion) for mode in modes}
+    if reranker is None and any(plan.rerank_depth for plan in plans.values()):
+        raise ConfigError(f"{RERANK_OFF_NOTE}; a '+rerank' mode cannot be evaluated without one")
+    qrels = load_qrels(dataset, split)
+    queries = {qid: text for qid, text in load_queries(dataset).items() if qid in qrels}
+    searcher = Searcher(store, index, encoders, next(iter(plans.values())), reranker)
+    reports: dict[str, ModeReport] = {}
+    for mode, plan in plans.items():
+        run, latencies = run_mode(searcher, plan, queries, on_query)
+        reports[mode] = ModeReport(mode, evaluate(qrels, run), statistics.median(latencies), len(queries))
+        if runs_dir is not None:
+            write_run(runs_dir / f"{dataset.name}-{split}-{mode}.trec", run, tag=f"neurank-{mode}",
+                      metadata=run_metadata(plan, encoders, settings, reranker))
+    return reports
+
+
+def run_metadata(plan: RetrievalPlan, encoders: EncoderBundle, settings: Settings,
+                 reranker: Reranker | None) -> dict[str, Any]:
+    return {
+        "plan": repr(plan),
+        "models": {**encoders.models(), **({"rerank": reranker.fingerprint} if reranker else {})},
+        "runtime": settings.runtime,
+        "int8": settings.int8,
+        "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b},
+    }

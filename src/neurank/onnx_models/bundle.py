@@ -1,0 +1,76 @@
+"""The encoders an index is built with, chosen from Settings, used alike by ingest and by the searcher."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from neurank.config import Settings
+from neurank.documents import Document
+from neurank.stores.protocol import EncodedDocument, IndexSpec
+
+DISABLED = {"", "none", "off"}
+
+
+@dataclass(slots=True)
+class EncoderBundle:
+    """Sparse (SPLADE and DeepCT fields) and dense encoders; any of them may be absent."""
+
+    splade: Any = None
+    deepct: Any = None
+    dense: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EncoderBundle:
+        from neurank.onnx_models import DenseEncoder, SparseEncoder
+
+        common = {"home": settings.home, "runtime": settings.runtime, "int8": settings.int8,
+                  "max_length": settings.max_length, "batch_tokens": settings.batch_tokens}
+        splade = deepct = dense = None
+        if settings.sparse_model.lower() not in DISABLED:
+            splade = SparseEncoder(settings.sparse_model, mode="splade", **common)
+            if settings.deepct:
+                deepct = SparseEncoder(settings.sparse_model, mode="deepct", **common)
+        if settings.dense_model.lower() not in DISABLED:
+            dense = DenseEncoder(settings.dense_model, **common)
+        return cls(splade=splade, deepct=deepct, dense=dense)
+
+    def sparse_encoders(self) -> dict[str, Any]:
+        return {name: enc for name, enc in (("splade", self.splade), ("deepct", self.deepct)) if enc}
+
+    def models(self) -> dict[str, str]:
+        """role → fingerprint: what a stored document records, and what makes it stale when it changes."""
+        roles = {**self.sparse_encoders(), "dense": self.dense}
+        return {role: enc.fingerprint for role, enc in roles.items() if enc is not None}
+
+    def index_spec(self, settings: Settings) -> IndexSpec:
+        return IndexSpec(
+            language=settings.language,
+            dense_dimension=self.dense.dimension if self.dense else None,
+            space_type=self.dense.space_type if self.dense else "cosinesimil",
+            models=self.models(),
+            bm25_k1=settings.bm25_k1,
+            bm25_b=settings.bm25_b,
+        )
+
+    @property
+    def truncated(self) -> int:
+        """Documents longer than a model's window so far (counted once per encoder that cut them)."""
+        encoders = [*self.sparse_encoders().values(), self.dense]
+        return max((enc.stats.truncated for enc in encoders if enc is not None), default=0)
+
+    def encode(self, documents: Sequence[Document]) -> list[EncodedDocument]:
+        passages = [doc.passage for doc in documents]
+        sparse = {name: enc.encode_documents(passages) for name, enc in self.sparse_encoders().items()}
+        vectors = self.dense.encode_documents(passages) if self.dense else None
+        models = self.models()
+        return [
+            EncodedDocument(
+                document=doc,
+                sparse={name: weights[i] for name, weights in sparse.items()},
+                embedding=None if vectors is None else vectors[i],
+                models=models,
+            )
+            for i, doc in enumerate(documents)
+        ]
