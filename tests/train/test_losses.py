@@ -50,9 +50,10 @@ def test_pointwise_bce() -> None:
         return 1 / (1 + math.exp(-x))
 
     logits, labels = [0.0, 2.0, -1.0], [1.0, 0.0, 0.5]
-    expected = -sum(
-        y * math.log(sigmoid(x)) + (1 - y) * math.log(1 - sigmoid(x)) for x, y in zip(logits, labels, strict=True)
-    ) / 3
+    expected = (
+        -sum(y * math.log(sigmoid(x)) + (1 - y) * math.log(1 - sigmoid(x)) for x, y in zip(logits, labels, strict=True))
+        / 3
+    )
     assert pointwise_bce(t(logits), t(labels)).item() == pytest.approx(expected)
 
 

@@ -13,8 +13,10 @@ where the Java code calls `Math.log`/`Math.exp`/`Math.sqrt`, commons-math `Descr
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -88,8 +90,9 @@ def l2(scores: Sequence[float] | np.ndarray) -> np.ndarray:
 def z_score(scores: Sequence[float] | np.ndarray) -> np.ndarray:
     """`(s − mean)/std` with the sample std (n − 1) (ZScoreNormalizationTechnique).
 
-    Edge cases as upstream, in this order: a score equal to the mean gets the sub-query's *raw* maximum;
-    a zero std gives the raw minimum; a z-score ≤ 0 gives 0.001.
+    Edge cases as upstream, in this order: a score equal to the (float32) mean gets the sub-query's *raw*
+    maximum; a zero std gives the raw minimum; a z-score ≤ 0 gives 0.001. The std is 0 when all scores are
+    equal (each is then the mean, so the maximum wins) or differ by subnormal amounts only.
     """
     s = _as_float32(scores)
     if s.size == 0:
@@ -158,7 +161,7 @@ def weighted_sum(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return _row_sums(np.where(scores >= 0, scores * weights, 0))
 
 
-def combine(scores: np.ndarray, weights: np.ndarray, combination: Combination | Technique) -> np.ndarray:
+def combine(scores: np.ndarray, weights: np.ndarray, combination: Combination | Literal["rrf"]) -> np.ndarray:
     """Combine normalized scores; `"rrf"` always means the weighted sum, whatever the plan's combination."""
     return _COMBINERS[combination](scores.astype(np.float32), weights.astype(np.float32))
 
@@ -188,10 +191,10 @@ def fuse(results: Sequence[ScoredIds], fusion: Fusion) -> list[FusedHit]:
         ranks[rows, j] = np.arange(1, len(hits) + 1)
         for row, (_, score) in zip(rows, hits, strict=True):
             raw[row][j] = score
-    combination = "rrf" if fusion.technique == "rrf" else fusion.combination
+    combination: Combination | Literal["rrf"] = "rrf" if fusion.technique == "rrf" else fusion.combination
     combined = combine(normalized, weights, combination)
     ids = list(row_of)
-    order = sorted(range(len(ids)), key=lambda row: (-combined[row], ids[row]))
+    order = sorted(range(len(ids)), key=lambda row: (-float(combined[row]), ids[row]))
     return [
         FusedHit(
             id=ids[row],
@@ -256,12 +259,12 @@ def _weights(fusion: Fusion, count: int) -> np.ndarray:
 
 
 def _rows(hits: ScoredIds, row_of: dict[str, int], index: int) -> np.ndarray:
-    rows = [row_of[doc_id] for doc_id, _ in hits]
-    if len(set(rows)) != len(rows):
-        seen: set[str] = set()
-        duplicate = next(doc_id for doc_id, _ in hits if doc_id in seen or seen.add(doc_id))
-        raise ValueError(f"sub-query {index} returned document {duplicate!r} more than once")
-    return np.array(rows, dtype=np.int64)
+    """The matrix rows of a sub-query's hits; a document listed twice is a caller's bug, not a tie."""
+    counts = Counter(doc_id for doc_id, _ in hits)
+    duplicates = sorted(doc_id for doc_id, count in counts.items() if count > 1)
+    if duplicates:
+        raise ValueError(f"sub-query {index} returned the same document more than once: {duplicates}")
+    return np.array([row_of[doc_id] for doc_id, _ in hits], dtype=np.int64)
 
 
 _NORMALIZERS: dict[str, Callable[[Sequence[float] | np.ndarray], np.ndarray]] = {

@@ -49,8 +49,7 @@ def mine_hard_negatives(
     Returns: query id → negatives, for the queries that got at least one; a list is shorter than
     `n_negatives` when fewer candidates pass the filters.
     """
-    _check_knobs(n_negatives=n_negatives, range_min=range_min, range_max=range_max, sampling=sampling,
-                 margin=margin)
+    _check_knobs(n_negatives=n_negatives, range_min=range_min, range_max=range_max, sampling=sampling, margin=margin)
     mined: dict[str, list[str]] = {}
     for qid, ranking in run.items():
         positives = {docid for docid, label in qrels.get(qid, {}).items() if label > 0}

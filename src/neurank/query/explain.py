@@ -1,0 +1,56 @@
+"""Why a hit scored: the BM25 terms that matched and the learned-sparse tokens that contributed most."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from neurank.documents import Hit
+from neurank.onnx_models.bundle import EncoderBundle
+from neurank.stores.protocol import Store
+from neurank.stores.scoring import decode_rank_feature
+
+
+@dataclass(slots=True)
+class Explanation:
+    bm25_terms: list[tuple[str, float]] = field(default_factory=list)
+    """(analyzed term, BM25 contribution), largest first."""
+    sparse_tokens: list[tuple[str, float, float, float]] = field(default_factory=list)
+    """(token, query weight, stored document weight, contribution = their product), largest first."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bm25_terms": [{"term": t, "score": s} for t, s in self.bm25_terms],
+            "sparse_tokens": [{"token": t, "query_weight": q, "doc_weight": d, "score": s}
+                              for t, q, d, s in self.sparse_tokens],
+        }
+
+    def render(self) -> str:
+        bm25 = ", ".join(f"{t} {s:.2f}" for t, s in self.bm25_terms) or "no term matched"
+        sparse = ", ".join(f"{t} {s:.2f}" for t, _, _, s in self.sparse_tokens) or "no token matched"
+        return f"BM25: {bm25} | sparse: {sparse}"
+
+
+def sparse_contributions(query_tokens: dict[str, float], doc_tokens: dict[str, float],
+                         top: int) -> list[tuple[str, float, float, float]]:
+    """neural_sparse scores Σ w_q · decode(S_d): the same quantized document weights the store scores with."""
+    rows = []
+    for token in query_tokens.keys() & doc_tokens.keys():
+        stored = float(decode_rank_feature(doc_tokens[token]))
+        rows.append((token, query_tokens[token], stored, query_tokens[token] * stored))
+    rows.sort(key=lambda row: -row[3])
+    return rows[:top]
+
+
+def explain_hits(store: Store, index: str, encoders: EncoderBundle, query: str, hits: Sequence[Hit],
+                 top: int = 5) -> list[Explanation]:
+    query_tokens = encoders.splade.encode_queries([query])[0] if encoders.splade else {}
+    stored = {doc.document.id: doc for doc in store.get(index, [hit.id for hit in hits])}
+    explanations = []
+    for hit in hits:
+        terms = sorted(store.explain_bm25(index, query, hit.id).items(), key=lambda item: -item[1])[:top]
+        doc = stored.get(hit.id)
+        doc_tokens = dict(doc.sparse.get("splade", {})) if doc else {}
+        explanations.append(Explanation(terms, sparse_contributions(query_tokens, doc_tokens, top)))
+    return explanations

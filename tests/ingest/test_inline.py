@@ -1,0 +1,49 @@
+"""Inline ingest with the real encoders and the local store: bad records reported, good ones indexed once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from neurank.config import Settings
+from neurank.documents import read_corpus
+from neurank.ingest.inline import ingest_records
+from neurank.onnx_models.bundle import EncoderBundle
+from neurank.stores import open_store
+
+
+def write_corpus(path: Path, rows: list[dict | bytes]) -> Path:
+    lines = [row if isinstance(row, bytes) else json.dumps(row).encode() for row in rows]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_bad_records_are_reported_and_reruns_skip(tmp_path: Path, settings: Settings) -> None:
+    corpus = write_corpus(tmp_path / "docs.jsonl", [
+        {"_id": "d1", "title": "Solar power", "text": "Photovoltaic cells turn sunlight into electricity."},
+        b"not json at all",
+        {"_id": "d2", "text": "Vaccines train the immune system with a harmless antigen."},
+        {"_id": "d3", "text": ""},
+        {"_id": "d2", "text": "a duplicate id"},
+        {"title": "no id", "text": "orphan"},
+        {"_id": "d4", "text": "Antibiotic resistance spreads when bacteria survive treatment."},
+    ])
+    store = open_store(settings.store_url())
+    encoders = EncoderBundle.from_settings(settings)
+    summary = ingest_records(read_corpus(corpus), store, "docs", encoders, settings)
+    assert (summary.indexed, summary.skipped, summary.failed) == (3, 0, 4)
+    assert sorted(f.source for f in summary.failures) == [f"{corpus}:{n}" for n in (2, 4, 5, 6)]
+    assert store.count("docs") == 3
+    stored = store.get("docs", ["d1"])[0]
+    assert stored.models == encoders.models() and stored.embedding is not None and stored.sparse["splade"]
+
+    again = ingest_records(read_corpus(corpus), store, "docs", encoders, settings)
+    assert (again.indexed, again.skipped, again.failed) == (0, 3, 4)
+
+    changed = write_corpus(tmp_path / "changed.jsonl", [
+        {"_id": "d1", "title": "Solar power", "text": "Silicon cells convert light to direct current."},
+    ])
+    third = ingest_records(read_corpus(changed), store, "docs", encoders, settings)
+    assert (third.indexed, third.skipped) == (1, 0)
+    assert store.count("docs") == 3
+    assert "Silicon" in store.get("docs", ["d1"])[0].document.text
