@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from neurank.config import Settings
 from neurank.errors import NeurankError
@@ -144,38 +147,111 @@ def demo(
         emit_json(output)
 
 
-@app.command()
+class DefaultCommandGroup(TyperGroup):
+    """A group that sends arguments naming none of its subcommands to `run`: `neurank ingest PATH` still works."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+class Via(StrEnum):
+    inline = "inline"
+    celery = "celery"
+
+
+ingest_app = typer.Typer(cls=DefaultCommandGroup, no_args_is_help=True,
+                         help="Index documents (`neurank ingest PATH`), or see a queued ingest (`status`).")
+app.add_typer(ingest_app, name="ingest")
+
+
+@ingest_app.command("run")
 def ingest(
-    path: Annotated[Path, typer.Argument(help="JSONL file or BEIR folder")],
+    path: Annotated[Path | None, typer.Argument(help="JSONL file or BEIR folder")] = None,
     store: StoreOpt = None,
     index: IndexOpt = None,
     runtime: RuntimeOpt = None,
     sparse_model: SparseOpt = None,
     dense_model: DenseOpt = None,
     language: Annotated[str | None, typer.Option(help="english or russian")] = None,
+    via: Annotated[Via, typer.Option(help="encode here, or on Celery workers (NEURANK_BROKER_URL)")] = Via.inline,
+    retry_dead: Annotated[bool, typer.Option("--retry-dead", help="send the dead letters to the workers again")] = (
+        False),
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate, encode and index documents; report indexed / skipped / failed with reasons."""
+    """Validate, encode and index documents; report indexed / skipped / failed / dead with reasons."""
     from neurank.documents import read_corpus
     from neurank.ingest.inline import ingest_records
+    from neurank.ingest.producer import ingest_via_celery, retry_dead_letters
     from neurank.onnx_models.bundle import EncoderBundle
 
+    if (path is None) != retry_dead:
+        raise typer.BadParameter("give a PATH to ingest, or --retry-dead without one")
     settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
                              dense_model=dense_model, language=language)
     try:
-        encoders = EncoderBundle.from_settings(settings)
-        with progress_bar(f"ingest {path.name}", count_lines(path)) as advance:
-            summary = ingest_records(read_corpus(path), open_configured_store(settings), settings.index,
-                                     encoders, settings, on_progress=advance)
+        if path is None:
+            with progress_bar("retry dead letters", None) as advance:
+                summary = retry_dead_letters(settings, on_progress=advance)
+        elif via is Via.celery:
+            with progress_bar(f"ingest {path.name} via celery", count_lines(path)) as advance:
+                summary = ingest_via_celery(read_corpus(path), settings, on_progress=advance)
+        else:
+            encoders = EncoderBundle.from_settings(settings)
+            with progress_bar(f"ingest {path.name}", count_lines(path)) as advance:
+                summary = ingest_records(read_corpus(path), open_configured_store(settings), settings.index,
+                                         encoders, settings, on_progress=advance)
     except NeurankError as exc:
         fail(exc)
     if as_json:
         emit_json(summary.to_dict())
         return
-    console.print(f"indexed {summary.indexed}, skipped {summary.skipped} (unchanged), failed {summary.failed}"
+    console.print(f"indexed {summary.indexed}, skipped {summary.skipped} (unchanged), failed {summary.failed}, "
+                  f"dead {len(summary.dead)}"
                   + (f", {summary.truncated} truncated to the model window" if summary.truncated else ""))
     for failure in summary.failures:
         console.print(f"  [red]failed[/red] {failure.source or failure.id}: {failure.reason}")
+    for letter in summary.dead:
+        console.print(f"  [red]dead[/red] {letter.id} ({letter.source}): {letter.reason}")
+
+
+@ingest_app.command("status")
+def ingest_status(store: StoreOpt = None, index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Where the latest queued ingest of an index stands: batches queued, in flight, done; dead letters."""
+    from neurank.ingest.status import ingest_status as read_status
+
+    settings = settings_from(store=store, index=index)
+    try:
+        status = read_status(settings)
+    except NeurankError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(status.to_dict())
+        return
+    table = Table(title=f"ingest of {status.index} into {status.store}", show_header=False)
+    for key, value in status.to_dict().items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command()
+def worker(
+    store: StoreOpt = None,
+    concurrency: Annotated[int | None, typer.Option(help="pool processes (default: one per core)")] = None,
+    queues: Annotated[str | None, typer.Option(help="comma-separated queues (default NEURANK_INGEST_QUEUE)")] = None,
+    runtime: RuntimeOpt = None,
+    sparse_model: SparseOpt = None,
+    dense_model: DenseOpt = None,
+) -> None:
+    """Run a Celery worker that encodes queued batches and writes them to its own store."""
+    from neurank.ingest.worker import run_worker
+
+    settings = settings_from(store=store, runtime=runtime, sparse_model=sparse_model, dense_model=dense_model)
+    try:
+        run_worker(settings, concurrency=concurrency, queues=queues.split(",") if queues else None)
+    except NeurankError as exc:
+        fail(exc)
 
 
 @app.command()

@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 import ir_measures
-from ir_measures.measures.base import Measure
+from ir_measures import Measure
 
 from neurank.errors import ConfigError, InputError
 
@@ -63,7 +63,7 @@ def _as_ranking(run: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, f
 def _parse(name: str) -> Measure:
     try:
         return ir_measures.parse_measure(name)
-    except (NameError, ValueError, SyntaxError) as exc:
+    except (NameError, ValueError) as exc:
         raise ConfigError(f"unknown measure {name!r}; use ir-measures names such as "
                           f"{', '.join(DEFAULT_MEASURES)}") from exc
 

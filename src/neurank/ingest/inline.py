@@ -20,12 +20,18 @@ def batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
         yield chunk
 
 
+def failure_to_dict(failure: WriteFailure) -> dict[str, Any]:
+    return {"id": failure.id, "source": failure.source, "reason": failure.reason}
+
+
 @dataclass(slots=True)
 class IngestSummary:
     indexed: int = 0
     skipped: int = 0
     failures: list[WriteFailure] = field(default_factory=list)
     truncated: int = 0
+    dead: list[WriteFailure] = field(default_factory=list)
+    """Documents left in the dead letters (queued ingest only), each with its reason."""
 
     @property
     def failed(self) -> int:
@@ -36,8 +42,10 @@ class IngestSummary:
             "indexed": self.indexed,
             "skipped": self.skipped,
             "failed": self.failed,
+            "dead": len(self.dead),
             "truncated": self.truncated,
-            "failures": [{"id": f.id, "source": f.source, "reason": f.reason} for f in self.failures],
+            "failures": [failure_to_dict(f) for f in self.failures],
+            "dead_letters": [failure_to_dict(f) for f in self.dead],
         }
 
 

@@ -1,1 +1,35 @@
-"""onnx_models."""
+"""Encoders (learned sparse, dense, cross) on PyTorch or ONNX Runtime, plus export, int8 and parity checks.
+
+    SparseEncoder("splade-tiny", home=home, runtime="onnx", int8=True).encode_documents(texts)
+
+Models are bundled names (`BUNDLED`), Hugging Face folders or hub ids; `export_model` makes the ONNX
+graphs the onnx runtime needs.
+"""
+
+from neurank.onnx_models.base import EncoderStats
+from neurank.onnx_models.cross import CrossEncoder
+from neurank.onnx_models.dense import DenseEncoder
+from neurank.onnx_models.export import ExportReport, export_model
+from neurank.onnx_models.loading import RUNTIMES, Runtime
+from neurank.onnx_models.parity import Comparison, ParityReport
+from neurank.onnx_models.registry import BUNDLED, ModelRef, model_fingerprint, resolve_model
+from neurank.onnx_models.sparse import SparseEncoder, SparseMode, feature_name
+
+__all__ = [
+    "BUNDLED",
+    "RUNTIMES",
+    "Comparison",
+    "CrossEncoder",
+    "DenseEncoder",
+    "EncoderStats",
+    "ExportReport",
+    "ModelRef",
+    "ParityReport",
+    "Runtime",
+    "SparseEncoder",
+    "SparseMode",
+    "export_model",
+    "feature_name",
+    "model_fingerprint",
+    "resolve_model",
+]

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import itertools
 import json
 import os
+import secrets
 import shutil
 import struct
 import tempfile
@@ -178,7 +180,7 @@ def _read_vocabulary(reader: _Reader) -> tuple[list[str], np.ndarray, tuple[int,
     blob = reader.take(blob_length)
     if offsets[-1] != blob_length or not all(0 <= i < count for i in specials):
         raise reader.error("inconsistent vocabulary section")
-    pieces = [blob[start:end].decode("utf-8") for start, end in zip(offsets[:-1], offsets[1:], strict=True)]
+    pieces = [blob[start:end].decode("utf-8") for start, end in itertools.pairwise(offsets)]
     return pieces, scores, tuple(specials)
 
 
@@ -260,7 +262,12 @@ def dequantize_q4_0(raw: bytes) -> np.ndarray:
 
 def build_tokenizer(image: E5Image) -> Tokenizer:
     """XLM-R's SentencePiece Unigram pipeline, as the engine runs it: map codepoints, collapse spaces,
-    prepend ``▁`` and turn spaces into it, Viterbi over the pieces, then ``<s> … </s>``."""
+    prepend ``▁`` and turn spaces into it, Viterbi over the pieces, then ``<s> … </s>``.
+
+    Two corners follow SentencePiece (and upstream's tokenizer.json) rather than the engine: a run of
+    unknown characters becomes one ``<unk>`` (the engine emits one per character), and the tokenizers
+    ``Precompiled`` normalizer maps a short grapheme by its first codepoint, so a mapped character
+    followed by a combining mark loses the mark."""
     vocabulary = [(piece, float(score)) for piece, score in zip(image.pieces, image.scores, strict=True)]
     tokenizer = Tokenizer(Unigram(vocabulary, unk_id=image.unk, byte_fallback=False))
     tokenizer.normalizer = normalizers.Sequence([
@@ -324,7 +331,7 @@ def _double_array(keys: dict[bytes, int]) -> list[int]:
     while pending:
         position, node = pending.pop()
         labels = sorted(label for label in node if label != _LEAF)
-        slots = labels + [0] if _LEAF in node else labels
+        slots = [*labels, 0] if _LEAF in node else labels
         while lowest_free in units:
             lowest_free += 1
         base = _free_base(slots, units, bases, lowest_free)
@@ -344,7 +351,8 @@ def _double_array(keys: dict[bytes, int]) -> list[int]:
 
 
 def _free_base(slots: list[int], units: dict[int, int], bases: set[int], start: int) -> int:
-    """First base, scanning free positions from ``start`` for the first slot, whose slots are all free."""
+    """The first unused base whose slots (child labels, plus 0 for a value) all land on free units, found by
+    trying each free position from ``start`` as the first slot's."""
     position = start
     while True:
         base = position ^ slots[0]
@@ -363,10 +371,11 @@ def ensure_e5_folder(home: Path) -> Path:
     if _is_current(target, digest):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{FOLDER_NAME}.building.", dir=target.parent))
+    staging = target.with_name(f".{FOLDER_NAME}.building.{os.getpid()}.{secrets.token_hex(4)}")
+    staging.mkdir()
     try:
         write_folder(read_e5_image(source), staging)
-        _write_json(staging / MARKER_FILE, _marker(source, digest))
+        _write_json(staging / MARKER_FILE, _marker(digest))
         _install(staging, target, digest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -375,10 +384,11 @@ def ensure_e5_folder(home: Path) -> Path:
 
 def write_folder(image: E5Image, folder: Path) -> None:
     """Write the transformers model, the tokenizer and the sentence-transformers modules into ``folder``."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     _write_json(folder / "config.json", _bert_config(image))
-    save_file(image.tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    # transformers only accepts safetensors files whose metadata names the framework.
+    (folder / "model.safetensors").write_bytes(save(image.tensors, metadata={"format": "pt"}))
     build_tokenizer(image).save(str(folder / "tokenizer.json"))
     _write_json(folder / "tokenizer_config.json", _tokenizer_config(image))
     _write_sentence_transformers(folder, image.header)
@@ -411,7 +421,9 @@ def _bert_config(image: E5Image) -> dict[str, Any]:
 
 
 def _tokenizer_config(image: E5Image) -> dict[str, Any]:
-    """Load tokenizer.json as written: a model-specific class would rebuild its own pipeline instead."""
+    """Name the generic class so AutoTokenizer runs tokenizer.json exactly as written, like
+    ``tokenizers.Tokenizer.from_file`` does; transformers' XLMRobertaTokenizer would rebuild its own
+    pre-tokenizer (with whitespace splitting the engine does not do)."""
     pieces = image.pieces
     return {
         "tokenizer_class": "PreTrainedTokenizerFast",
@@ -458,7 +470,7 @@ def _write_sentence_transformers(folder: Path, header: E5Header) -> None:
     })
 
 
-def _marker(source: Path, digest: str) -> dict[str, Any]:
+def _marker(digest: str) -> dict[str, Any]:
     return {
         "source": f"{SOURCE_DIST}=={importlib.metadata.version(SOURCE_DIST)} {SOURCE_FILE}",
         "sha256": digest,

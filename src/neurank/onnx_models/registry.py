@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from neurank.errors import ExportMissingError, ModelError
@@ -59,7 +59,7 @@ BUNDLED: dict[str, Callable[[Path], Path]] = {
 """Names usable wherever a model is asked for, besides a folder path or a hub id."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _wheel_folder(dist: str, version: str, folder: str) -> Path:
     try:
         files = importlib.metadata.files(dist) or []

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 _F32 = np.float32
-MIN_SCORE = _F32(0.001)
+_MIN_SCORE = _F32(0.001)
 """What min_max and z_score give instead of a normalized 0 (or less), so the document still counts."""
 _JAVA_FLOAT_MIN_VALUE = np.finfo(np.float32).smallest_subnormal
 """Java's `Float.MIN_VALUE` (1.4e-45), where neural-search's min_max starts its running maximum."""
@@ -74,7 +74,7 @@ def min_max(scores: Sequence[float] | np.ndarray) -> np.ndarray:
     if high == low:
         return np.ones_like(s)
     out = (s - low) / (high - low)
-    out[out == 0] = MIN_SCORE
+    out[out == 0] = _MIN_SCORE
     return out
 
 
@@ -104,7 +104,7 @@ def z_score(scores: Sequence[float] | np.ndarray) -> np.ndarray:
         out = np.full_like(s, values.min())
     else:
         out = (s - mean) / std
-        out[out <= 0] = MIN_SCORE
+        out[out <= 0] = _MIN_SCORE
     out[s == mean] = values.max()
     return out
 

@@ -53,7 +53,8 @@ class Searcher:
             if stage.name == "dense" and self.encoders.dense is None:
                 raise PlanError("the dense stage needs a dense model (set --dense-model / NEURANK_DENSE_MODEL)")
 
-    def _run_stage(self, stage: Stage, query: str) -> ScoredIds:
+    def run_stage(self, stage: Stage, query: str) -> ScoredIds:
+        """One sub-query's hits, best first (public so fusion can be tuned offline over cached stage runs)."""
         if stage.name == "bm25":
             return self.store.search_bm25(self.index, query, stage.k)
         if stage.name == "sparse":
@@ -73,7 +74,7 @@ class Searcher:
         results: list[ScoredIds] = []
         for stage in plan.stages:
             start = time.perf_counter()
-            results.append(self._run_stage(stage, query))
+            results.append(self.run_stage(stage, query))
             timings[stage.name] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
         hits = self._combine(plan, results)

@@ -1,1 +1,68 @@
-"""stores."""
+"""Stores: where documents are written and searched, behind one `Store` protocol.
+
+`open_store(url)` picks the implementation from the URL: `local:PATH` (embedded, SQLite + in-memory
+search) or `http(s)://host:port` (an OpenSearch cluster, needs the `opensearch` extra).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from neurank.errors import ConfigError, MissingExtraError
+from neurank.stores.analysis import Analyzer, get_analyzer
+from neurank.stores.local import LocalStore
+from neurank.stores.protocol import (
+    SPARSE_FIELDS,
+    EncodedDocument,
+    IndexSpec,
+    ScoredIds,
+    SpaceType,
+    Store,
+    StoredDocument,
+    WriteFailure,
+    WriteResult,
+)
+
+__all__ = [
+    "SPARSE_FIELDS",
+    "Analyzer",
+    "EncodedDocument",
+    "IndexSpec",
+    "LocalStore",
+    "ScoredIds",
+    "SpaceType",
+    "Store",
+    "StoredDocument",
+    "WriteFailure",
+    "WriteResult",
+    "get_analyzer",
+    "open_store",
+]
+
+_ACCEPTED = "local:PATH (a folder for the embedded store) or http(s)://host:port (an OpenSearch cluster)"
+
+
+def _opensearch_store(url: str) -> Store:
+    """Import the OpenSearch store only when asked for, so the embedded store needs no client library."""
+    try:
+        module = importlib.import_module("neurank.stores.opensearch")
+    except ModuleNotFoundError as exc:
+        if exc.name == "opensearchpy":
+            raise MissingExtraError("opensearch-py", "opensearch") from exc
+        if exc.name == "neurank.stores.opensearch":
+            raise ConfigError(f"cannot open {url}: this installation has no OpenSearch store") from exc
+        raise
+    return module.OpenSearchStore(url)
+
+
+def open_store(url: str) -> Store:
+    """The store at `url`. Nothing is opened yet: stores connect on first use."""
+    if url.startswith("local:"):
+        path = url.removeprefix("local:")
+        if not path:
+            raise ConfigError(f"store URL {url!r} names no folder; expected {_ACCEPTED}")
+        return LocalStore(Path(path).expanduser())
+    if url.startswith(("http://", "https://")):
+        return _opensearch_store(url)
+    raise ConfigError(f"unsupported store URL {url!r}; expected {_ACCEPTED}")

@@ -1,0 +1,172 @@
+"""The producer side of queued ingest: validate, skip what is done, batch by token budget, send with backpressure.
+
+A document already stored with the same content hash and model fingerprints is skipped; one already in the
+dead letters with the same content is counted as dead again and not sent (`--retry-dead` sends those). The
+rest go out in batches bounded by estimated tokens, count and bytes, with at most `max_in_flight` batches
+unfinished at any time. A run ends when every batch sent has an outcome, whatever happened to workers on
+the way; stopped early, it can simply be run again: writes are idempotent and finished documents are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from itertools import count
+
+from neurank.config import Settings
+from neurank.documents import Document
+from neurank.errors import InputError
+from neurank.ingest.app import ENCODE_TASK, IngestApp, IngestOptions, make_app
+from neurank.ingest.dead_letters import DeadLetters
+from neurank.ingest.inline import IngestSummary, batched, ensure_index
+from neurank.ingest.ledger import Ledger, broker_display, connect_broker, namespace
+from neurank.ingest.messages import BatchMessage, BatchOutcome
+from neurank.onnx_models.bundle import EncoderBundle
+from neurank.stores.protocol import Store, WriteFailure
+
+log = logging.getLogger(__name__)
+
+LOOKUP_CHUNK = 256
+"""Records checked against the store and the dead letters per round trip."""
+STALL_WARNING_S = 120.0
+
+Progress = Callable[[int], None]
+"""Called with a number of documents whose fate is settled (skipped, failed, or their batch finished)."""
+
+
+def estimate_tokens(document: Document, max_length: int) -> int:
+    """Word pieces of a passage, from its length (about 4 characters each); encoders cut at `max_length`."""
+    return min(max_length, len(document.passage) // 4 + 2)
+
+
+def form_batches(documents: Iterable[Document], options: IngestOptions, max_length: int) -> Iterator[list[Document]]:
+    """Group documents in order into batches within the token, count and byte budgets (one document at least)."""
+    batch: list[Document] = []
+    tokens = size = 0
+    for document in documents:
+        doc_tokens = estimate_tokens(document, max_length)
+        doc_bytes = len(document.passage.encode("utf-8", "surrogatepass"))
+        if batch and (tokens + doc_tokens > options.batch_tokens or size + doc_bytes > options.batch_bytes
+                      or len(batch) >= options.batch_documents):
+            yield batch
+            batch, tokens, size = [], 0, 0
+        batch.append(document)
+        tokens += doc_tokens
+        size += doc_bytes
+    if batch:
+        yield batch
+
+
+class QueuedRun:
+    """One producer run: it sends batches, waits for their outcomes and folds them into `summary`."""
+
+    def __init__(self, app: IngestApp, store: Store, index: str, models: dict[str, str],
+                 on_progress: Progress | None) -> None:
+        self.app = app
+        self.store = store
+        self.index = index
+        self.models = models
+        self.on_progress = on_progress or (lambda _n: None)
+        client = connect_broker(app.conf.broker_url)
+        prefix = namespace(store.url, index)
+        self.dead_letters = DeadLetters(client, prefix)
+        self.ledger = Ledger.begin(client, prefix, app.options.ledger_ttl_s)
+        self.summary = IngestSummary()
+        self.pending: dict[str, int] = {}
+        self.unclaimed: dict[str, BatchOutcome] = {}
+        """Outcomes that arrived before the split that announces their batch."""
+        self._ids = count()
+
+    def select(self, records: Iterable[Document | InputError]) -> Iterator[Document]:
+        """The documents to send: valid, not stored as they are, not already dead as they are."""
+        for chunk in batched(records, LOOKUP_CHUNK):
+            documents = [record for record in chunk if isinstance(record, Document)]
+            for record in chunk:
+                if isinstance(record, InputError):
+                    self.summary.failures.append(WriteFailure(id="", reason=str(record), source=record.source))
+            ids = [doc.id for doc in documents]
+            stored = self.store.stored_state(self.index, ids)
+            dead = self.dead_letters.get(ids)
+            todo = []
+            for doc in documents:
+                if stored.get(doc.id) == (doc.content_hash, self.models):
+                    self.summary.skipped += 1
+                elif doc.id in dead and dead[doc.id].document.content_hash == doc.content_hash:
+                    self.summary.dead.append(dead[doc.id].failure)
+                else:
+                    todo.append(doc)
+            self.on_progress(len(chunk) - len(todo))
+            yield from todo
+
+    def send(self, documents: list[Document]) -> None:
+        self.wait_below(self.app.options.max_in_flight)
+        batch = BatchMessage(f"b{next(self._ids)}", self.ledger.run_id, self.store.url, self.index, self.models,
+                             documents)
+        self.ledger.register({batch.batch_id: len(documents)})
+        self.pending[batch.batch_id] = len(documents)
+        self.app.send_task(ENCODE_TASK, args=[batch.to_dict()])
+
+    def wait_below(self, limit: int) -> None:
+        """Wait until fewer than `limit` batches are unfinished (`limit=1`: all of them)."""
+        quiet_since = time.monotonic()
+        while len(self.pending) >= limit:
+            finished = self.ledger.finished(timeout_s=1.0)
+            for batch_id, outcome in finished:
+                self.settle(batch_id, outcome)
+            if finished:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > STALL_WARNING_S:
+                log.warning("no batch finished for %.0f s (%d unfinished); is a worker consuming queue %r of %s?",
+                            STALL_WARNING_S, len(self.pending), self.app.options.queue,
+                            broker_display(self.app.conf.broker_url))
+                quiet_since = time.monotonic()
+
+    def settle(self, batch_id: str, outcome: BatchOutcome) -> None:
+        if batch_id not in self.pending:
+            self.unclaimed[batch_id] = outcome
+            return
+        size = self.pending.pop(batch_id)
+        self.summary.indexed += outcome.indexed
+        self.summary.dead.extend(outcome.dead)
+        self.summary.truncated += outcome.truncated
+        self.on_progress(size - sum(outcome.split.values()))
+        self.pending.update(outcome.split)
+        for child in outcome.split:
+            if child in self.unclaimed:
+                self.settle(child, self.unclaimed.pop(child))
+
+    def finish(self) -> IngestSummary:
+        self.wait_below(1)
+        return self.summary
+
+
+def open_run(settings: Settings, app: IngestApp | None, store: Store | None,
+             on_progress: Progress | None) -> QueuedRun:
+    """Check the index against the configured encoders (creating it if needed) and start a run."""
+    from neurank.stores import open_store
+
+    app = app or make_app(settings)
+    store = store or open_store(settings.store_url())
+    encoders = EncoderBundle.from_settings(settings)
+    ensure_index(store, settings.index, encoders.index_spec(settings))
+    return QueuedRun(app, store, settings.index, encoders.models(), on_progress)
+
+
+def ingest_via_celery(records: Iterable[Document | InputError], settings: Settings, *, app: IngestApp | None = None,
+                      store: Store | None = None, on_progress: Progress | None = None) -> IngestSummary:
+    """Index `records` through Celery workers; return what happened to every record."""
+    run = open_run(settings, app, store, on_progress)
+    for batch in form_batches(run.select(records), run.app.options, settings.max_length):
+        run.send(batch)
+    return run.finish()
+
+
+def retry_dead_letters(settings: Settings, *, app: IngestApp | None = None, store: Store | None = None,
+                       on_progress: Progress | None = None) -> IngestSummary:
+    """Send the index's dead letters to the workers again; those indexed leave the dead letters."""
+    run = open_run(settings, app, store, on_progress)
+    documents = [letter.document for letter in run.dead_letters]
+    for batch in form_batches(documents, run.app.options, settings.max_length):
+        run.send(batch)
+    return run.finish()

@@ -1,0 +1,205 @@
+"""The task that encodes one batch and upserts it, and the per-process worker state it runs with.
+
+A worker process loads its encoders and opens its store once, in `worker_process_init`; the store comes
+from the worker's own Settings, so credentials never travel in messages. Every document of a batch ends
+in exactly one place: indexed, or in the dead letters with its reason.
+
+- A transient store error is retried with exponential backoff and jitter, `max_retries` times, then the
+  batch's documents become dead letters.
+- A batch delivered again after its worker process died (or after it overran its soft time limit) is split
+  in halves, so a document that kills workers ends up alone; after `max_deliveries` deaths it is dead.
+- A document the encoders or the store reject fails alone; its batch-mates are indexed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
+
+from neurank.documents import Document
+from neurank.ingest.dead_letters import DeadLetters
+from neurank.ingest.inline import encode_isolating_failures
+from neurank.ingest.ledger import Ledger, namespace, redis_client
+from neurank.ingest.messages import BatchMessage, BatchOutcome, DeadLetter
+from neurank.onnx_models.bundle import EncoderBundle
+from neurank.stores.protocol import Store, WriteFailure
+
+if TYPE_CHECKING:
+    from neurank.ingest.app import IngestApp
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError, TimeoutError, redis.ConnectionError, redis.TimeoutError,
+)
+"""Besides StoreUnavailableError: failures that a retry later can cure."""
+
+
+@dataclass(slots=True)
+class WorkerState:
+    """What one worker process holds for its whole life: the store connection, the encoders, Redis."""
+
+    store: Store
+    encoders: EncoderBundle
+    redis: redis.Redis
+
+    @classmethod
+    def create(cls, app: IngestApp) -> WorkerState:
+        from neurank.stores import open_store
+
+        settings = app.settings
+        return cls(store=open_store(settings.store_url()), encoders=EncoderBundle.from_settings(settings),
+                   redis=redis_client(app.conf.broker_url))
+
+    def warm_up(self) -> None:
+        for encoder in (*self.encoders.sparse_encoders().values(), self.encoders.dense):
+            if encoder is not None:
+                encoder.warm_up()
+
+
+_state: WorkerState | None = None
+
+
+def worker_state(app: IngestApp) -> WorkerState:
+    """This process's state, created on first use (the solo pool has no `worker_process_init`)."""
+    global _state
+    if _state is None:
+        _state = WorkerState.create(app)
+    return _state
+
+
+@worker_process_init.connect
+def _warm_up_worker_process(**_: Any) -> None:
+    from celery import current_app
+
+    from neurank.ingest.app import IngestApp
+
+    app = current_app._get_current_object()
+    if not isinstance(app, IngestApp):
+        return
+    if app.threads and app.settings.runtime == "torch":
+        import torch
+
+        torch.set_num_threads(app.threads)
+    state = worker_state(app)
+    state.warm_up()
+    log.info("worker process ready: store %s, models %s", state.store.url, state.encoders.models())
+
+
+def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
+    """Exponential backoff with equal jitter: half the step is fixed, half random, so workers spread out."""
+    step = min(cap_s, base_s * 2**attempt)
+    return step / 2 + random.uniform(0, step / 2)
+
+
+def encode_batch(task: Task, message: dict[str, Any]) -> dict[str, Any]:
+    """Index one batch; record its outcome for the producer. Registered on the app by `make_app`."""
+    app: IngestApp = task.app  # type: ignore[assignment]
+    batch = BatchMessage.from_dict(message)
+    state = worker_state(app)
+    prefix = namespace(batch.store, batch.index)
+    ledger = Ledger(state.redis, prefix, batch.run_id, app.options.ledger_ttl_s)
+    dead_letters = DeadLetters(state.redis, prefix)
+    losses = ledger.deliver(batch.batch_id, task.request.retries) - 1
+    if losses == 0 or (len(batch.documents) == 1 and losses < app.options.max_deliveries):
+        outcome = index_batch(task, state, batch, ledger, dead_letters)
+    else:
+        outcome = split_or_bury(task, batch, ledger, dead_letters,
+                                f"the worker process died {losses} times while indexing this document; it is "
+                                "probably what kills the worker (memory, a crash in the model runtime)")
+    ledger.record(batch.batch_id, outcome)
+    return outcome.to_dict()
+
+
+def split_or_bury(task: Task, batch: BatchMessage, ledger: Ledger, dead_letters: DeadLetters,
+                  reason_alone: str) -> BatchOutcome:
+    """Send a batch that may hold a worker-killing document again in halves; a lone document is dead."""
+    if len(batch.documents) == 1:
+        return bury(dead_letters, batch, batch.documents,
+                    f"{reason_alone}. Fix or drop it, then `neurank ingest --retry-dead`")
+    halves = batch.halves()
+    log.warning("batch %s was interrupted before; sending it again as %d halves", batch.batch_id, len(halves))
+    sizes = {half.batch_id: len(half.documents) for half in halves}
+    ledger.register(sizes)
+    for half in halves:
+        task.apply_async(args=[half.to_dict()])
+    return BatchOutcome(split=sizes)
+
+
+def index_batch(task: Task, state: WorkerState, batch: BatchMessage, ledger: Ledger,
+                dead_letters: DeadLetters) -> BatchOutcome:
+    from neurank.errors import StoreUnavailableError
+
+    app: IngestApp = task.app  # type: ignore[assignment]
+    options = app.options
+    refusal = refusal_reason(state, batch)
+    if refusal:
+        log.error("batch %s refused: %s", batch.batch_id, refusal)
+        return bury(dead_letters, batch, batch.documents, refusal)
+    try:
+        return write_batch(state, batch, dead_letters)
+    except SoftTimeLimitExceeded:
+        return split_or_bury(task, batch, ledger, dead_letters,
+                             f"indexing this document alone overran the time limit ({options.task_time_limit_s:g} s)")
+    except (StoreUnavailableError, *TRANSIENT_ERRORS) as exc:
+        attempt = task.request.retries
+        if attempt < options.max_retries:
+            delay = backoff_delay(attempt, options.retry_backoff_s, options.retry_backoff_max_s)
+            log.warning("batch %s: %s; retry %d/%d in %.1f s", batch.batch_id, exc, attempt + 1,
+                        options.max_retries, delay)
+            raise task.retry(exc=exc, countdown=delay, max_retries=options.max_retries) from exc
+        return bury(dead_letters, batch, batch.documents,
+                    f"the store stayed unavailable through {attempt} retries: {exc}; "
+                    "once it is back, run `neurank ingest --retry-dead`")
+    except Exception as exc:
+        log.exception("batch %s failed", batch.batch_id)
+        return bury(dead_letters, batch, batch.documents, f"{type(exc).__name__}: {exc}")
+
+
+def refusal_reason(state: WorkerState, batch: BatchMessage) -> str | None:
+    """Why this worker must not index `batch`: another store, or other models than the producer expects."""
+    if batch.store != state.store.url:
+        return (f"this worker serves {state.store.url}, the batch is for {batch.store}; start a worker with "
+                f"--store {batch.store} on its own --queues, then `neurank ingest --retry-dead`")
+    models = state.encoders.models()
+    if batch.models != models:
+        return (f"this worker encodes with models {models}, the producer expected {batch.models}; give "
+                "producer and workers the same NEURANK_SPARSE_MODEL, NEURANK_DENSE_MODEL, NEURANK_RUNTIME "
+                "and NEURANK_INT8, then `neurank ingest --retry-dead`")
+    return None
+
+
+def write_batch(state: WorkerState, batch: BatchMessage, dead_letters: DeadLetters) -> BatchOutcome:
+    """Encode what the store lacks, upsert it, and dead-letter the documents that fail alone."""
+    ids = [doc.id for doc in batch.documents]
+    models = state.encoders.models()
+    stored = state.store.stored_state(batch.index, ids)
+    todo = [doc for doc in batch.documents if stored.get(doc.id) != (doc.content_hash, models)]
+    truncated_before = state.encoders.truncated
+    encoded, failures = encode_isolating_failures(state.encoders, todo)
+    failures = failures + (state.store.upsert(batch.index, encoded).failed if encoded else [])
+    outcome = buried_outcome(dead_letters, batch, failures)
+    outcome.truncated = state.encoders.truncated - truncated_before
+    dead_ids = {failure.id for failure in outcome.dead}
+    dead_letters.discard([doc_id for doc_id in ids if doc_id not in dead_ids])
+    return outcome
+
+
+def bury(dead_letters: DeadLetters, batch: BatchMessage, documents: list[Document], reason: str) -> BatchOutcome:
+    """Dead-letter `documents` with one reason."""
+    return buried_outcome(dead_letters, batch, [WriteFailure(doc.id, reason, doc.source) for doc in documents])
+
+
+def buried_outcome(dead_letters: DeadLetters, batch: BatchMessage, failures: list[WriteFailure]) -> BatchOutcome:
+    by_id = {doc.id: doc for doc in batch.documents}
+    now = time.time()
+    dead_letters.add([DeadLetter(by_id[f.id], f.reason, batch.batch_id, now) for f in failures])
+    return BatchOutcome(indexed=len(batch.documents) - len(failures), dead=failures)

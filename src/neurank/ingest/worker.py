@@ -1,0 +1,31 @@
+"""The ingest worker: `neurank worker`, or `celery -A neurank.ingest.worker worker` configured by NEURANK_*.
+
+Each pool process loads the encoders and opens the store once, when it starts (`worker_process_init`);
+the store and the models come from this worker's own Settings.
+"""
+
+from __future__ import annotations
+
+import os
+
+from neurank.config import Settings
+from neurank.ingest.app import IngestOptions, make_app
+
+app = make_app(Settings())
+"""The app `celery -A neurank.ingest.worker` finds; building it opens no connection."""
+
+
+def run_worker(settings: Settings, *, concurrency: int | None = None, queues: list[str] | None = None,
+               loglevel: str = "INFO") -> None:
+    """Run a worker in this process until it is stopped.
+
+    By default one pool process per core, each with one torch thread: small encoders run faster side by
+    side than spread over threads.
+    """
+    options = IngestOptions()
+    processes = concurrency or os.cpu_count() or 1
+    worker_app = make_app(settings, options, threads=max(1, (os.cpu_count() or 1) // processes))
+    worker_app.worker_main([
+        "worker", "--pool=prefork", f"--concurrency={processes}", f"--loglevel={loglevel}",
+        f"--queues={','.join(queues or [options.queue])}",
+    ])

@@ -1,0 +1,127 @@
+"""The body of `PUT /<index>`: one index for BM25 text, learned-sparse `rank_features` and a dense `knn_vector`.
+
+Field layout (the local store mirrors it):
+- `title`, `text`: text fields, both copied into `content`, the one BM25 field (title + text as one field,
+  like BEIR "flat"); all three use the built-in analyzer named by `IndexSpec.language`.
+- `splade`, `deepct`: `rank_features` (term → weight > 0), queried with `neural_sparse` or `rank_feature`.
+- `embedding`: `knn_vector` HNSW (only when the spec has a dense model).
+- `doc_id`, `content_hash`, `source`, `models.<role>`: keywords, for idempotent re-ingest and filters.
+- `metadata`: a `flat_object`, so any document metadata fits without growing the mapping, and every leaf
+  stays filterable with `term` on `metadata.<path>`.
+`dynamic: strict` makes any other top-level field a per-document 400 (a dead letter naming the field) instead of
+a silent mapping change.
+
+The default similarity is BM25 with the spec's k1/b, so the cluster scores like the local store
+(SCORING.md §1; OpenSearch 2.x serves type `BM25` as LegacyBM25, ×(k1+1): same ranking, scaled scores).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, get_args
+
+from neurank.errors import ConfigError, StoreError
+from neurank.stores.protocol import SPARSE_FIELDS, IndexSpec, SpaceType
+
+ANALYZERS: tuple[str, ...] = ("english", "russian", "standard")
+"""OpenSearch built-in analyzers an index can use; `IndexSpec.language` names one."""
+KNN_ENGINES: tuple[str, ...] = ("lucene", "faiss")
+SPACE_TYPES: tuple[str, ...] = get_args(SpaceType)
+MODEL_ROLES: tuple[str, ...] = (*SPARSE_FIELDS, "dense")
+MAX_DIMENSION = 16_000
+"""k-NN's limit on `knn_vector.dimension` for the lucene and faiss engines."""
+CONTENT_FIELD = "content"
+EMBEDDING_FIELD = "embedding"
+
+
+def analyzer(language: str) -> str:
+    """The analyzer for `language`; refuses names OpenSearch has no built-in analyzer for."""
+    if language not in ANALYZERS:
+        raise ConfigError(f"no analyzer for language {language!r}; choose one of {', '.join(ANALYZERS)}")
+    return language
+
+
+def index_body(spec: IndexSpec, *, version: str) -> dict[str, Any]:
+    """Settings, mappings and `_meta` (neurank `version`, model fingerprints, the spec) for a new index."""
+    _check(spec)
+    return {"settings": _settings(spec), "mappings": _mappings(spec, version)}
+
+
+def spec_from_meta(meta: Mapping[str, Any] | None) -> IndexSpec | None:
+    """The IndexSpec stored in an index's `_meta` by `index_body`; None for an index neurank did not create."""
+    if not meta or "index_spec" not in meta:
+        return None
+    try:
+        return IndexSpec(**meta["index_spec"], models=dict(meta.get("models", {})))
+    except TypeError as exc:
+        raise StoreError(
+            f"the index was made by neurank {meta.get('version', '?')} with a spec this version cannot read "
+            f"({exc}); re-create it with `neurank ingest`"
+        ) from exc
+
+
+def _check(spec: IndexSpec) -> None:
+    analyzer(spec.language)
+    if spec.knn_engine not in KNN_ENGINES:
+        raise ConfigError(f"unknown knn engine {spec.knn_engine!r}; choose one of {', '.join(KNN_ENGINES)}")
+    if spec.space_type not in SPACE_TYPES:
+        raise ConfigError(f"unknown space_type {spec.space_type!r}; choose one of {', '.join(SPACE_TYPES)}")
+    if spec.dense_dimension is not None and not 1 <= spec.dense_dimension <= MAX_DIMENSION:
+        raise ConfigError(f"dense dimension must be in [1, {MAX_DIMENSION}], got {spec.dense_dimension}")
+    if not (math.isfinite(spec.bm25_k1) and spec.bm25_k1 >= 0 and 0 <= spec.bm25_b <= 1):
+        raise ConfigError(f"BM25 needs k1 >= 0 and b in [0, 1], got k1={spec.bm25_k1}, b={spec.bm25_b}")
+
+
+def _settings(spec: IndexSpec) -> dict[str, Any]:
+    index: dict[str, Any] = {
+        "number_of_shards": spec.shards,
+        "number_of_replicas": spec.replicas,
+        "similarity": {
+            "default": {"type": "BM25", "k1": spec.bm25_k1, "b": spec.bm25_b, "discount_overlaps": True},
+        },
+    }
+    if spec.dense_dimension is not None:
+        # Both engines read this ef_search from k-NN 3.5 (#3037); before, faiss read the mapping's and lucene used k.
+        index |= {"knn": True, "knn.algo_param.ef_search": spec.hnsw_ef_search}
+    return {"index": index}
+
+
+def _mappings(spec: IndexSpec, version: str) -> dict[str, Any]:
+    text = {"type": "text", "analyzer": analyzer(spec.language)}
+    roles = sorted({*MODEL_ROLES, *spec.models})
+    properties: dict[str, Any] = {
+        "doc_id": _keyword(),
+        "title": {**text, "copy_to": CONTENT_FIELD},
+        "text": {**text, "copy_to": CONTENT_FIELD},
+        CONTENT_FIELD: text,
+        **{field: {"type": "rank_features"} for field in SPARSE_FIELDS},
+        "content_hash": _keyword(),
+        "models": {"type": "object", "properties": {role: _keyword() for role in roles}},
+        "source": _keyword(),
+        "metadata": {"type": "flat_object"},
+    }
+    if spec.dense_dimension is not None:
+        properties[EMBEDDING_FIELD] = _knn_field(spec)
+    return {"dynamic": "strict", "_meta": _meta(spec, version), "properties": properties}
+
+
+def _keyword() -> dict[str, str]:
+    return {"type": "keyword"}
+
+
+def _knn_field(spec: IndexSpec) -> dict[str, Any]:
+    parameters = {"m": spec.hnsw_m, "ef_construction": spec.hnsw_ef_construction}
+    if spec.knn_engine == "faiss":
+        parameters["ef_search"] = spec.hnsw_ef_search  # the lucene method refuses this parameter
+    return {
+        "type": "knn_vector",
+        "dimension": spec.dense_dimension,
+        "method": {"name": "hnsw", "engine": spec.knn_engine, "space_type": spec.space_type, "parameters": parameters},
+    }
+
+
+def _meta(spec: IndexSpec, version: str) -> dict[str, Any]:
+    stored = {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec) if field.name != "models"}
+    return {"version": version, "models": dict(spec.models), "index_spec": stored}

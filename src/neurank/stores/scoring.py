@@ -1,0 +1,259 @@
+"""Pure scoring functions that reproduce OpenSearch/Lucene to float32 (../shared/SCORING.md sections 1-4).
+
+Every function takes and returns numpy arrays and does its arithmetic in the precision and order Lucene
+uses, so that the local store and a cluster give the same scores, not merely the same ranking:
+
+- section 1: SmallFloat length norms, BM25 (`bm25`, `legacy_bm25`) and the SHOULD-clause sum;
+- section 2: `rank_feature` quantization and the saturation / log / sigmoid / linear functions;
+- section 3: `neural_sparse` is `linear` per token, summed like any SHOULD clauses;
+- section 4: knn score translation per `space_type`.
+"""
+
+from __future__ import annotations
+
+from typing import get_args
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from neurank.stores.protocol import SpaceType
+
+F32 = np.float32
+FLOAT_MIN_NORMAL = F32(np.finfo(np.float32).tiny)
+"""Java's Float.MIN_NORMAL: the smallest value a `rank_feature` accepts."""
+
+_SMALLFLOAT_FREE_VALUES = 24
+"""SmallFloat.intToByte4 stores 0..23 as themselves, then 4 significant bits (255 - longToInt4(MAX_INT))."""
+
+SPACE_TYPES: tuple[str, ...] = get_args(SpaceType)
+
+
+# -- section 1: length norms -------------------------------------------------------------------------------
+
+
+def _bit_length(values: np.ndarray) -> np.ndarray:
+    return np.frexp(values.astype(np.float64))[1].astype(np.int64)
+
+
+def int_to_byte4(lengths: ArrayLike) -> np.ndarray:
+    """SCORING.md §1: Lucene `SmallFloat.intToByte4`, the one-byte field-length norm (exact up to 40)."""
+    values = np.asarray(lengths, dtype=np.int64)
+    if (values < 0).any():
+        raise ValueError("field lengths must be >= 0")
+    rest = np.maximum(values - _SMALLFLOAT_FREE_VALUES, 0)
+    shift = np.maximum(_bit_length(rest) - 4, 0)
+    encoded = np.where(rest < 8, rest, ((rest >> shift) & 0x07) | ((shift + 1) << 3))
+    codes = np.where(values < _SMALLFLOAT_FREE_VALUES, values, _SMALLFLOAT_FREE_VALUES + encoded)
+    return codes.astype(np.uint8)
+
+
+def byte4_to_int(codes: ArrayLike) -> np.ndarray:
+    """SCORING.md §1: Lucene `SmallFloat.byte4ToInt`, the field length a norm byte stands for."""
+    values = np.asarray(codes, dtype=np.int64) & 0xFF
+    rest = values - _SMALLFLOAT_FREE_VALUES
+    bits = rest & 0x07
+    shift = (rest >> 3) - 1
+    decoded = np.where(shift < 0, bits, (bits | 0x08) << np.maximum(shift, 0))
+    return np.where(values < _SMALLFLOAT_FREE_VALUES, values, _SMALLFLOAT_FREE_VALUES + decoded)
+
+
+LENGTH_TABLE = byte4_to_int(np.arange(256)).astype(np.float32)
+"""Norm byte → decoded field length, as Lucene's BM25Similarity caches it."""
+
+
+# -- section 1: BM25 ---------------------------------------------------------------------------------------
+
+
+def bm25_idf(doc_freq: ArrayLike, doc_count: int) -> np.ndarray:
+    """SCORING.md §1: `ln(1 + (N − n + 0.5)/(n + 0.5))`, computed in double and stored as float32."""
+    n = np.asarray(doc_freq, dtype=np.float64)
+    return np.log(1.0 + (doc_count - n + 0.5) / (n + 0.5)).astype(np.float32)
+
+
+def bm25_avgdl(sum_total_term_freq: int, doc_count: int) -> np.float32:
+    """SCORING.md §1: `sumTotalTermFreq / N` in double, then float32 (N = documents with the field)."""
+    return F32(sum_total_term_freq / doc_count)
+
+
+def bm25_norm_inverse(avgdl: float, k1: float, b: float) -> np.ndarray:
+    """SCORING.md §1: Lucene's per-norm-byte cache `1 / (k1·((1 − b) + b·dl/avgdl))`, float32, 256 entries.
+
+    The operations are done one by one in float32 in Lucene's order so that every rounding matches.
+    """
+    k1_, b_, avgdl_ = F32(k1), F32(b), F32(avgdl)
+    return F32(1) / (k1_ * ((F32(1) - b_) + b_ * LENGTH_TABLE / avgdl_))
+
+
+def bm25_term_score(weight: ArrayLike, freq: ArrayLike, norm_inverse: ArrayLike) -> np.ndarray:
+    """SCORING.md §1: one term's score, Lucene's monotonic rewrite `w − w/(1 + f·(1/norm))` in float32.
+
+    `weight` is boost·idf (float32), `norm_inverse` the cache entry for the document's norm byte.
+    """
+    w = np.asarray(weight, dtype=np.float32)
+    return w - w / (F32(1) + np.asarray(freq, dtype=np.float32) * np.asarray(norm_inverse, dtype=np.float32))
+
+
+def bm25_weight(idf: ArrayLike, boost: ArrayLike = 1.0) -> np.ndarray:
+    """SCORING.md §1: the scorer's weight `boost·idf` in float32 (a query term repeated c times: boost c)."""
+    return np.asarray(boost, dtype=np.float32) * np.asarray(idf, dtype=np.float32)
+
+
+def bm25(
+    freq: ArrayLike,
+    doc_length: ArrayLike,
+    doc_freq: ArrayLike,
+    doc_count: int,
+    avgdl: float,
+    *,
+    k1: float,
+    b: float,
+    boost: float = 1.0,
+) -> np.ndarray:
+    """SCORING.md §1: Lucene `BM25Similarity` (OpenSearch ≥ 3.0 default) for one term in some documents.
+
+    `doc_length` is the token count after analysis; it goes through the one-byte norm like in Lucene.
+    """
+    weight = bm25_weight(bm25_idf(doc_freq, doc_count), boost)
+    norm_inverse = bm25_norm_inverse(avgdl, k1, b)[int_to_byte4(doc_length)]
+    return bm25_term_score(weight, freq, norm_inverse)
+
+
+def legacy_bm25(
+    freq: ArrayLike,
+    doc_length: ArrayLike,
+    doc_freq: ArrayLike,
+    doc_count: int,
+    avgdl: float,
+    *,
+    k1: float,
+    b: float,
+    boost: float = 1.0,
+) -> np.ndarray:
+    """SCORING.md §1: `LegacyBM25Similarity` (OpenSearch 1.x/2.x default): BM25 with boost × (1 + k1)."""
+    legacy_boost = F32(boost) * (F32(1) + F32(k1))
+    return bm25(freq, doc_length, doc_freq, doc_count, avgdl, k1=k1, b=b, boost=legacy_boost)
+
+
+def should_sum(docs: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SCORING.md §1/§3: a BooleanQuery of SHOULD clauses adds its clauses' float32 scores in double.
+
+    `scores[i]` is a clause's score for document `docs[i]`; returns the matching documents (ascending)
+    and their float32 totals.
+    """
+    matched, inverse = np.unique(docs, return_inverse=True)
+    totals = np.bincount(inverse, weights=np.asarray(scores, dtype=np.float64), minlength=matched.size)
+    return matched, totals.astype(np.float32)
+
+
+# -- section 2: rank_feature -------------------------------------------------------------------------------
+
+
+def rank_feature_invalid(values: ArrayLike) -> np.ndarray:
+    """SCORING.md §2: True where OpenSearch refuses the value (not a positive normal float32)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.asarray(values, dtype=np.float64).astype(np.float32)
+    return ~np.isfinite(v) | (v < FLOAT_MIN_NORMAL)
+
+
+def rank_feature_freq(values: ArrayLike) -> np.ndarray:
+    """SCORING.md §2: the term frequency a valid feature value is indexed as, `floatToIntBits(v) >>> 15`."""
+    return np.asarray(values, dtype=np.float32).view(np.uint32) >> np.uint32(15)
+
+
+def rank_feature_from_freq(freqs: ArrayLike) -> np.ndarray:
+    """SCORING.md §2: `intBitsToFloat(freq << 15)`, the value S that every rank_feature score uses."""
+    return (np.asarray(freqs, dtype=np.uint32) << np.uint32(15)).view(np.float32)
+
+
+def decode_rank_feature(values: ArrayLike) -> np.ndarray:
+    """SCORING.md §2: the S an indexed value reads back as (8 explicit mantissa bits: 0.3 → 0.2998047)."""
+    return rank_feature_from_freq(rank_feature_freq(values))
+
+
+def rank_feature_pivot(total_term_freq: int, doc_freq: int) -> np.float32:
+    """SCORING.md §2: Lucene `computePivotFeatureValue`, the default saturation pivot (≈ geometric mean).
+
+    `total_term_freq` is the sum of the indexed frequencies (`rank_feature_freq`) of the feature.
+    """
+    if doc_freq == 0:
+        return F32(1)
+    average = F32(total_term_freq / doc_freq)
+    return rank_feature_from_freq(np.uint32(int(average)))[()]
+
+
+def saturation(s: ArrayLike, pivot: float, weight: float = 1.0) -> np.ndarray:
+    """SCORING.md §2: `S/(S + pivot)`, computed as Lucene does, `w·(1 − pivot/(S + pivot))` in float32."""
+    pivot_ = F32(pivot)
+    return F32(weight) * (F32(1) - pivot_ / (np.asarray(s, dtype=np.float32) + pivot_))
+
+
+def log(s: ArrayLike, scaling_factor: float, weight: float = 1.0) -> np.ndarray:
+    """SCORING.md §2: `w·ln(scaling_factor + S)`; the sum is float32, the log and product double."""
+    inner = F32(scaling_factor) + np.asarray(s, dtype=np.float32)
+    return (np.float64(F32(weight)) * np.log(inner.astype(np.float64))).astype(np.float32)
+
+
+def sigmoid(s: ArrayLike, pivot: float, exponent: float, weight: float = 1.0) -> np.ndarray:
+    """SCORING.md §2: `S^a/(S^a + pivot^a)` as Lucene computes it, `w·(1 − k^a/(S^a + k^a))` in double."""
+    a = np.float64(F32(exponent))
+    pivot_pa = np.float64(F32(pivot)) ** a
+    powered = np.asarray(s, dtype=np.float32).astype(np.float64) ** a
+    return (np.float64(F32(weight)) * (1.0 - pivot_pa / (powered + pivot_pa))).astype(np.float32)
+
+
+def linear(s: ArrayLike, weight: float = 1.0) -> np.ndarray:
+    """SCORING.md §2/§3: `w·S` in float32; `neural_sparse` is this per query token with w unquantized."""
+    return F32(weight) * np.asarray(s, dtype=np.float32)
+
+
+# -- section 4: knn ----------------------------------------------------------------------------------------
+
+
+def knn_translate(raw: ArrayLike, space_type: SpaceType) -> np.ndarray:
+    """SCORING.md §4: turn the raw similarity (cosine, dot product) or squared l2 distance into `_score`."""
+    r = np.asarray(raw, dtype=np.float32)
+    if space_type == "cosinesimil":
+        return np.maximum((F32(1) + r) / F32(2), F32(0))
+    if space_type == "innerproduct":
+        with np.errstate(divide="ignore"):
+            return np.where(r < 0, F32(1) / (F32(1) + F32(-1) * r), r + F32(1)).astype(np.float32)
+    if space_type == "l2":
+        return F32(1) / (F32(1) + r)
+    raise ValueError(f"unknown space_type {space_type!r}; choose one of {', '.join(SPACE_TYPES)}")
+
+
+def squared_norms(vectors: np.ndarray) -> np.ndarray:
+    """Each row's float32 sum of squares, the norms `knn_raw` needs for cosine (computed once per index)."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    return np.einsum("ij,ij->i", matrix, matrix)
+
+
+def knn_raw(
+    vectors: np.ndarray, query: np.ndarray, space_type: SpaceType, norms: np.ndarray | None = None
+) -> np.ndarray:
+    """SCORING.md §4: the raw value per row of `vectors` (float32): cosine, dot product or squared l2.
+
+    Cosine divides a float32 dot product by the square root of the double product of float32 squared
+    norms, like Lucene's `VectorUtil.cosine`; l2 sums the squared differences (no `|x|²+|y|²−2xy`
+    shortcut). Sums go through `einsum`, not BLAS, so they do not depend on BLAS threading.
+    """
+    matrix = np.asarray(vectors, dtype=np.float32)
+    q = np.asarray(query, dtype=np.float32)
+    if space_type == "l2":
+        diff = matrix - q
+        return np.einsum("ij,ij->i", diff, diff)
+    dot = np.einsum("ij,j->i", matrix, q)
+    if space_type == "innerproduct":
+        return dot
+    if space_type == "cosinesimil":
+        rows = (squared_norms(matrix) if norms is None else norms).astype(np.float64)
+        query_norm = np.float64(np.einsum("i,i->", q, q))
+        return (dot / np.sqrt(rows * query_norm)).astype(np.float32)
+    raise ValueError(f"unknown space_type {space_type!r}; choose one of {', '.join(SPACE_TYPES)}")
+
+
+def knn_scores(
+    vectors: np.ndarray, query: np.ndarray, space_type: SpaceType, norms: np.ndarray | None = None
+) -> np.ndarray:
+    """SCORING.md §4: exact knn `_score` of every row of `vectors` for `query` (`norms`: `squared_norms`)."""
+    return knn_translate(knn_raw(vectors, query, space_type, norms), space_type)
