@@ -181,27 +181,16 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Validate, encode and index documents; report indexed / skipped / failed / dead with reasons."""
-    from neurank.documents import read_corpus
-    from neurank.ingest.inline import ingest_records
-    from neurank.ingest.producer import ingest_via_celery, retry_dead_letters
-    from neurank.onnx_models.bundle import EncoderBundle
+    from neurank.ingest.run import run_ingest
 
     if (path is None) != retry_dead:
         raise typer.BadParameter("give a PATH to ingest, or --retry-dead without one")
     settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
                              dense_model=dense_model, language=language)
+    description = "retry dead letters" if path is None else f"ingest {path.name} ({via.value})"
     try:
-        if path is None:
-            with progress_bar("retry dead letters", None) as advance:
-                summary = retry_dead_letters(settings, on_progress=advance)
-        elif via is Via.celery:
-            with progress_bar(f"ingest {path.name} via celery", count_lines(path)) as advance:
-                summary = ingest_via_celery(read_corpus(path), settings, on_progress=advance)
-        else:
-            encoders = EncoderBundle.from_settings(settings)
-            with progress_bar(f"ingest {path.name}", count_lines(path)) as advance:
-                summary = ingest_records(read_corpus(path), open_configured_store(settings), settings.index,
-                                         encoders, settings, on_progress=advance)
+        with progress_bar(description, None if path is None else count_lines(path)) as advance:
+            summary = run_ingest(settings, path, via=via.value, on_progress=advance)
     except NeurankError as exc:
         fail(exc)
     if as_json:
@@ -219,10 +208,10 @@ def ingest(
 @ingest_app.command("status")
 def ingest_status(store: StoreOpt = None, index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Where the latest queued ingest of an index stands: batches queued, in flight, done; dead letters."""
-    from neurank.ingest.status import ingest_status as read_status
-
     settings = settings_from(store=store, index=index)
     try:
+        from neurank.ingest.status import ingest_status as read_status
+
         status = read_status(settings)
     except NeurankError as exc:
         fail(exc)
@@ -245,10 +234,10 @@ def worker(
     dense_model: DenseOpt = None,
 ) -> None:
     """Run a Celery worker that encodes queued batches and writes them to its own store."""
-    from neurank.ingest.worker import run_worker
-
     settings = settings_from(store=store, runtime=runtime, sparse_model=sparse_model, dense_model=dense_model)
     try:
+        from neurank.ingest.worker import run_worker
+
         run_worker(settings, concurrency=concurrency, queues=queues.split(",") if queues else None)
     except NeurankError as exc:
         fail(exc)

@@ -88,6 +88,14 @@ class Worker:
             time.sleep(0.2)
         pytest.fail(f"worker {self.name} not ready after {timeout_s:.0f} s:\n{self.text()[-3000:]}")
 
+    def pool_pids(self) -> list[int]:
+        """The pool processes, which run the tasks."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except OSError:
+            return []
+
     def kill(self) -> None:
         """`kill -9` the worker and its pool processes at once, as a crash or an OOM kill of the host would."""
         os.killpg(self.process.pid, signal.SIGKILL)

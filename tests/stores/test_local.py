@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from tests.stores.contract import BM25_CORPUS, INDEX, SPEC, StoreContractTests, encoded, ids
 
-from neurank.errors import ConfigError, StoreError
+from neurank.errors import ConfigError, MissingExtraError, StoreError
 from neurank.stores import LocalStore, open_store
-from neurank.stores.protocol import IndexSpec
+from neurank.stores.protocol import IndexSpec, Store
 
 
 @pytest.fixture
@@ -53,6 +53,7 @@ class TestLocalStoreContract(StoreContractTests):
 
 def test_construction_does_no_io(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
+    assert isinstance(store, Store)
     assert store.url == f"local:{tmp_path / 'store'}"
     assert not (tmp_path / "store").exists()
 
@@ -221,3 +222,12 @@ def test_open_store_http_builds_the_opensearch_store(monkeypatch: pytest.MonkeyP
     module.OpenSearchStore = lambda url: ("opensearch", url)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "neurank.stores.opensearch", module)
     assert open_store("https://search:9200") == ("opensearch", "https://search:9200")
+
+
+def test_open_store_http_names_the_extra_when_the_client_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def import_module(name: str) -> types.ModuleType:
+        raise ModuleNotFoundError("No module named 'opensearchpy'", name="opensearchpy")
+
+    monkeypatch.setattr("neurank.stores.importlib.import_module", import_module)
+    with pytest.raises(MissingExtraError, match=r"neurank\[opensearch\]"):
+        open_store("http://localhost:9200")

@@ -38,6 +38,7 @@ def write_run(path: Path | str, run: Mapping[str, Mapping[str, float]], *, tag: 
     `metadata` has none, the git commit of the neurank checkout.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     _check_token(tag, "tag")
     lines = []
     for query_id, scores in run.items():

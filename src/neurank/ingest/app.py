@@ -9,12 +9,16 @@ values that break this.
 
 from __future__ import annotations
 
-from celery import Celery
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from neurank.config import Settings
-from neurank.errors import ConfigError
+from neurank.errors import ConfigError, MissingExtraError
+
+try:
+    from celery import Celery
+except ModuleNotFoundError as exc:
+    raise MissingExtraError("celery", "celery") from exc
 
 ENCODE_TASK = "neurank.ingest.encode_batch"
 

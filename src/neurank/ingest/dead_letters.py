@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-
-import redis
+from typing import TYPE_CHECKING
 
 from neurank.ingest.messages import DeadLetter
+
+if TYPE_CHECKING:
+    import redis
 
 
 class DeadLetters:

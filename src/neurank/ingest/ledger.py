@@ -13,11 +13,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import redis
-from kombu.utils.url import maybe_sanitize_url
-
-from neurank.errors import ConfigError
+from neurank.errors import ConfigError, MissingExtraError
 from neurank.ingest.messages import BatchOutcome
+
+try:
+    import redis
+    from kombu.utils.url import maybe_sanitize_url
+except ModuleNotFoundError as exc:
+    raise MissingExtraError(exc.name or "redis", "celery") from exc
 
 
 def namespace(store_url: str, index: str) -> str:

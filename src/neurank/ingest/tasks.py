@@ -25,6 +25,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 
 from neurank.documents import Document
+from neurank.errors import StoreUnavailableError
 from neurank.ingest.dead_letters import DeadLetters
 from neurank.ingest.inline import encode_isolating_failures
 from neurank.ingest.ledger import Ledger, namespace, redis_client
@@ -38,9 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError, TimeoutError, redis.ConnectionError, redis.TimeoutError,
+    StoreUnavailableError, ConnectionError, TimeoutError, redis.ConnectionError, redis.TimeoutError,
 )
-"""Besides StoreUnavailableError: failures that a retry later can cure."""
+"""Failures that a retry later can cure."""
 
 
 @dataclass(slots=True)
@@ -113,20 +114,20 @@ def encode_batch(task: Task, message: dict[str, Any]) -> dict[str, Any]:
         outcome = index_batch(task, state, batch, ledger, dead_letters)
     else:
         outcome = split_or_bury(task, batch, ledger, dead_letters,
-                                f"the worker process died {losses} times while indexing this document; it is "
-                                "probably what kills the worker (memory, a crash in the model runtime)")
+                                f"the worker process died during {losses} of its deliveries")
     ledger.record(batch.batch_id, outcome)
     return outcome.to_dict()
 
 
 def split_or_bury(task: Task, batch: BatchMessage, ledger: Ledger, dead_letters: DeadLetters,
-                  reason_alone: str) -> BatchOutcome:
+                  cause: str) -> BatchOutcome:
     """Send a batch that may hold a worker-killing document again in halves; a lone document is dead."""
     if len(batch.documents) == 1:
         return bury(dead_letters, batch, batch.documents,
-                    f"{reason_alone}. Fix or drop it, then `neurank ingest --retry-dead`")
+                    f"{cause}, with this document alone in its batch: it is probably the cause (memory, a crash "
+                    "in the model runtime); fix or drop it, then `neurank ingest --retry-dead`")
     halves = batch.halves()
-    log.warning("batch %s was interrupted before; sending it again as %d halves", batch.batch_id, len(halves))
+    log.warning("batch %s: %s; sending it again as %d halves", batch.batch_id, cause, len(halves))
     sizes = {half.batch_id: len(half.documents) for half in halves}
     ledger.register(sizes)
     for half in halves:
@@ -136,8 +137,6 @@ def split_or_bury(task: Task, batch: BatchMessage, ledger: Ledger, dead_letters:
 
 def index_batch(task: Task, state: WorkerState, batch: BatchMessage, ledger: Ledger,
                 dead_letters: DeadLetters) -> BatchOutcome:
-    from neurank.errors import StoreUnavailableError
-
     app: IngestApp = task.app  # type: ignore[assignment]
     options = app.options
     refusal = refusal_reason(state, batch)
@@ -148,8 +147,8 @@ def index_batch(task: Task, state: WorkerState, batch: BatchMessage, ledger: Led
         return write_batch(state, batch, dead_letters)
     except SoftTimeLimitExceeded:
         return split_or_bury(task, batch, ledger, dead_letters,
-                             f"indexing this document alone overran the time limit ({options.task_time_limit_s:g} s)")
-    except (StoreUnavailableError, *TRANSIENT_ERRORS) as exc:
+                             f"indexing overran the time limit ({options.task_time_limit_s:g} s)")
+    except TRANSIENT_ERRORS as exc:
         attempt = task.request.retries
         if attempt < options.max_retries:
             delay = backoff_delay(attempt, options.retry_backoff_s, options.retry_backoff_max_s)

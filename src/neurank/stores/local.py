@@ -279,8 +279,12 @@ class _Postings:
 
     @classmethod
     def build(
-        cls, vocab: Mapping[str, int], docs: np.ndarray, cols: np.ndarray, values: np.ndarray, n_docs: int
+        cls, vocab: Mapping[str, int], n_docs: int, rows: Sequence[tuple[int, np.ndarray, np.ndarray]]
     ) -> _Postings:
+        """Stack each document's (row, column ids, values) into one CSC matrix."""
+        docs = np.repeat([row for row, _, _ in rows], [cols.size for _, cols, _ in rows]).astype(np.int64)
+        cols = np.concatenate([cols for _, cols, _ in rows]) if rows else np.zeros(0, np.int64)
+        values = np.concatenate([values for _, _, values in rows]) if rows else np.zeros(0, np.float32)
         matrix = scipy.sparse.csc_matrix((values, (docs, cols)), shape=(n_docs, len(vocab)))
         matrix.sum_duplicates()
         return cls(vocab, matrix.indptr, matrix.indices, matrix.data)
@@ -311,12 +315,10 @@ class _Searcher:
 
     def _build_content(self, parsed: list[_Parsed], vocab: Mapping[str, int]) -> None:
         """SCORING.md §1: N and avgdl over documents with tokens; dl through the one-byte norm."""
-        n = len(parsed)
-        lengths = np.fromiter((p.length for p in parsed), np.int64, n)
-        docs = np.repeat(np.arange(n), [p.terms.size for p in parsed])
-        cols = np.concatenate([p.terms for p in parsed]) if n else np.zeros(0, np.int64)
-        freqs = np.concatenate([p.freqs for p in parsed]) if n else np.zeros(0, np.float32)
-        self.freqs = _Postings.build(vocab, docs, cols, freqs, n)
+        lengths = np.fromiter((p.length for p in parsed), np.int64, len(parsed))
+        self.freqs = _Postings.build(
+            vocab, len(parsed), [(row, p.terms, p.freqs) for row, p in enumerate(parsed)]
+        )
         doc_count = int(np.count_nonzero(lengths))
         doc_freq = np.diff(self.freqs.indptr)
         self.idf = scoring.bm25_idf(doc_freq, max(doc_count, 1))
@@ -332,11 +334,8 @@ class _Searcher:
     @staticmethod
     def _build_features(parsed: list[_Parsed], name: str, vocab: Mapping[str, int]) -> _Postings:
         """SCORING.md §2: the decoded (quantized) feature values S of one rank_features field."""
-        present = [(row, p.sparse[name]) for row, p in enumerate(parsed) if name in p.sparse]
-        docs = np.repeat([row for row, _ in present], [ids.size for _, (ids, _) in present]).astype(np.int64)
-        cols = np.concatenate([ids for _, (ids, _) in present]) if present else np.zeros(0, np.int64)
-        values = np.concatenate([s for _, (_, s) in present]) if present else np.zeros(0, np.float32)
-        return _Postings.build(vocab, docs, cols, values, len(parsed))
+        rows = [(row, *p.sparse[name]) for row, p in enumerate(parsed) if name in p.sparse]
+        return _Postings.build(vocab, len(parsed), rows)
 
     def _build_vectors(self, parsed: list[_Parsed]) -> None:
         rows = [row for row, p in enumerate(parsed) if p.embedding is not None]

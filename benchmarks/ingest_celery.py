@@ -1,0 +1,234 @@
+"""Queued vs inline ingest at the same core count, and worker memory over a long run.
+
+Inline: one process, torch with 2 threads. Celery: 2 `celery worker` processes (prefork, one pool process
+each, torch with 1 thread) on a Redis broker, fed by the producer in this process. Both index the same
+SciFact slice into fresh local stores; model loading is left out of both timings. Worker memory (RSS of
+each pool process and its parent) is sampled every 0.5 s during the Celery run.
+
+    python benchmarks/ingest_celery.py --docs 5000
+    python benchmarks/ingest_celery.py --docs 5000 --sparse-model none --max-length 64   # faster encoders
+
+Needs Redis (default redis://127.0.0.1:6379/13, flushed) and ../shared/data/scifact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of `pid` (psutil when installed, else /proc); None once the process is gone."""
+    try:
+        import psutil
+    except ImportError:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return None
+        line = next((row for row in status.splitlines() if row.startswith("VmRSS:")), None)
+        return int(line.split()[1]) * 1024 if line else None
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return None
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def commit() -> str:
+    """The checked-out commit, read from .git without running git."""
+    git = ROOT / ".git"
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head[:12]
+        ref = head.removeprefix("ref: ")
+        if (git / ref).is_file():
+            return (git / ref).read_text().strip()[:12]
+        packed = (git / "packed-refs").read_text().splitlines()
+        return next(line.split()[0][:12] for line in packed if line.endswith(" " + ref))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{cpu}, {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB RAM, no GPU used; load average {load}"
+
+
+def versions(client: redis.Redis) -> str:
+    names = ("torch", "transformers", "celery", "kombu", "redis")
+    found = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in names)
+    return f"Python {platform.python_version()}, {found}, redis-server {client.info()['redis_version']}"
+
+
+@dataclass
+class Sampler:
+    """RSS of each worker's processes, sampled in a thread while the Celery run lasts."""
+
+    pids: dict[str, int]
+    samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            now = time.monotonic()
+            for name, pid in self.pids.items():
+                for role, process in [("main", pid), *(("pool", child) for child in children(pid))]:
+                    rss = rss_bytes(process)
+                    if rss is not None:
+                        self.samples.setdefault(f"{name} {role}", []).append((now, rss))
+            self.stop.wait(0.5)
+
+
+def write_slice(count: int, folder: Path) -> Path:
+    path = folder / f"scifact-{count}.jsonl"
+    with SCIFACT.open(encoding="utf-8") as handle:
+        path.write_text("".join(islice(handle, count)), encoding="utf-8")
+    return path
+
+
+def run_inline(corpus: Path, env: dict[str, str], threads: int) -> float:
+    """docs/s of inline ingest in a child process (so that its torch thread count is its own)."""
+    code = (
+        "import sys, time, torch; torch.set_num_threads(int(sys.argv[2]))\n"
+        "from pathlib import Path\n"
+        "from neurank.config import Settings\n"
+        "from neurank.documents import read_corpus\n"
+        "from neurank.ingest.inline import ingest_records\n"
+        "from neurank.onnx_models.bundle import EncoderBundle\n"
+        "from neurank.stores import open_store\n"
+        "s = Settings(); e = EncoderBundle.from_settings(s); e.encode(list(read_corpus(Path(sys.argv[1])))[:4])\n"
+        "store = open_store(s.store_url()); start = time.perf_counter()\n"
+        "summary = ingest_records(read_corpus(Path(sys.argv[1])), store, s.index, e, s)\n"
+        "print(summary.indexed / (time.perf_counter() - start))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(corpus), str(threads)], env=env, check=True,
+                         capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def start_worker(name: str, env: dict[str, str], folder: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    log = folder / f"{name}.log"
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "neurank.ingest.worker", "worker", "--pool", "prefork",
+             "--concurrency", "1", "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
+             "--without-mingle", "--without-heartbeat"],
+            stdout=handle, stderr=subprocess.STDOUT, env={**env, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    return process, log
+
+
+def run_celery(corpus: Path, store: str, folder: Path) -> tuple[float, Sampler]:
+    """docs/s through 2 workers whose models are loaded, and their memory samples."""
+    from neurank.config import Settings
+    from neurank.documents import read_corpus
+    from neurank.ingest.producer import ingest_via_celery
+
+    env = {**os.environ, "NEURANK_STORE": store}
+    workers = [start_worker(f"bench{i}", env, folder) for i in (1, 2)]
+    try:
+        deadline = time.monotonic() + 300
+        while not all("worker process ready" in log.read_text() for _, log in workers):
+            if time.monotonic() > deadline:
+                raise RuntimeError("workers not ready: " + " | ".join(log.read_text()[-2000:] for _, log in workers))
+            time.sleep(0.5)
+        sampler = Sampler({f"worker {i}": p.pid for i, (p, _) in enumerate(workers, start=1)})
+        thread = threading.Thread(target=sampler.run, daemon=True)
+        thread.start()
+        start = time.perf_counter()
+        summary = ingest_via_celery(read_corpus(corpus), Settings(store=store))
+        elapsed = time.perf_counter() - start
+        sampler.stop.set()
+        thread.join()
+        if summary.indexed != sum(1 for _ in corpus.open()):
+            raise RuntimeError(f"celery run indexed {summary.indexed}: {summary.to_dict()}")
+        return summary.indexed / elapsed, sampler
+    finally:
+        for process, _ in workers:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def memory_rows(sampler: Sampler) -> list[str]:
+    rows = []
+    for name, samples in sorted(sampler.samples.items()):
+        values = [rss for _, rss in samples]
+        tenth = max(1, len(values) // 10)
+        early, late = max(values[tenth: 2 * tenth] or values), max(values[-tenth:])
+        rows.append(f"| {name} | {max(values) / 2**20:.0f} | {early / 2**20:.0f} | {late / 2**20:.0f} | "
+                    f"{(late - early) / 2**20:+.0f} | {len(values)} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=5000)
+    parser.add_argument("--sparse-model", default=None)
+    parser.add_argument("--dense-model", default=None)
+    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/13")
+    args = parser.parse_args()
+
+    client = redis.Redis.from_url(args.broker, decode_responses=True)
+    client.flushdb()
+    with tempfile.TemporaryDirectory(prefix="neurank-bench-") as tmp:
+        folder = Path(tmp)
+        os.environ.update({"NEURANK_HOME": str(folder / "home"), "NEURANK_RUNTIME": "torch", "NEURANK_INT8": "false",
+                           "NEURANK_BROKER_URL": args.broker, "NEURANK_INDEX": "bench",
+                           "TOKENIZERS_PARALLELISM": "false"})
+        for value, key in ((args.sparse_model, "NEURANK_SPARSE_MODEL"), (args.dense_model, "NEURANK_DENSE_MODEL"),
+                           (args.max_length, "NEURANK_MAX_LENGTH")):
+            if value is not None:
+                os.environ[key] = str(value)
+        corpus = write_slice(args.docs, folder)
+        inline = run_inline(corpus, {**os.environ, "NEURANK_STORE": f"local:{folder / 'inline'}"}, threads=2)
+        queued, sampler = run_celery(corpus, f"local:{folder / 'celery'}", folder)
+    client.flushdb()
+
+    from neurank.config import Settings
+
+    settings = Settings()
+    print(f"`{shlex.join(['python', 'benchmarks/ingest_celery.py', *sys.argv[1:]])}`\n")
+    print(f"- commit {commit()}; {machine()}")
+    print(f"- {versions(client)}")
+    print(f"- {args.docs} SciFact documents; encoders: sparse {settings.sparse_model} (deepct {settings.deepct}), "
+          f"dense {settings.dense_model}, torch fp32, max_length {settings.max_length}; warm-up excluded, 1 run each\n")
+    print("| path | processes × torch threads | docs/s | time overhead vs inline |")
+    print("|---|---|---|---|")
+    print(f"| inline | 1 × 2 | {inline:.1f} | — |")
+    print(f"| celery (redis) | 2 × 1 | {queued:.1f} | {(inline / queued - 1) * 100:+.1f}% |\n")
+    print("| process | peak RSS MiB | RSS MiB, 2nd tenth of run | RSS MiB, last tenth | growth MiB | samples |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(memory_rows(sampler)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Queued ingest end to end: real Redis, real `celery worker` processes, the local store, real encoders.
+
+Faults are real too: a worker killed with SIGKILL, a store whose database another process holds locked, a
+document the store refuses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from neurank.cli import app as cli
+from neurank.config import Settings
+from neurank.documents import Document, read_corpus
+from neurank.ingest.app import IngestOptions
+from neurank.ingest.dead_letters import DeadLetters
+from neurank.ingest.inline import IngestSummary, ensure_index
+from neurank.ingest.ledger import namespace
+from neurank.ingest.messages import BatchMessage
+from neurank.ingest.producer import ingest_via_celery, retry_dead_letters
+from neurank.ingest.status import ingest_status
+from neurank.onnx_models.bundle import EncoderBundle
+from neurank.stores import open_store
+from neurank.stores.local import DATABASE_FILE
+
+pytestmark = pytest.mark.integration
+
+
+def source_ids(path: Path) -> list[str]:
+    records = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
+    return [record["_id"] for record in records]
+
+
+def in_background(work: Callable[[], IngestSummary]) -> Future[IngestSummary]:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="producer").submit(work)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.3)
+
+
+def cli_json(*args: str) -> Any:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def counts(summary: IngestSummary) -> tuple[int, int, int, int]:
+    return summary.indexed, summary.skipped, summary.failed, len(summary.dead)
+
+
+@contextmanager
+def write_lock(store_url: str, *, until: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Hold the store's SQLite write lock from another connection, as a long transaction elsewhere would,
+    until `until()` holds or the block ends. The producer must reuse a store whose connection is open."""
+    db = sqlite3.connect(Path(store_url.removeprefix("local:")) / DATABASE_FILE, isolation_level=None,
+                         check_same_thread=False)
+    db.execute("BEGIN IMMEDIATE")
+    done = threading.Event()
+
+    def hold() -> None:
+        while not done.is_set() and not until():
+            time.sleep(0.2)
+        db.execute("ROLLBACK")
+        db.close()
+
+    holder = threading.Thread(target=hold, name="lock-holder")
+    holder.start()
+    try:
+        yield
+    finally:
+        done.set()
+        holder.join()
+
+
+@pytest.mark.slow
+def test_thousand_documents_through_two_workers_with_one_killed(
+    celery_env: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], broker: redis.Redis
+) -> None:
+    corpus = corpus_slice(1000)
+    ids = source_ids(corpus)
+    first, second = workers.start_ready("w1", "w2")
+    settings = Settings()
+    assert settings.sparse_model == "splade-tiny" and settings.dense_model == "minilm-l6" and settings.deepct
+
+    run = in_background(lambda: ingest_via_celery(read_corpus(corpus), settings))
+    wait_for(lambda: (s := ingest_status(settings)).done >= 2 and s.in_flight == 2, "both workers busy")
+    first.kill()
+    (third,) = workers.start_ready("w3")
+    summary = run.result(timeout=900)
+
+    assert counts(summary) == (1000, 0, 0, 0), summary.to_dict()
+    store = open_store(settings.store_url())
+    assert store.count(settings.index) == len(set(ids)) == 1000
+    stored = store.get(settings.index, ids)
+    assert [doc.document.id for doc in stored] == ids
+    assert all(doc.content_hash == doc.document.content_hash and doc.embedding is not None for doc in stored)
+    assert "the worker process died during 1 of its deliveries; sending it again as 2 halves" in (
+        second.text() + third.text())
+
+    again = ingest_via_celery(read_corpus(corpus), settings)
+    assert counts(again) == (0, 1000, 0, 0)
+    status = ingest_status(settings)
+    assert (status.documents, status.done, status.queued, status.in_flight) == (0, 0, 0, 0)
+    assert broker.llen(IngestOptions().queue) == 0
+
+
+def test_store_outage_is_retried_then_dead_lettered_until_retry_dead(
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEURANK_INGEST_MAX_RETRIES", "3")
+    fast_models["NEURANK_INGEST_MAX_RETRIES"] = "3"
+    settings = Settings()
+    store = open_store(settings.store_url())
+    ensure_index(store, settings.index, EncoderBundle.from_settings(settings).index_spec(settings))
+    (worker,) = workers.start_ready("w1", busy_timeout_s=1.0)
+
+    first = corpus_slice(24)
+    with write_lock(settings.store_url(), until=lambda: "retry 1/3" in worker.text()):
+        recovered = ingest_via_celery(read_corpus(first), settings, store=store)
+    assert counts(recovered) == (24, 0, 0, 0)
+    assert "is locked" in worker.text()
+
+    second = corpus_slice(48)
+    with write_lock(settings.store_url()):
+        outlasted = ingest_via_celery(read_corpus(second), settings, store=store)
+    assert counts(outlasted) == (0, 24, 0, 24)
+    assert all("stayed unavailable through 3 retries" in letter.reason for letter in outlasted.dead)
+    assert "retry 3/3" in worker.text() and store.count(settings.index) == 24
+
+    retried = retry_dead_letters(settings)
+    assert counts(retried) == (24, 0, 0, 0)
+    assert store.count(settings.index) == 48
+    assert ingest_status(settings).dead == 0
+
+
+def test_poison_document_is_dead_lettered_and_its_batch_mates_indexed(
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], broker: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    poison = {"_id": "poison", "title": "Exported twice", "text": "A record with a NaN in a field."}
+    corpus = corpus_slice(30, extra=[json.dumps(poison)[:-1] + ', "score": NaN}', '{"_id": "no-text"}'])
+    workers.start_ready("w1")
+    settings = Settings()
+
+    summary = cli_json("ingest", str(corpus), "--via", "celery", "--json")
+    assert {key: summary[key] for key in ("indexed", "skipped", "failed", "dead")} == {
+        "indexed": 30, "skipped": 0, "failed": 1, "dead": 1}
+    (letter,) = summary["dead_letters"]
+    assert letter["id"] == "poison" and letter["source"] == f"{corpus}:31"
+    assert "metadata cannot be stored as JSON" in letter["reason"]
+    assert summary["failures"][0]["source"] == f"{corpus}:32"
+    store = open_store(settings.store_url())
+    assert store.count(settings.index) == 30
+    kept = DeadLetters(broker, namespace(store.url, settings.index)).get(["poison"])["poison"]
+    assert kept.document.text == poison["text"] and kept.document.source == f"{corpus}:31"
+
+    status = cli_json("ingest", "status", "--json")
+    assert {key: status[key] for key in ("queued", "in_flight", "indexed", "dead")} == {
+        "queued": 0, "in_flight": 0, "indexed": 30, "dead": 1}
+
+    again = cli_json("ingest", str(corpus), "--via", "celery", "--json")
+    assert (again["indexed"], again["skipped"], again["failed"], again["dead"]) == (0, 30, 1, 1)
+    status = ingest_status(settings)
+    assert (status.documents, status.done) == (0, 0)
+    assert broker.llen(IngestOptions().queue) == 0
+
+    elsewhere = settings.model_copy(update={"store": f"local:{tmp_path / 'another-store'}"})
+    refused = ingest_via_celery(read_corpus(corpus_slice(5)), elsewhere)
+    assert counts(refused) == (0, 0, 0, 5)
+    assert all(f"this worker serves {store.url}" in letter.reason for letter in refused.dead)
+    assert store.count(settings.index) == 30
+
+
+def batches_holding(documents: list[Document], doc_id: str) -> set[str]:
+    """The ids of the first batch and of each half on the way down to `doc_id` alone (see BatchMessage.halves)."""
+    batch = BatchMessage("b0", "", "", "", {}, documents)
+    held = {batch.batch_id}
+    while len(batch.documents) > 1:
+        batch = next(half for half in batch.halves() if doc_id in {doc.id for doc in half.documents})
+        held.add(batch.batch_id)
+    return held
+
+
+@pytest.mark.slow
+def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
+    celery_env: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], broker: redis.Redis
+) -> None:
+    crasher = {"_id": "crasher", "title": "Kills workers", "text": "Each worker process that encodes this dies."}
+    corpus = corpus_slice(8, extra=[json.dumps(crasher)])
+    documents = [doc for doc in read_corpus(corpus) if isinstance(doc, Document)]
+    doomed = batches_holding(documents, "crasher")
+    alone = max(doomed, key=len)
+    max_deliveries = IngestOptions().max_deliveries
+    (worker,) = workers.start_ready("w1")
+    settings = Settings()
+    prefix = namespace(open_store(settings.store_url()).url, settings.index)
+
+    run = in_background(lambda: ingest_via_celery(read_corpus(corpus), settings))
+    killed: dict[str, int] = {}
+    while not run.done():
+        run_id = broker.get(f"{prefix}:run")
+        deliveries = broker.hgetall(f"{prefix}:run:{run_id}:deliveries") if run_id else {}
+        for attempt, delivered in deliveries.items():
+            batch_id, count = attempt.rsplit(":", 1)[0], int(delivered)
+            encodes = count == 1 or (batch_id == alone and count <= max_deliveries)
+            if batch_id in doomed and encodes and count > killed.get(attempt, 0):
+                for pid in worker.pool_pids():
+                    os.kill(pid, signal.SIGKILL)
+                killed[attempt] = count
+        time.sleep(0.005)
+    summary = run.result()
+
+    assert counts(summary) == (8, 0, 0, 1), summary.to_dict()
+    (letter,) = summary.dead
+    assert letter.id == "crasher" and letter.source == f"{corpus}:9"
+    assert f"died during {max_deliveries} of its deliveries, with this document alone" in letter.reason
+    assert killed == {f"{batch_id}:0": 1 for batch_id in doomed} | {f"{alone}:0": max_deliveries}
+    assert open_store(settings.store_url()).count(settings.index) == 8
