@@ -1,7 +1,8 @@
 """Queued vs inline ingest at the same core count, and worker memory over a long run.
 
 Inline: one process, torch with 2 threads. Celery: 2 `celery worker` processes (prefork, one pool process
-each, torch with 1 thread) on a Redis broker, fed by the producer in this process. Both index the same
+each, torch with 1 thread) on a Redis broker, fed by the producer in this process; then 1 worker with 2
+threads, which isolates the cost of the queue from the gain of process parallelism. All index the same
 SciFact slice into fresh local stores; model loading is left out of both timings. Worker memory (RSS of
 each pool process and its parent) is sampled every 0.5 s during the Celery run.
 
@@ -16,8 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import os
-import platform
-import shlex
 import signal
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from itertools import islice
 from pathlib import Path
 
 import redis
+
+from common import header
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
@@ -51,6 +52,14 @@ def rss_bytes(pid: int) -> int | None:
         return None
 
 
+def rss_source() -> str:
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        return "/proc/PID/status VmRSS"
+    return "psutil"
+
+
 def children(pid: int) -> list[int]:
     try:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -58,35 +67,11 @@ def children(pid: int) -> list[int]:
         return []
 
 
-def commit() -> str:
-    """The checked-out commit, read from .git without running git."""
-    git = ROOT / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head[:12]
-        ref = head.removeprefix("ref: ")
-        if (git / ref).is_file():
-            return (git / ref).read_text().strip()[:12]
-        packed = (git / "packed-refs").read_text().splitlines()
-        return next(line.split()[0][:12] for line in packed if line.endswith(" " + ref))
-    except (OSError, StopIteration):
-        return "unknown"
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")))
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB RAM, no GPU used; load average {load}"
-
-
-def versions(client: redis.Redis) -> str:
-    names = ("torch", "transformers", "celery", "kombu", "redis")
+def queue_versions(client: redis.Redis) -> str:
+    names = ("celery", "kombu", "redis")
     found = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in names)
-    return f"Python {platform.python_version()}, {found}, redis-server {client.info()['redis_version']}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"queue: {found}, redis-server {client.info()['redis_version']}; load average at the end {load}"
 
 
 @dataclass
@@ -135,32 +120,33 @@ def run_inline(corpus: Path, env: dict[str, str], threads: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def start_worker(name: str, env: dict[str, str], folder: Path) -> tuple[subprocess.Popen[bytes], Path]:
+def start_worker(name: str, env: dict[str, str], folder: Path, threads: int) -> tuple[subprocess.Popen[bytes], Path]:
     log = folder / f"{name}.log"
     with log.open("wb") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "neurank.ingest.worker", "worker", "--pool", "prefork",
              "--concurrency", "1", "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
-            stdout=handle, stderr=subprocess.STDOUT, env={**env, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+            stdout=handle, stderr=subprocess.STDOUT, env={**env, "OMP_NUM_THREADS": str(threads)},
+            start_new_session=True)
     return process, log
 
 
-def run_celery(corpus: Path, store: str, folder: Path) -> tuple[float, Sampler]:
-    """docs/s through 2 workers whose models are loaded, and their memory samples."""
+def run_celery(corpus: Path, store: str, folder: Path, workers: int, threads: int) -> tuple[float, Sampler]:
+    """docs/s through `workers` single-process workers whose models are loaded, and their memory samples."""
     from neurank.config import Settings
     from neurank.documents import read_corpus
     from neurank.ingest.producer import ingest_via_celery
 
     env = {**os.environ, "NEURANK_STORE": store}
-    workers = [start_worker(f"bench{i}", env, folder) for i in (1, 2)]
+    started = [start_worker(f"bench{i}", env, folder, threads) for i in range(1, workers + 1)]
     try:
         deadline = time.monotonic() + 300
-        while not all("worker process ready" in log.read_text() for _, log in workers):
+        while not all("worker process ready" in log.read_text() for _, log in started):
             if time.monotonic() > deadline:
-                raise RuntimeError("workers not ready: " + " | ".join(log.read_text()[-2000:] for _, log in workers))
+                raise RuntimeError("workers not ready: " + " | ".join(log.read_text()[-2000:] for _, log in started))
             time.sleep(0.5)
-        sampler = Sampler({f"worker {i}": p.pid for i, (p, _) in enumerate(workers, start=1)})
+        sampler = Sampler({f"worker {i}": p.pid for i, (p, _) in enumerate(started, start=1)})
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()
         start = time.perf_counter()
@@ -172,7 +158,7 @@ def run_celery(corpus: Path, store: str, folder: Path) -> tuple[float, Sampler]:
             raise RuntimeError(f"celery run indexed {summary.indexed}: {summary.to_dict()}")
         return summary.indexed / elapsed, sampler
     finally:
-        for process, _ in workers:
+        for process, _ in started:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
@@ -210,21 +196,23 @@ def main() -> None:
                 os.environ[key] = str(value)
         corpus = write_slice(args.docs, folder)
         inline = run_inline(corpus, {**os.environ, "NEURANK_STORE": f"local:{folder / 'inline'}"}, threads=2)
-        queued, sampler = run_celery(corpus, f"local:{folder / 'celery'}", folder)
+        queued, sampler = run_celery(corpus, f"local:{folder / 'celery'}", folder, workers=2, threads=1)
+        one_worker, _ = run_celery(corpus, f"local:{folder / 'celery-1x2'}", folder, workers=1, threads=2)
     client.flushdb()
 
     from neurank.config import Settings
 
     settings = Settings()
-    print(f"`{shlex.join(['python', 'benchmarks/ingest_celery.py', *sys.argv[1:]])}`\n")
-    print(f"- commit {commit()}; {machine()}")
-    print(f"- {versions(client)}")
-    print(f"- {args.docs} SciFact documents; encoders: sparse {settings.sparse_model} (deepct {settings.deepct}), "
-          f"dense {settings.dense_model}, torch fp32, max_length {settings.max_length}; warm-up excluded, 1 run each\n")
+    print(header(queue_versions(client)))
+    sparse = "none" if settings.sparse_model == "none" else f"{settings.sparse_model} (deepct {settings.deepct})"
+    print(f"- {args.docs} SciFact documents; encoders: sparse {sparse}, dense {settings.dense_model}, torch fp32, "
+          f"max_length {settings.max_length}; model loading excluded; 1 run each\n")
     print("| path | processes × torch threads | docs/s | time overhead vs inline |")
     print("|---|---|---|---|")
     print(f"| inline | 1 × 2 | {inline:.1f} | — |")
-    print(f"| celery (redis) | 2 × 1 | {queued:.1f} | {(inline / queued - 1) * 100:+.1f}% |\n")
+    for label, rate in (("2 × 1", queued), ("1 × 2", one_worker)):
+        print(f"| celery (redis) | {label} | {rate:.1f} | {(inline / rate - 1) * 100:+.1f}% |")
+    print(f"\nworker memory during the 2 × 1 run (sampled every 0.5 s with {rss_source()}):\n")
     print("| process | peak RSS MiB | RSS MiB, 2nd tenth of run | RSS MiB, last tenth | growth MiB | samples |")
     print("|---|---|---|---|---|---|")
     print("\n".join(memory_rows(sampler)))

@@ -63,7 +63,7 @@ def count_lines(path: Path) -> int:
 def open_configured_store(settings: Settings) -> Any:
     from neurank.stores import open_store
 
-    return open_store(settings.store_url())
+    return open_store(settings.store_url(), settings)
 
 
 def load_reranker(path: Path | None, settings: Settings) -> Any:
@@ -139,8 +139,8 @@ def demo(
                               f"{run.ingest.skipped} unchanged, {run.ingest.failed} failed")
                 for result in run.results:
                     console.print(hits_table(f"“{result.query}”", result))
-                    for note in result.notes:
-                        console.print(f"[yellow]{note}[/yellow]")
+                for note in dict.fromkeys(note for result in run.results for note in result.notes):
+                    console.print(f"[yellow]{note}[/yellow]")
     except NeurankError as exc:
         fail(exc)
     if as_json:
@@ -193,6 +193,10 @@ def ingest(
             summary = run_ingest(settings, path, via=via.value, on_progress=advance)
     except NeurankError as exc:
         fail(exc)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: run the same command again to finish; what is already "
+                      "indexed is skipped, and batches already queued still run on the workers")
+        raise typer.Exit(code=130) from None
     if as_json:
         emit_json(summary.to_dict())
         return
@@ -349,23 +353,45 @@ def index_info(name: Annotated[str, typer.Argument()], store: StoreOpt = None, a
     settings = settings_from(store=store)
     try:
         target = open_configured_store(settings)
-        spec = target.index_spec(name)
-        if spec is None:
-            from neurank.errors import IndexNotFoundError
-
-            raise IndexNotFoundError(name, target.url)
-        info = {"index": name, "store": target.url, "count": target.count(name), "models": dict(spec.models),
-                "language": spec.language, "dense_dimension": spec.dense_dimension,
-                "space_type": spec.space_type, "bm25": {"k1": spec.bm25_k1, "b": spec.bm25_b}}
+        info = describe_index(target, name)
     except NeurankError as exc:
         fail(exc)
+    print_index(info, as_json)
+
+
+def describe_index(target: Any, name: str) -> dict[str, Any]:
+    spec = target.index_spec(name)
+    if spec is None:
+        from neurank.errors import IndexNotFoundError
+
+        raise IndexNotFoundError(name, target.url)
+    return {"index": name, "store": target.url, "count": target.count(name), "models": dict(spec.models),
+            "language": spec.language, "dense_dimension": spec.dense_dimension,
+            "space_type": spec.space_type, "bm25": {"k1": spec.bm25_k1, "b": spec.bm25_b}}
+
+
+def print_index(info: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(info)
         return
-    table = Table(title=f"index {name}", show_header=False)
+    table = Table(title=f"index {info['index']}", show_header=False)
     for key, value in info.items():
         table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
     console.print(table)
+
+
+@index_app.command("create")
+def index_create(name: Annotated[str | None, typer.Argument(help="index name (default NEURANK_INDEX)")] = None,
+                 store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Create an index for the configured models (and its fusion pipeline on a cluster with neural-search)."""
+    from neurank.ingest.inline import create_configured_index
+
+    settings = settings_from(store=store, index=name)
+    try:
+        info = describe_index(create_configured_index(settings), settings.index)
+    except NeurankError as exc:
+        fail(exc)
+    print_index(info, as_json)
 
 
 @index_app.command("drop")
@@ -402,3 +428,119 @@ def models_export(
     for key, value in payload.items():
         table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
     console.print(table)
+
+
+train_app = typer.Typer(no_args_is_help=True, help="Train cross-encoder, dense and sparse models on a BEIR dataset.")
+app.add_typer(train_app, name="train")
+
+TrainDatasetOpt = Annotated[Path, typer.Option("--dataset", help="BEIR folder with qrels/train.tsv (and dev.tsv)")]
+TrainOutOpt = Annotated[Path, typer.Option("--out", help="folder for the model, its ONNX export and training.json")]
+BaseOpt = Annotated[str | None, typer.Option("--base", help="model to start from: bundled name or folder")]
+StepsOpt = Annotated[int | None, typer.Option("--steps", help="optimizer steps")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="queries per step")]
+NegativesOpt = Annotated[int | None, typer.Option("--negatives", help="mined negatives per query")]
+LrOpt = Annotated[float | None, typer.Option("--lr", help="peak learning rate")]
+MaxLengthOpt = Annotated[int | None, typer.Option("--max-length", help="tokens per training input")]
+SeedOpt = Annotated[int | None, typer.Option("--seed")]
+EvalEveryOpt = Annotated[int | None, typer.Option("--eval-every", help="steps between dev evaluations")]
+PatienceOpt = Annotated[int | None, typer.Option("--patience", help="evaluations without gain before stopping")]
+TimeLimitOpt = Annotated[float | None, typer.Option("--time-limit", help="minutes of training at most")]
+MineOpt = Annotated[str | None, typer.Option("--negatives-from", help="bm25, dense or hybrid")]
+DevDepthOpt = Annotated[int | None, typer.Option("--dev-depth", help="candidates reranked per dev query")]
+EvalSplitOpt = Annotated[str | None, typer.Option("--eval-split", help="final evaluation split, or 'none'")]
+ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the checkpoint in --out")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="torch threads (default: all cores)")]
+TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="softmax temperature of the loss")]
+TRAIN_FLAGS = ("base", "steps", "batch_size", "n_negatives", "learning_rate", "max_length", "seed", "eval_every",
+               "patience", "time_limit_minutes", "negatives_from", "dev_depth", "eval_split", "resume", "threads")
+"""The parameters of the train commands that are `TrainConfig` fields (same names)."""
+
+
+def run_trainer(train: Any, defaults: Any, options: Any, flags: dict[str, Any], as_json: bool) -> None:
+    """Build the config from the trainer's defaults and the given flags, train, print the report.
+
+    `options` builds the trainer's own options (inside the error handling: they validate); `--eval-split
+    none` skips the final evaluation.
+    """
+    dataset, out, runtime = flags.pop("dataset"), flags.pop("out"), flags.pop("runtime")
+    skip = (flags.get("eval_split") or "").lower() == "none"
+    shared = {name: flags[name] for name in TRAIN_FLAGS}
+    settings = settings_from(runtime=runtime)
+    try:
+        config = defaults.with_overrides(**{**shared, "eval_split": None if skip else shared["eval_split"]},
+                                         no_final_evaluation=skip)
+        report = train(dataset, out, settings, config, options(), say=console.print)
+    except NeurankError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    loop = report.loop
+    console.print(f"{report.kind} model in {report.out}: {loop.steps} steps in {loop.seconds / 60:.1f} min, "
+                  f"best dev {report.dev_measure} {loop.best_metric:.4f} at step {loop.best_step}"
+                  + (" (stopped early)" if loop.stopped_early else "") + (" (time limit)" if loop.timed_out else ""))
+    for mode, metrics in (report.evaluation or {}).items():
+        console.print(f"  {report.dataset} {report.eval_split} {mode}: nDCG@10 {metrics['ndcg@10']:.4f}, "
+                      f"Recall@100 {metrics['recall@100']:.4f}, MRR@10 {metrics['mrr@10']:.4f}")
+
+
+@train_app.command("cross-encoder")
+def train_cross_encoder_command(
+    dataset: TrainDatasetOpt, out: TrainOutOpt, base: BaseOpt = None, steps: StepsOpt = None,
+    batch_size: BatchOpt = None, n_negatives: NegativesOpt = None, learning_rate: LrOpt = None,
+    max_length: MaxLengthOpt = None, seed: SeedOpt = None, eval_every: EvalEveryOpt = None,
+    patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
+    dev_depth: DevDepthOpt = None, eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
+    threads: ThreadsOpt = None,
+    loss: Annotated[str, typer.Option(help="softmax (listwise), bce (pointwise) or ranknet (pairwise)")] = "softmax",
+    temperature: TemperatureOpt = None, runtime: RuntimeOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """A one-logit reranker from --base's encoder, on (query, positive, mined negatives) groups."""
+    from neurank.train.cross_encoder import DEFAULTS, CrossEncoderOptions, train_cross_encoder
+
+    def options() -> CrossEncoderOptions:
+        return CrossEncoderOptions(loss=loss, temperature=temperature or 1.0)  # type: ignore[arg-type]
+
+    run_trainer(train_cross_encoder, DEFAULTS, options, locals(), as_json)
+
+
+@train_app.command("dense")
+def train_dense_command(
+    dataset: TrainDatasetOpt, out: TrainOutOpt, base: BaseOpt = None, steps: StepsOpt = None,
+    batch_size: BatchOpt = None, n_negatives: NegativesOpt = None, learning_rate: LrOpt = None,
+    max_length: MaxLengthOpt = None, seed: SeedOpt = None, eval_every: EvalEveryOpt = None,
+    patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
+    dev_depth: DevDepthOpt = None, eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
+    threads: ThreadsOpt = None,
+    teacher: Annotated[str | None, typer.Option(help="cross-encoder folder to distil (listwise KL)")] = None,
+    distill_weight: Annotated[float, typer.Option(help="weight of the distillation term")] = 1.0,
+    temperature: TemperatureOpt = None, runtime: RuntimeOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """A bi-encoder from --base, contrastive with in-batch and mined negatives, distilled from --teacher."""
+    from neurank.train.dense import DEFAULTS, DenseOptions, train_dense
+
+    def options() -> DenseOptions:
+        return DenseOptions(teacher=teacher, distill_weight=distill_weight, temperature=temperature or 0.05)
+
+    run_trainer(train_dense, DEFAULTS, options, locals(), as_json)
+
+
+@train_app.command("sparse")
+def train_sparse_command(
+    dataset: TrainDatasetOpt, out: TrainOutOpt, base: BaseOpt = None, steps: StepsOpt = None,
+    batch_size: BatchOpt = None, n_negatives: NegativesOpt = None, learning_rate: LrOpt = None,
+    max_length: MaxLengthOpt = None, seed: SeedOpt = None, eval_every: EvalEveryOpt = None,
+    patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
+    dev_depth: DevDepthOpt = None, eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
+    threads: ThreadsOpt = None,
+    lambda_query: Annotated[float, typer.Option(help="final FLOPS weight on queries")] = 3e-4,
+    lambda_document: Annotated[float, typer.Option(help="final FLOPS weight on documents")] = 1e-4,
+    runtime: RuntimeOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """SPLADE fine-tuning from --base with in-batch and mined negatives and FLOPS regularization."""
+    from neurank.train.sparse import DEFAULTS, SparseOptions, train_sparse
+
+    def options() -> SparseOptions:
+        return SparseOptions(lambda_query=lambda_query, lambda_document=lambda_document)
+
+    run_trainer(train_sparse, DEFAULTS, options, locals(), as_json)

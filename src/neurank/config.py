@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     opensearch_ca_certs: Path | None = None
     opensearch_verify_certs: bool = True
     opensearch_timeout_s: float = 30.0
+    opensearch_neural_plugin: bool | None = Field(
+        default=None, description="the cluster has neural-search (hybrid, neural_sparse); None: ask it once"
+    )
 
     broker_url: str = "redis://127.0.0.1:6379/0"
 

@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -204,7 +206,7 @@ def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
     celery_env: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], broker: redis.Redis
 ) -> None:
     crasher = {"_id": "crasher", "title": "Kills workers", "text": "Each worker process that encodes this dies."}
-    corpus = corpus_slice(8, extra=[json.dumps(crasher)])
+    corpus = corpus_slice(2, extra=[json.dumps(crasher)])
     documents = [doc for doc in read_corpus(corpus) if isinstance(doc, Document)]
     doomed = batches_holding(documents, "crasher")
     alone = max(doomed, key=len)
@@ -228,9 +230,27 @@ def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
         time.sleep(0.005)
     summary = run.result()
 
-    assert counts(summary) == (8, 0, 0, 1), summary.to_dict()
+    assert counts(summary) == (2, 0, 0, 1), summary.to_dict()
     (letter,) = summary.dead
-    assert letter.id == "crasher" and letter.source == f"{corpus}:9"
+    assert letter.id == "crasher" and letter.source == f"{corpus}:3"
     assert f"died during {max_deliveries} of its deliveries, with this document alone" in letter.reason
     assert killed == {f"{batch_id}:0": 1 for batch_id in doomed} | {f"{alone}:0": max_deliveries}
-    assert open_store(settings.store_url()).count(settings.index) == 8
+    assert open_store(settings.store_url()).count(settings.index) == 2
+
+
+def test_an_interrupted_ingest_run_again_completes_without_duplicates(
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path]
+) -> None:
+    corpus = corpus_slice(300)
+    workers.start_ready("w1")
+    settings = Settings()
+    command = [str(Path(sys.executable).with_name("neurank")), "ingest", str(corpus), "--via", "celery", "--json"]
+    producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    wait_for(lambda: ingest_status(settings).done >= 2, "two finished batches")
+    producer.send_signal(signal.SIGINT)
+    _, err = producer.communicate(timeout=60)
+    assert producer.returncode != 0 and b"run the same command again" in err
+
+    again = ingest_via_celery(read_corpus(corpus), settings)
+    assert again.skipped > 0 and again.indexed + again.skipped == 300 and not again.dead and not again.failures
+    assert open_store(settings.store_url()).count(settings.index) == 300

@@ -68,6 +68,7 @@ def test_app_delivers_at_least_once() -> None:
     conf = app.conf
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
     assert conf.task_acks_on_timeout is False
+    assert conf.worker_proc_alive_timeout >= 60  # models load in worker_process_init
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
     assert conf.task_routes[ENCODE_TASK] == {"queue": "gpu"}
     assert ENCODE_TASK in app.tasks

@@ -219,7 +219,7 @@ def test_open_store_http_needs_the_opensearch_store(monkeypatch: pytest.MonkeyPa
 
 def test_open_store_http_builds_the_opensearch_store(monkeypatch: pytest.MonkeyPatch) -> None:
     module = types.ModuleType("neurank.stores.opensearch")
-    module.OpenSearchStore = lambda url: ("opensearch", url)  # type: ignore[attr-defined]
+    module.OpenSearchStore = lambda url, settings: ("opensearch", url)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "neurank.stores.opensearch", module)
     assert open_store("https://search:9200") == ("opensearch", "https://search:9200")
 

@@ -29,8 +29,8 @@ class IngestOptions(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEURANK_INGEST_", extra="ignore", frozen=True)
 
     queue: str = Field(default="neurank.encode", description="the queue encode tasks go to")
-    batch_tokens: int = Field(default=4096, ge=1, description="estimated tokens per task")
-    batch_documents: int = Field(default=64, ge=1, description="documents per task at most")
+    batch_tokens: int = Field(default=16384, ge=1, description="estimated tokens per task (as the encoders' batch)")
+    batch_documents: int = Field(default=256, ge=1, description="documents per task at most")
     batch_bytes: int = Field(default=1_000_000, ge=1, description="document text bytes per task at most")
     max_in_flight: int = Field(default=16, ge=1, description="batches sent and not yet finished, at most")
     task_time_limit_s: float = Field(default=600.0, gt=0, description="a task is stopped after this long")
@@ -39,6 +39,8 @@ class IngestOptions(BaseSettings):
     max_retries: int = Field(default=6, ge=0, description="retries of a batch while the store is unavailable")
     retry_backoff_s: float = Field(default=1.0, gt=0, description="first retry delay; doubles each time")
     retry_backoff_max_s: float = Field(default=60.0, gt=0, description="longest retry delay")
+    warm_up_timeout_s: float = Field(default=300.0, gt=0,
+                                     description="a pool process may take this long to load its models")
     max_deliveries: int = Field(default=3, ge=1,
                                 description="a document whose worker died this many times is dead-lettered")
     ledger_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, description="how long run records stay in Redis")
@@ -86,6 +88,7 @@ def make_app(settings: Settings, options: IngestOptions | None = None, *, thread
         task_routes={ENCODE_TASK: {"queue": options.queue}},
         task_default_queue=options.queue,
         worker_prefetch_multiplier=1,
+        worker_proc_alive_timeout=options.warm_up_timeout_s,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={

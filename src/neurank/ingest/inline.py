@@ -11,7 +11,7 @@ from neurank.config import Settings
 from neurank.documents import Document
 from neurank.errors import ConfigError, InputError
 from neurank.onnx_models.bundle import EncoderBundle
-from neurank.stores.protocol import EncodedDocument, IndexSpec, Store, WriteFailure
+from neurank.stores.protocol import EncodedDocument, IndexSpec, Store, VersionedStore, WriteFailure
 
 
 def batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
@@ -50,7 +50,10 @@ class IngestSummary:
 
 
 def ensure_index(store: Store, index: str, spec: IndexSpec) -> None:
-    """Create the index, or check that the existing one was built for the same analyzer, vectors and models."""
+    """Create the index, or check that the existing one was built for the same analyzer, vectors and models.
+
+    A versioned store (OpenSearch) builds a new version for new models instead; `commit` makes it searchable.
+    """
     existing = store.index_spec(index)
     if existing is None:
         store.create_index(index, spec)
@@ -59,12 +62,24 @@ def ensure_index(store: Store, index: str, spec: IndexSpec) -> None:
         name for name in ("language", "dense_dimension", "space_type", "models")
         if getattr(existing, name) != getattr(spec, name)
     ]
+    if mismatched and "models" in mismatched and isinstance(store, VersionedStore):
+        store.create_index(index, spec)
+        return
     if mismatched:
         raise ConfigError(
             f"index {index!r} in {store.url} was built with other {', '.join(mismatched)} "
             f"({', '.join(f'{n}={getattr(existing, n)!r}' for n in mismatched)}); "
             f"drop it with `neurank index drop {index}` or ingest into another --index"
         )
+
+
+def create_configured_index(settings: Settings) -> Store:
+    """The configured index in the configured store, created for the configured models (`neurank index create`)."""
+    from neurank.stores import open_store
+
+    store = open_store(settings.store_url(), settings)
+    ensure_index(store, settings.index, EncoderBundle.from_settings(settings).index_spec(settings))
+    return store
 
 
 def encode_isolating_failures(
@@ -119,4 +134,6 @@ def ingest_records(
         if on_progress:
             on_progress(len(chunk))
     summary.truncated = encoders.truncated
+    if isinstance(store, VersionedStore):
+        store.commit(index)
     return summary

@@ -10,9 +10,9 @@ from neurank.onnx_models.base import EncoderStats
 from neurank.onnx_models.cross import CrossEncoder
 from neurank.onnx_models.dense import DenseEncoder
 from neurank.onnx_models.export import ExportReport, export_model
-from neurank.onnx_models.loading import RUNTIMES, Runtime
 from neurank.onnx_models.parity import Comparison, ParityReport
 from neurank.onnx_models.registry import BUNDLED, ModelRef, model_fingerprint, resolve_model
+from neurank.onnx_models.runtimes import RUNTIMES, Runtime
 from neurank.onnx_models.sparse import SparseEncoder, SparseMode, feature_name
 
 __all__ = [

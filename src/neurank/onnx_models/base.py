@@ -13,8 +13,10 @@ import numpy as np
 
 from neurank.errors import ConfigError
 from neurank.onnx_models.batching import Batch, padded_batches, tokenize
-from neurank.onnx_models.loading import Kind, LoadedModel, check_runtime, load
+from neurank.onnx_models.kinds import Kind
+from neurank.onnx_models.loading import LoadedModel, load
 from neurank.onnx_models.registry import ModelRef, resolve_model
+from neurank.onnx_models.runtimes import check_runtime
 
 
 @dataclass(slots=True)
@@ -83,6 +85,8 @@ class Encoder:
     def _batches(self, texts: Sequence[str], pairs: Sequence[str] | None = None
                  ) -> Iterator[tuple[Batch, np.ndarray]]:
         """Run the model over token-budget batches; each batch comes with its rows' input positions."""
+        if not texts:
+            return
         loaded = self._model()
         tokenized = tokenize(loaded.tokenizer, texts, self.max_length, pairs)
         self._stats.texts += len(texts)

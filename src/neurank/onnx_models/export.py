@@ -18,20 +18,26 @@ from pathlib import Path
 from typing import Any
 
 from neurank.errors import ModelError
-from neurank.onnx_models.loading import (
-    Kind,
-    check_kind,
-    graph_inputs,
-    load_tokenizer,
-    model_kind,
-    onnx_backend,
-    onnx_session,
-    torch_backend,
-    torch_module,
+from neurank.onnx_models.kinds import Kind, check_kind, model_kind
+from neurank.onnx_models.loading import load_tokenizer, torch_module
+from neurank.onnx_models.parity import (
+    SAMPLE_TEXTS,
+    Comparison,
+    ParityReport,
+    compare,
+    parity_batches,
+    run_batches,
 )
-from neurank.onnx_models.parity import Comparison, ParityReport, compare, parity_batches, run_batches
 from neurank.onnx_models.quantize import quantize_int8
-from neurank.onnx_models.registry import ONNX_FP32, ONNX_INT8, PARITY_FILE, export_dir, resolve_model
+from neurank.onnx_models.registry import (
+    ONNX_FP32,
+    ONNX_INT8,
+    PARITY_FILE,
+    ModelRef,
+    export_dir,
+    resolve_model,
+)
+from neurank.onnx_models.runtimes import graph_inputs, onnx_backend, onnx_session, torch_backend
 
 Progress = Callable[[str], None]
 
@@ -50,7 +56,7 @@ class ExportReport:
     onnx_int8: Path | None
     parity: ParityReport
     reused: bool
-    """True when the graphs were already in the cache (parity is re-checked anyway)."""
+    """True when every graph asked for was already in the cache; `parity` is then the stored report."""
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,10 +70,11 @@ class ExportReport:
 
 def export_model(name_or_dir: str, *, home: Path, int8: bool, force: bool = False,
                  progress: Progress | None = None) -> ExportReport:
-    """Export (and with `int8`, quantize) a model, or reuse the cached export; check parity; report.
+    """Export (and with `int8`, quantize) a model and check parity, or return the cached export's report.
 
     int8 is quantized per tensor and per channel; the variant closest to PyTorch is kept. Raises
-    `ModelError` when a graph fails parity (fp32: max abs diff; int8: min cosine), naming the numbers.
+    `ModelError` when a graph fails parity (fp32: max abs diff; int8: min cosine), naming the numbers;
+    such a graph is never installed.
     """
     say = progress or (lambda message: None)
     started = time.perf_counter()
@@ -75,10 +82,40 @@ def export_model(name_or_dir: str, *, home: Path, int8: bool, force: bool = Fals
     kind = model_kind(ref.path)
     check_kind(ref, kind)
     target = export_dir(ref, home)
-    target.mkdir(parents=True, exist_ok=True)
-    reused = not force and (target / ONNX_FP32).is_file() and (not int8 or (target / ONNX_INT8).is_file())
-    tokenizer = load_tokenizer(ref)
+    cached = None if force else _cached_parity(target, int8)
+    if cached is None:
+        target.mkdir(parents=True, exist_ok=True)
+        cached = _export(ref, kind, target, int8, force, say)
+    return ExportReport(
+        model=ref.requested, kind=kind, fingerprint=ref.fingerprint, directory=target,
+        onnx=target / ONNX_FP32, onnx_int8=target / ONNX_INT8 if int8 else None, parity=cached.report,
+        reused=cached.reused, seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    report: ParityReport
+    reused: bool
+
+
+def _cached_parity(target: Path, int8: bool) -> _Outcome | None:
+    """The stored report when every file asked for is in the cache, else None."""
+    if not (target / ONNX_FP32).is_file() or (int8 and not (target / ONNX_INT8).is_file()):
+        return None
+    try:
+        report = ParityReport.from_dict(json.loads((target / PARITY_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if int8 and report.int8 is None:
+        return None
+    return _Outcome(report, reused=True)
+
+
+def _export(ref: ModelRef, kind: Kind, target: Path, int8: bool, force: bool, say: Progress) -> _Outcome:
+    """Build what is missing in a scratch folder beside `target`; move it in once parity holds."""
     say(f"loading {ref.requested} ({kind}) from {ref.path}")
+    tokenizer = load_tokenizer(ref)
     module = torch_module(ref, kind)
     batches, max_length = parity_batches(tokenizer, kind)
     reference = run_batches(torch_backend(module, graph_inputs(tokenizer)), batches)
@@ -94,13 +131,13 @@ def export_model(name_or_dir: str, *, home: Path, int8: bool, force: bool = Fals
             fp32_path = staged / ONNX_FP32
             _export_graph(module, tokenizer, kind, fp32_path)
         say("checking fp32 parity")
-        report = ParityReport(texts=len(batches) // 2, max_length=max_length, fp32=parity_of(fp32_path))
+        report = ParityReport(texts=len(SAMPLE_TEXTS), max_length=max_length, fp32=parity_of(fp32_path))
         if not report.fp32_passed:
             raise ModelError(f"the ONNX export of {ref.requested} differs from PyTorch by "
                              f"{report.fp32.max_abs_diff:.3g} (tolerance {report.fp32_max_abs_diff}); "
                              "it was not installed")
         if int8:
-            report = _int8_parity(report, target, staged, fp32_path, force, parity_of, say)
+            report = _quantize_best(report, staged, fp32_path, parity_of, say)
         (staged / PARITY_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
         for file in staged.iterdir():
             if file.name != ONNX_INT8 or report.int8_passed:
@@ -109,54 +146,38 @@ def export_model(name_or_dir: str, *, home: Path, int8: bool, force: bool = Fals
         assert report.int8 is not None
         raise ModelError(f"int8 {ref.requested} reaches cosine {report.int8.min_cosine:.4f} to PyTorch, below "
                          f"{report.int8_min_cosine}; it was not installed (use int8=false)")
-    return ExportReport(
-        model=ref.requested, kind=kind, fingerprint=ref.fingerprint, directory=target,
-        onnx=target / ONNX_FP32, onnx_int8=target / ONNX_INT8 if int8 else None, parity=report,
-        reused=reused, seconds=time.perf_counter() - started,
-    )
+    return _Outcome(report, reused=False)
 
 
-def _int8_parity(report: ParityReport, target: Path, staged: Path, fp32_path: Path, force: bool,
-                 parity_of: Callable[[Path], Comparison], say: Progress) -> ParityReport:
-    """Quantize both ways and keep the closer variant in `staged`, or re-check the cached int8 graph."""
-    cached = target / ONNX_INT8
-    if not force and cached.is_file() and fp32_path.parent == target:
-        say("checking the cached int8 graph")
-        previous = _read_parity(target)
-        per_channel = previous.int8_per_channel if previous else None
-        return _with_int8(report, parity_of(cached), per_channel)
-    best: ParityReport | None = None
+def _quantize_best(report: ParityReport, staged: Path, fp32_path: Path,
+                   parity_of: Callable[[Path], Comparison], say: Progress) -> ParityReport:
+    """Quantize per tensor and per channel; keep the variant closer to PyTorch as `staged/model_qint8.onnx`."""
+    best: tuple[float, bool, Comparison] | None = None
     for per_channel in (False, True):
-        candidate = staged / f"int8-{'channel' if per_channel else 'tensor'}.onnx"
+        candidate = staged / f"int8-{per_channel}.onnx"
         say(f"quantizing to int8 ({'per channel' if per_channel else 'per tensor'})")
         quantize_int8(fp32_path, candidate, per_channel=per_channel)
-        trial = _with_int8(report, parity_of(candidate), per_channel)
-        if best is None or trial.int8.min_cosine > best.int8.min_cosine:  # type: ignore[union-attr]
-            best = trial
+        comparison = parity_of(candidate)
+        if best is None or comparison.min_cosine > best[0]:
+            best = (comparison.min_cosine, per_channel, comparison)
     assert best is not None
-    kept = staged / f"int8-{'channel' if best.int8_per_channel else 'tensor'}.onnx"
-    os.replace(kept, staged / ONNX_INT8)
-    for leftover in staged.glob("int8-*.onnx"):
-        leftover.unlink()
-    return best
-
-
-def _with_int8(report: ParityReport, comparison: Comparison, per_channel: bool | None) -> ParityReport:
+    _, per_channel, comparison = best
+    os.replace(staged / f"int8-{per_channel}.onnx", staged / ONNX_INT8)
+    (staged / f"int8-{not per_channel}.onnx").unlink()
     return ParityReport(texts=report.texts, max_length=report.max_length, fp32=report.fp32,
                         int8=comparison, int8_per_channel=per_channel)
 
 
-def _read_parity(target: Path) -> ParityReport | None:
-    try:
-        return ParityReport.from_dict(json.loads((target / PARITY_FILE).read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def _export_graph(module: Any, tokenizer: Any, kind: Kind, path: Path) -> None:
-    """torch.onnx.export with dynamo and dynamic batch and sequence axes (the legacy exporter was wrong)."""
+    """torch.onnx.export with dynamo and dynamic batch and sequence axes (the legacy exporter was wrong).
+
+    Attention is exported in its eager form: plain MatMul/Softmax, which ONNX Runtime runs faster than the
+    decomposed SDPA with its per-layer NaN guards. The module is changed in place.
+    """
     import torch
 
+    if hasattr(module.model, "set_attn_implementation"):
+        module.model.set_attn_implementation("eager")
     names = graph_inputs(tokenizer)
     texts = ["a short example", "a longer example sentence for the exporter to trace through"]
     pairs = ["a passage", "another passage that is a little longer"] if kind == "cross" else None

@@ -9,26 +9,46 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neurank.errors import ModelError
 from neurank.onnx_models.st_folder import Pooling
 
 
 class SpladePooling(nn.Module):
-    """max over tokens of log(1 + relu(MLM logits)), padding excluded.
+    """max over tokens of log(1 + relu(MLM logits)), padding excluded, computed with one op on the big tensor.
 
-    log1p∘relu is monotonic, so the max is taken on the raw logits (padding set to 0, which relu maps to
-    the floor anyway) and log1p(relu(·)) is applied to the pooled vector only: one op on the big tensor.
+    - log1p∘relu is monotonic and the vocabulary bias is the same for every token, so both are applied
+      after the max, to the (batch, vocab) vector.
+    - Padding rows of the hidden states are replaced by the text's first row before the projection: the
+      max over tokens then only sees real tokens, without masking the (batch, seq, vocab) logits.
+    - The projection is held as its own (hidden, vocab) constant, so the ONNX graph has a plain MatMul with
+      a constant weight that int8 quantization can take (the tied embedding would need a Transpose).
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
+        decoder = model.get_output_embeddings()  # type: ignore[operator]
+        if not isinstance(decoder, nn.Linear):
+            raise ModelError(f"a SPLADE model needs a linear vocabulary projection as its output "
+                             f"embeddings; this one has {type(decoder).__name__}")
+        self.register_buffer("projection", decoder.weight.detach().t().contiguous())
+        bias = decoder.bias if decoder.bias is not None else torch.zeros(decoder.out_features)
+        self.register_buffer("bias", bias.detach().clone())
+        _replace_submodule(model, decoder, nn.Identity())
         self.model = model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask,
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
                             token_type_ids=token_type_ids).logits
-        pooled = (logits * attention_mask.unsqueeze(-1).to(logits.dtype)).amax(dim=1)
+        hidden = torch.where(attention_mask.unsqueeze(-1).bool(), hidden, hidden[:, :1])
+        pooled = torch.matmul(hidden, self.projection).amax(dim=1) + self.bias
         return torch.log1p(torch.relu(pooled))
+
+
+def _replace_submodule(root: nn.Module, old: nn.Module, new: nn.Module) -> None:
+    name = next(name for name, module in root.named_modules() if module is old)
+    parent, _, attribute = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, attribute, new)
 
 
 class EmbeddingPooling(nn.Module):

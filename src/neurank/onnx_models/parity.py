@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from neurank.onnx_models.batching import Batch, padded_batches, tokenize
-from neurank.onnx_models.loading import Backend, Kind
+from neurank.onnx_models.kinds import Kind
+from neurank.onnx_models.runtimes import Backend
 
 FP32_MAX_ABS_DIFF = 1e-4
 """fp32 ONNX vs torch, any output value (SPLADE weights reach ~3, normalized embeddings ≤ 1)."""
@@ -70,8 +71,8 @@ class ParityReport:
 
 
 def parity_batches(tokenizer: Any, kind: Kind) -> tuple[list[Batch], int]:
-    """The samples one by one, then all in one padded batch; and the max_length used."""
-    max_length = min(512, int(getattr(tokenizer, "model_max_length", 512)))
+    """The samples one by one, then all in one padded batch, at the encoders' default max_length."""
+    max_length = min(512 if kind == "cross" else 256, int(getattr(tokenizer, "model_max_length", 512)))
     pairs = SAMPLE_TEXTS if kind == "cross" else None
     texts = [SAMPLE_QUERY] * len(SAMPLE_TEXTS) if kind == "cross" else SAMPLE_TEXTS
     tokenized = tokenize(tokenizer, texts, max_length, pairs)

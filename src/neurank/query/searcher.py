@@ -11,10 +11,12 @@ import numpy as np
 from neurank.documents import Hit, StageScore
 from neurank.errors import PlanError
 from neurank.onnx_models.bundle import EncoderBundle
-from neurank.query.fusion import fuse
+from neurank.query.fusion import FusedHit, fuse
 from neurank.query.plan import RetrievalPlan, Stage
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
-from neurank.stores.protocol import ScoredIds, Store
+from neurank.stores.protocol import HybridStore, ScoredIds, Store
+
+SERVER_FUSION_NOTE = "fused by the cluster (hybrid query): per-stage scores are not reported"
 
 
 @dataclass(slots=True)
@@ -71,14 +73,17 @@ class Searcher:
             self._check_plan(plan)
         timings: dict[str, float] = {}
         notes: list[str] = []
-        results: list[ScoredIds] = []
-        for stage in plan.stages:
+        if plan.is_hybrid and isinstance(self.store, HybridStore):
+            hits = self._search_hybrid(plan, query, timings, notes)
+        else:
+            results: list[ScoredIds] = []
+            for stage in plan.stages:
+                start = time.perf_counter()
+                results.append(self.run_stage(stage, query))
+                timings[stage.name] = (time.perf_counter() - start) * 1000
             start = time.perf_counter()
-            results.append(self.run_stage(stage, query))
-            timings[stage.name] = (time.perf_counter() - start) * 1000
-        start = time.perf_counter()
-        hits = self._combine(plan, results)
-        timings["fusion"] = (time.perf_counter() - start) * 1000
+            hits = self._combine(plan, results)
+            timings["fusion"] = (time.perf_counter() - start) * 1000
         if plan.rerank_depth:
             if self.reranker is None:
                 notes.append(RERANK_OFF_NOTE)
@@ -91,14 +96,37 @@ class Searcher:
         timings["total"] = sum(timings.values())
         return SearchResult(query=query, hits=hits, timings_ms=timings, notes=notes)
 
+    def _search_hybrid(self, plan: RetrievalPlan, query: str, timings: dict[str, float],
+                       notes: list[str]) -> list[Hit]:
+        """All sub-queries in one request (`_msearch`, or a `hybrid` query fused by the cluster)."""
+        start = time.perf_counter()
+        encoders = self.encoders.sparse_encoders()
+        tokens = {stage.field: encoders[stage.field].encode_queries([query])[0]
+                  for stage in plan.stages if stage.name == "sparse"}
+        dense = any(stage.name == "dense" for stage in plan.stages)
+        vector = self.encoders.dense.encode_queries([query])[0] if dense else None
+        timings["encode"] = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
+        fused = self.store.search_hybrid(self.index, plan, query, tokens, vector)
+        timings["hybrid"] = (time.perf_counter() - start) * 1000
+        if fused and all(raw is None for raw in fused[0].raw):
+            notes.append(SERVER_FUSION_NOTE)
+        return self._fused_hits(plan, fused)
+
     @staticmethod
     def _combine(plan: RetrievalPlan, results: list[ScoredIds]) -> list[Hit]:
         names = [stage.name for stage in plan.stages]
         if len(results) == 1:
             return [Hit(doc_id, score, {names[0]: StageScore(score, None, rank)})
                     for rank, (doc_id, score) in enumerate(results[0], start=1)]
+        return Searcher._fused_hits(plan, fuse(results, plan.fusion))
+
+    @staticmethod
+    def _fused_hits(plan: RetrievalPlan, fused_hits: list[FusedHit]) -> list[Hit]:
+        """Hits carrying each sub-query's raw score, normalized score and rank, where known."""
+        names = [stage.name for stage in plan.stages]
         hits = []
-        for fused in fuse(results, plan.fusion):
+        for fused in fused_hits:
             stages = {
                 name: StageScore(raw, norm, rank)
                 for name, raw, norm, rank in zip(names, fused.raw, fused.normalized, fused.ranks, strict=True)

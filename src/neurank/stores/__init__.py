@@ -1,13 +1,15 @@
 """Stores: where documents are written and searched, behind one `Store` protocol.
 
 `open_store(url)` picks the implementation from the URL: `local:PATH` (embedded, SQLite + in-memory
-search) or `http(s)://host:port` (an OpenSearch cluster, needs the `opensearch` extra).
+search) or `http(s)://host:port` (an OpenSearch cluster, needs the `opensearch` extra; credentials, TLS and
+timeouts come from `Settings`).
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from neurank.errors import ConfigError, MissingExtraError
 from neurank.stores.analysis import Analyzer, get_analyzer
@@ -15,25 +17,32 @@ from neurank.stores.local import LocalStore
 from neurank.stores.protocol import (
     SPARSE_FIELDS,
     EncodedDocument,
+    HybridStore,
     IndexSpec,
     ScoredIds,
     SpaceType,
     Store,
     StoredDocument,
+    VersionedStore,
     WriteFailure,
     WriteResult,
 )
+
+if TYPE_CHECKING:
+    from neurank.config import Settings
 
 __all__ = [
     "SPARSE_FIELDS",
     "Analyzer",
     "EncodedDocument",
+    "HybridStore",
     "IndexSpec",
     "LocalStore",
     "ScoredIds",
     "SpaceType",
     "Store",
     "StoredDocument",
+    "VersionedStore",
     "WriteFailure",
     "WriteResult",
     "get_analyzer",
@@ -43,7 +52,7 @@ __all__ = [
 _ACCEPTED = "local:PATH (a folder for the embedded store) or http(s)://host:port (an OpenSearch cluster)"
 
 
-def _opensearch_store(url: str) -> Store:
+def _opensearch_store(url: str, settings: Settings | None) -> Store:
     """Import the OpenSearch store only when asked for, so the embedded store needs no client library."""
     try:
         module = importlib.import_module("neurank.stores.opensearch")
@@ -53,16 +62,20 @@ def _opensearch_store(url: str) -> Store:
         if exc.name == "neurank.stores.opensearch":
             raise ConfigError(f"cannot open {url}: this installation has no OpenSearch store") from exc
         raise
-    return module.OpenSearchStore(url)
+    return module.OpenSearchStore(url, settings)
 
 
-def open_store(url: str) -> Store:
-    """The store at `url`. Nothing is opened yet: stores connect on first use."""
+def open_store(url: str, settings: Settings | None = None) -> Store:
+    """The store at `url`. Nothing is opened yet: stores connect on first use.
+
+    An OpenSearch store reads its credentials, TLS options and timeouts from `settings` (from the
+    environment when None).
+    """
     if url.startswith("local:"):
         path = url.removeprefix("local:")
         if not path:
             raise ConfigError(f"store URL {url!r} names no folder; expected {_ACCEPTED}")
         return LocalStore(Path(path).expanduser())
     if url.startswith(("http://", "https://")):
-        return _opensearch_store(url)
+        return _opensearch_store(url, settings)
     raise ConfigError(f"unsupported store URL {url!r}; expected {_ACCEPTED}")

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from neurank.documents import Document
+
+if TYPE_CHECKING:
+    from neurank.query.fusion import FusedHit
+    from neurank.query.plan import RetrievalPlan
 
 SpaceType = Literal["cosinesimil", "innerproduct", "l2"]
 SPARSE_FIELDS = ("splade", "deepct")
@@ -123,3 +127,38 @@ class Store(Protocol):
 
     def explain_bm25(self, name: str, query: str, doc_id: str) -> dict[str, float]:
         """Analyzed query term → its BM25 contribution to `doc_id` (terms that do not match are left out)."""
+
+
+@runtime_checkable
+class VersionedStore(Store, Protocol):
+    """A store whose index NAME is an alias over versions NAME-v1, NAME-v2, … (the OpenSearch store).
+
+    `create_index` on an index built with other models (same analyzer and BM25 parameters) builds the next
+    version beside the searched one instead of refusing: `upsert` and `stored_state` then work on the new
+    version while searches still see the old one, until `commit` swaps them.
+    """
+
+    def commit(self, name: str) -> str | None:
+        """Make the writes searchable; swap the alias atomically to a version being built, drop older ones.
+
+        Returns the version searched from now on, or None when no new version was being built.
+        """
+
+
+@runtime_checkable
+class HybridStore(Store, Protocol):
+    """A store that runs all of a plan's sub-queries in one request, and may fuse them on the server."""
+
+    def search_hybrid(
+        self,
+        name: str,
+        plan: RetrievalPlan,
+        query_text: str,
+        sparse_tokens: Mapping[str, Mapping[str, float]],
+        vector: np.ndarray | None,
+    ) -> list[FusedHit]:
+        """The plan's fused hits, best first, fused as `neurank.query.fusion.fuse` does.
+
+        Fused on the client, each hit carries every sub-query's raw score, normalized score and rank; fused by
+        the cluster (a `hybrid` query), only the combined score is known and those are None.
+        """

@@ -1,0 +1,47 @@
+"""What a model folder holds (masked LM, encoder, classifier) and whether it can serve an encoder kind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from neurank.errors import ModelError
+from neurank.onnx_models.registry import ModelRef
+
+Kind = Literal["sparse", "dense", "cross"]
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path / 'config.json'}: {exc}") from exc
+
+
+def model_kind(path: Path) -> Kind:
+    """What a folder holds, from its architectures: a masked LM is sparse, a classifier a cross-encoder."""
+    architectures = read_config(path).get("architectures") or []
+    if any(name.endswith("ForMaskedLM") for name in architectures):
+        return "sparse"
+    if any(name.endswith("ForSequenceClassification") for name in architectures):
+        return "cross"
+    return "dense"
+
+
+def check_kind(ref: ModelRef, kind: Kind) -> None:
+    """Refuse a folder that cannot serve `kind`, naming what it is instead."""
+    config = read_config(ref.path)
+    found = model_kind(ref.path)
+    if kind in ("sparse", "cross") and found != kind:
+        wanted = "a masked language model (*ForMaskedLM)" if kind == "sparse" else \
+            "a sequence classifier (*ForSequenceClassification)"
+        raise ModelError(f"{ref.requested} is not {wanted}; its architectures are "
+                         f"{config.get('architectures')}")
+    if kind == "cross":
+        from transformers import AutoConfig
+
+        labels = AutoConfig.from_pretrained(str(ref.path)).num_labels
+        if labels != 1:
+            raise ModelError(f"{ref.requested} has num_labels={labels}; a cross-encoder needs exactly one "
+                             "logit (a relevance score)")

@@ -1,0 +1,132 @@
+"""`_bulk` writes with one outcome per item: written, failed for good (with the reason), or retried.
+
+Items go through `opensearchpy.helpers.streaming_bulk`, chunked by count and by bytes, which resends items
+rejected with 429 (`max_retries`, backoff doubling from `initial_backoff_s` up to `max_backoff_s`). What is
+still transient after that — 429, 5xx, a chunk that got no answer — is sent again by `write`, after a backoff
+with full jitter, at most `attempts` rounds; then `StoreUnavailableError` (the caller retries later; writes are
+idempotent by id). A 4xx item is final: it is reported with OpenSearch's reason and never retried.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import AuthenticationException, AuthorizationException, SSLError
+from opensearchpy.helpers import streaming_bulk
+
+from neurank.errors import StoreUnavailableError
+from neurank.stores.opensearch_errors import error_reason, is_transient
+
+_CONFIG_ERRORS = (AuthenticationException, AuthorizationException, SSLError)
+"""A chunk that failed for one of these fails the write at once: no retry and no per-item blame cures them."""
+
+Action = dict[str, Any]
+"""One `streaming_bulk` action: `_op_type`, `_index`, `_id` and, for `index`, `_source`."""
+
+
+@dataclass(frozen=True, slots=True)
+class BulkPolicy:
+    chunk_size: int = 500
+    max_chunk_bytes: int = 8 * 1024 * 1024
+    """A 384-dim embedding is ~8 KB of JSON, SPLADE weights a few KB more: ~500 documents per 8 MiB."""
+    max_retries: int = 3
+    """streaming_bulk's own resends of items rejected with 429."""
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 10.0
+    attempts: int = 4
+    """Rounds of `write`; items still transient after the last one make the write fail as unavailable."""
+
+
+DEFAULT_POLICY = BulkPolicy()
+
+
+@dataclass(slots=True)
+class BulkOutcome:
+    """Per item, by position in the actions given: the item's response (2xx), or its final failure."""
+
+    done: dict[int, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+    """position → reason (a 4xx: retrying will not help)."""
+    not_found: set[int] = field(default_factory=set)
+    """Deletes of ids that did not exist (404, not a failure)."""
+
+
+def backoff_s(round_: int, policy: BulkPolicy, rng: Callable[[], float] = random.random) -> float:
+    """Full jitter: uniform in [0, min(max_backoff, initial · 2^round)], so retrying clients spread out."""
+    return rng() * min(policy.max_backoff_s, policy.initial_backoff_s * 2**round_)
+
+
+def _item_status(item: dict[str, Any]) -> object:
+    return item.get("status", "N/A")
+
+
+def _item_reason(item: dict[str, Any]) -> str:
+    error = item.get("error")
+    if isinstance(error, str):
+        return error
+    return error_reason(error) if error is not None else f"status {_item_status(item)}"
+
+
+def write(
+    client: OpenSearch,
+    actions: Sequence[Action],
+    policy: BulkPolicy = DEFAULT_POLICY,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[], float] = random.random,
+) -> BulkOutcome:
+    """Run `actions`; return what happened to each.
+
+    Raises StoreUnavailableError when retries run out, and the client's own exception when a chunk failed for
+    credentials or TLS (the caller maps it to a ConfigError).
+    """
+    outcome = BulkOutcome()
+    pending = list(range(len(actions)))
+    last_reason = ""
+    for round_ in range(policy.attempts):
+        if round_:
+            sleep(backoff_s(round_ - 1, policy, rng))
+        transient = []
+        positions: dict[tuple[str, str], deque[int]] = defaultdict(deque)
+        for i in pending:
+            positions[(actions[i].get("_op_type", "index"), str(actions[i]["_id"]))].append(i)
+        results = streaming_bulk(
+            client,
+            (actions[i] for i in pending),
+            chunk_size=policy.chunk_size,
+            max_chunk_bytes=policy.max_chunk_bytes,
+            raise_on_error=False,
+            raise_on_exception=False,
+            max_retries=policy.max_retries,
+            initial_backoff=policy.initial_backoff_s,
+            max_backoff=policy.max_backoff_s,
+        )
+        # One result per action, but not in order: items resent after a 429 come after their chunk-mates.
+        for ok, result in results:
+            ((op_type, item),) = result.items()
+            if isinstance(item.get("exception"), _CONFIG_ERRORS):
+                raise item["exception"]
+            position = positions[(op_type, str(item["_id"]))].popleft()
+            status = _item_status(item)
+            if ok:
+                outcome.done[position] = item
+            elif op_type == "delete" and status == 404:
+                outcome.not_found.add(position)
+            elif is_transient(status):
+                transient.append(position)
+                last_reason = _item_reason(item)
+            else:
+                outcome.failed[position] = _item_reason(item)
+        if not transient:
+            return outcome
+        pending = transient
+    raise StoreUnavailableError(
+        f"{len(pending)} of {len(actions)} bulk items still failed after {policy.attempts} rounds "
+        f"(last: {last_reason}); retry later"
+    )

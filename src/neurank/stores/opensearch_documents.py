@@ -1,0 +1,82 @@
+"""Documents as OpenSearch `_source` (the fields of `neurank.mappings.index`), and back.
+
+JSON has no NaN or infinity, and one such number would make the whole `_bulk` body unparseable (a 400 for
+every document in the chunk). `document_source` refuses those documents alone, with the reason the field
+mapper gives; everything else OpenSearch checks itself, and reports per item.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from neurank.documents import Document
+from neurank.mappings.index import EMBEDDING_FIELD
+from neurank.stores.protocol import SPARSE_FIELDS, EncodedDocument, StoredDocument
+
+SOURCE_FIELDS = ("doc_id", "title", "text", "metadata", "source", "content_hash", "models",
+                 *SPARSE_FIELDS, EMBEDDING_FIELD)
+STATE_FIELDS = ("content_hash", "models")
+
+
+class UnsendableDocument(ValueError):
+    """A document that cannot be written as JSON; the message is the reason, naming the field."""
+
+
+def document_source(encoded: EncodedDocument) -> dict[str, Any]:
+    """The `_source` of one document; raises UnsendableDocument for a value JSON cannot carry."""
+    doc = encoded.document
+    source: dict[str, Any] = {
+        "doc_id": doc.id,
+        "title": doc.title,
+        "text": doc.text,
+        "metadata": doc.metadata,
+        "source": doc.source,
+        "content_hash": doc.content_hash,
+        "models": dict(encoded.models),
+    }
+    for field, weights in encoded.sparse.items():
+        values = {token: float(weight) for token, weight in weights.items()}
+        for token, value in values.items():
+            if not math.isfinite(value):
+                raise UnsendableDocument(
+                    f"failed to parse field [{field}] of type [rank_features]: featureValue must be finite, "
+                    f"got: {value} for feature [{token}]"
+                )
+        source[field] = values
+    if encoded.embedding is not None:
+        vector = np.asarray(encoded.embedding, dtype=np.float32)
+        if not np.isfinite(vector).all():
+            raise UnsendableDocument(
+                f"failed to parse field [{EMBEDDING_FIELD}] of type [knn_vector]: "
+                "KNN vector values cannot be NaN or infinite"
+            )
+        source[EMBEDDING_FIELD] = vector.tolist()
+    return source
+
+
+def stored_document(doc_id: str, source: Mapping[str, Any]) -> StoredDocument:
+    """A StoredDocument from the `_source` written by `document_source`."""
+    document = Document(
+        id=doc_id,
+        text=source.get("text", ""),
+        title=source.get("title") or "",
+        metadata=source.get("metadata") or {},
+        source=source.get("source"),
+    )
+    embedding = source.get(EMBEDDING_FIELD)
+    return StoredDocument(
+        document=document,
+        content_hash=source.get("content_hash", ""),
+        models=source.get("models") or {},
+        sparse={field: source[field] for field in SPARSE_FIELDS if source.get(field)},
+        embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
+    )
+
+
+def stored_state(source: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """(content hash, model fingerprints) from a `_source` limited to STATE_FIELDS."""
+    return source.get("content_hash", ""), dict(source.get("models") or {})

@@ -1,0 +1,57 @@
+"""What the dense and the sparse trainer share: a pooled encoder applied to queries and passages alike.
+
+The pooled module is the one neurank runs and exports (`onnx_models/graphs.py`), so training optimises
+exactly the vectors the index will hold. The loss is the in-batch plus hard-negative softmax
+(`contrastive_loss`); each trainer adds its own term (distillation, FLOPS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neurank.train.data import Group
+from neurank.train.losses import Similarity, contrastive_loss
+from neurank.train.models import inference
+
+
+class BiEncoderTrainee:
+    """Encodes texts with `module` (token ids → one vector per text); scores are similarities.
+
+    Subclasses name their `kind` and add `save` and `evaluation` (see `recipe.Trainee`).
+    """
+
+    def __init__(self, tokenizer: Any, module: nn.Module, *, max_length: int, similarity: Similarity,
+                 temperature: float) -> None:
+        self.tokenizer = tokenizer
+        self.module = module
+        self.max_length = max_length
+        self.similarity = similarity
+        self.temperature = temperature
+
+    def encode(self, texts: Sequence[str]) -> Tensor:
+        inputs = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True,
+                                return_tensors="pt")
+        return self.module(inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"))
+
+    def loss(self, groups: Sequence[Group], step: int) -> Tensor:
+        queries = self.encode([group.query for group in groups])
+        passages = self.encode([passage for group in groups for passage in group.passages])
+        per_group = passages.view(len(groups), -1, passages.shape[-1])
+        loss = contrastive_loss(queries, per_group[:, 0], per_group[:, 1:], similarity=self.similarity,
+                                temperature=self.temperature)
+        return loss + self.extra_loss(groups, step, queries, per_group)
+
+    def extra_loss(self, groups: Sequence[Group], step: int, queries: Tensor, passages: Tensor) -> Tensor | float:
+        """A trainer's own term over the batch: `queries` (B, d), `passages` (B, 1 + negatives, d)."""
+        return 0.0
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        vectors = inference(self.module, self.encode, [query, *passages])
+        if self.similarity == "cosine":
+            vectors = F.normalize(vectors, dim=-1)
+        return (vectors[1:] @ vectors[0]).numpy()

@@ -1,0 +1,140 @@
+"""`neurank train dense`: a sentence-transformers bi-encoder, contrastive with in-batch and mined negatives.
+
+With a teacher (a cross-encoder folder, e.g. from `neurank train cross-encoder`), each query's list of
+candidates (its positive and its hard negatives) also carries the teacher's scores, and the student's
+softmax over that list is pulled toward the teacher's (listwise KL). Pooling, normalisation and the
+similarity come from the base folder's sentence-transformers files, which the output folder keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from neurank.config import Settings
+from neurank.errors import ConfigError
+from neurank.onnx_models.bundle import EncoderBundle
+from neurank.onnx_models.export import Progress
+from neurank.onnx_models.registry import resolve_model
+from neurank.onnx_models.st_folder import read_embedding_config
+from neurank.train.bi_encoder import BiEncoderTrainee
+from neurank.train.config import TrainConfig
+from neurank.train.data import Group
+from neurank.train.evaluation import EvalSetup, Scorer
+from neurank.train.losses import Similarity, listwise_kl_loss
+from neurank.train.models import load_tokenizer, pretrained, save_tokenizer
+from neurank.train.recipe import TrainReport, run_training
+
+DEFAULTS = TrainConfig(base="minilm-l6", steps=300, batch_size=32, n_negatives=1, learning_rate=2e-5,
+                       max_length=256, eval_every=50, dev_depth=20)
+"""32 queries per step, each with its positive and one mined negative: 63 negatives per query in all."""
+
+_SIMILARITIES: dict[str, Similarity] = {"cosinesimil": "cosine", "innerproduct": "dot"}
+_ST_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json")
+
+
+@dataclass(frozen=True, slots=True)
+class DenseOptions:
+    teacher: str | None = None
+    """A cross-encoder folder whose scores the student distils; None trains on the qrels alone."""
+    temperature: float = 0.05
+    """Divides the similarities in the contrastive loss (0.05 suits cosine, like sentence-transformers' 20)."""
+    distill_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0 or self.distill_weight < 0:
+            raise ConfigError("temperature must be > 0 and distill_weight >= 0")
+
+
+class DenseTrainee(BiEncoderTrainee):
+    kind = "dense"
+
+    def __init__(self, base: Path, *, max_length: int, options: DenseOptions, teacher: Scorer | None) -> None:
+        from transformers import AutoModel
+
+        from neurank.onnx_models.graphs import EmbeddingPooling
+
+        embedding = read_embedding_config(base)
+        if embedding.space_type not in _SIMILARITIES:
+            raise ConfigError(f"{base} scores with {embedding.space_type}; dense training supports cosine and "
+                              "dot product")
+        module = EmbeddingPooling(pretrained(AutoModel, base), embedding.pooling, embedding.normalize)
+        super().__init__(load_tokenizer(base), module, max_length=max_length,
+                         similarity=_SIMILARITIES[embedding.space_type], temperature=options.temperature)
+        self.base = base
+        self.options = options
+        self.teacher = teacher
+        self._teacher_scores: dict[tuple[str, str], float] = {}
+
+    def extra_loss(self, groups: Sequence[Group], step: int, queries: Tensor, passages: Tensor) -> Tensor | float:
+        if self.teacher is None or not self.options.distill_weight:
+            return 0.0
+        if self.similarity == "cosine":
+            queries, passages = F.normalize(queries, dim=-1), F.normalize(passages, dim=-1)
+        student = (queries.unsqueeze(1) * passages).sum(dim=-1) / self.temperature
+        teacher = torch.tensor([self.teacher_scores(group) for group in groups], dtype=student.dtype)
+        return self.options.distill_weight * listwise_kl_loss(student, teacher)
+
+    def teacher_scores(self, group: Group) -> list[float]:
+        """The teacher's score of each candidate of `group`, computed once per (query, document)."""
+        missing = [i for i, doc in enumerate(group.doc_ids) if (group.query_id, doc) not in self._teacher_scores]
+        if missing and self.teacher is not None:
+            scores = self.teacher(group.query, [group.passages[i] for i in missing])
+            for i, score in zip(missing, scores, strict=True):
+                self._teacher_scores[group.query_id, group.doc_ids[i]] = float(score)
+        return [self._teacher_scores[group.query_id, doc] for doc in group.doc_ids]
+
+    def save(self, folder: Path) -> None:
+        self.module.model.save_pretrained(folder)
+        save_tokenizer(self.tokenizer, folder)
+        copy_sentence_transformers_files(self.base, folder)
+
+    def evaluation(self, folder: Path, settings: Settings) -> EvalSetup:
+        from neurank.onnx_models import DenseEncoder
+
+        dense = DenseEncoder(str(folder), home=settings.home, runtime=settings.runtime, int8=settings.int8,
+                             max_length=settings.max_length, batch_tokens=settings.batch_tokens)
+        return EvalSetup(modes=("dense",), encoders=EncoderBundle(dense=dense))
+
+
+def copy_sentence_transformers_files(base: Path, folder: Path) -> None:
+    """Keep the base's pooling, normalisation, prompts and similarity: its modules.json and module folders."""
+    for name in _ST_FILES:
+        if (base / name).is_file():
+            shutil.copy2(base / name, folder / name)
+    if (base / "modules.json").is_file():
+        for module in json.loads((base / "modules.json").read_text(encoding="utf-8")):
+            path = module.get("path")
+            if path and (base / path).is_dir():
+                shutil.copytree(base / path, folder / path, dirs_exist_ok=True)
+
+
+def train_dense(dataset: Path, out: Path, settings: Settings, config: TrainConfig = DEFAULTS,
+                options: DenseOptions | None = None, *, progress: bool = True,
+                say: Progress | None = None) -> TrainReport:
+    """Train a dense bi-encoder on `dataset`; write it, its int8 ONNX export and a report to `out`."""
+    options = options or DenseOptions()
+    base = resolve_model(config.base, settings.home).path
+    teacher = _teacher(options.teacher, settings) if options.teacher else None
+    described: dict[str, Any] = {**asdict(options),
+                                 "teacher": resolve_model(options.teacher, settings.home).fingerprint
+                                 if options.teacher else None}
+    return run_training(lambda: DenseTrainee(base, max_length=config.max_length, options=options, teacher=teacher),
+                        dataset, out, settings, config, options=described, progress=progress, say=say)
+
+
+def _teacher(folder: str, settings: Settings) -> Scorer:
+    """The teacher cross-encoder's `predict`, on the configured runtime (the int8 export when onnx)."""
+    from neurank.onnx_models import CrossEncoder
+
+    encoder = CrossEncoder(folder, home=settings.home, runtime=settings.runtime, int8=settings.int8,
+                           max_length=settings.max_length)
+    return encoder.predict

@@ -1,0 +1,66 @@
+"""First-stage runs for training: BM25, dense or hybrid rankings of a dataset's queries on a local store.
+
+They feed hard-negative mining and the candidate lists of dev and final evaluations. The corpus is indexed
+once into a local store under `<home>/train/store` (reused while unchanged), with only the encoders the
+source needs: BM25 alone needs none. The dense encoder runs on PyTorch, so mining needs no ONNX export.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Literal
+
+from neurank.config import Settings
+from neurank.errors import ConfigError
+from neurank.eval.runner import index_dataset, run_mode
+from neurank.onnx_models.bundle import EncoderBundle
+from neurank.query.plan import RetrievalPlan, Stage
+from neurank.query.searcher import Searcher
+from neurank.stores import open_store
+from neurank.stores.protocol import ScoredIds, Store
+
+Source = Literal["bm25", "dense", "hybrid"]
+SOURCES: tuple[Source, ...] = ("bm25", "dense", "hybrid")
+
+
+def training_store(settings: Settings) -> Store:
+    """The local store that training indexes into, apart from the user's configured store."""
+    return open_store(f"local:{settings.home / 'train' / 'store'}")
+
+
+def index_name(dataset: Path, encoders: EncoderBundle) -> str:
+    """One index per dataset and encoder set: a different model gets its own index instead of a clash."""
+    models = encoders.models()
+    suffix = "-".join(f"{role}-{fingerprint[:12]}" for role, fingerprint in sorted(models.items()))
+    name = re.sub(r"[^a-z0-9_.-]+", "-", f"train-{dataset.name.lower()}{'-' + suffix if suffix else ''}")
+    return name.strip("-_.") or "train"
+
+
+def indexed(dataset: Path, encoders: EncoderBundle, settings: Settings,
+            on_progress: Callable[[int], None] | None = None) -> tuple[Store, str]:
+    """The dataset indexed with `encoders` in the training store; documents already there are skipped."""
+    store = training_store(settings)
+    name = index_name(dataset, encoders)
+    index_dataset(dataset, store, name, encoders, settings, on_progress=on_progress)
+    return store, name
+
+
+def first_stage_runs(dataset: Path, queries: Mapping[str, str], settings: Settings, *, source: Source = "bm25",
+                     depth: int = 100, on_query: Callable[[], None] | None = None) -> dict[str, ScoredIds]:
+    """Query id → (doc id, score) pairs, best first, `depth` deep; hybrid fuses BM25 and dense with RRF."""
+    if source not in SOURCES:
+        raise ConfigError(f"unknown negatives source {source!r}; choose one of {', '.join(SOURCES)}")
+    encoders = EncoderBundle()
+    if source != "bm25":
+        from neurank.onnx_models import DenseEncoder
+
+        encoders = EncoderBundle(dense=DenseEncoder(settings.dense_model, home=settings.home, runtime="torch",
+                                                    max_length=settings.max_length,
+                                                    batch_tokens=settings.batch_tokens))
+    store, name = indexed(dataset, encoders, settings)
+    names = ("bm25", "dense") if source == "hybrid" else (source,)
+    plan = RetrievalPlan(stages=tuple(Stage(stage, k=depth) for stage in names), k=depth)
+    run, _ = run_mode(Searcher(store, name, encoders, plan), plan, dict(queries), on_query)
+    return {query_id: list(scores.items()) for query_id, scores in run.items()}

@@ -1,0 +1,126 @@
+"""One recipe for every trainer: data → model → loop → Hugging Face folder → ONNX export → final evaluation.
+
+A trainer supplies a `Trainee` (its module, loss, scorer, how to save, what to evaluate); the recipe does the
+rest, the same way for the cross-encoder, the dense and the sparse model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from neurank.config import Settings
+from neurank.onnx_models.export import Progress
+from neurank.onnx_models.registry import resolve_model
+from neurank.train.config import TrainConfig
+from neurank.train.data import Group, load_training_data
+from neurank.train.evaluation import DEV_MEASURE, EvalSetup, final_evaluation, rerank_metric
+from neurank.train.loop import LoopReport, fit, seed_everything
+from neurank.train.output import export_into
+
+REPORT_FILE = "training.json"
+CHECKPOINTS = "checkpoints"
+
+
+class Trainee(Protocol):
+    """A model being trained, as the recipe sees it."""
+
+    kind: ClassVar[str]
+    module: nn.Module
+
+    def loss(self, groups: Sequence[Group], step: int) -> Tensor:
+        """The training loss of one batch (the module is in train mode)."""
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        """Relevance of each passage to the query, for the dev metric (no gradient)."""
+
+    def save(self, folder: Path) -> None:
+        """Write a Hugging Face folder that neurank's encoders load."""
+
+    def evaluation(self, folder: Path, settings: Settings) -> EvalSetup:
+        """The modes, encoders and reranker that evaluate the saved folder."""
+
+
+@dataclass(slots=True)
+class TrainReport:
+    kind: str
+    dataset: str
+    base: str
+    out: Path
+    train_queries: int
+    dev_queries: int
+    dev_measure: str
+    loop: LoopReport
+    export: dict[str, Any]
+    eval_split: str | None
+    evaluation: dict[str, dict[str, float]] | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "dataset": self.dataset, "base": self.base, "out": str(self.out),
+            "train_queries": self.train_queries, "dev_queries": self.dev_queries, "dev_measure": self.dev_measure,
+            "loop": self.loop.to_dict(), "export": self.export, "eval_split": self.eval_split,
+            "evaluation": self.evaluation, "seconds": round(self.seconds, 1),
+        }
+
+
+def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings: Settings, config: TrainConfig,
+                 *, options: Mapping[str, Any], progress: bool = True, say: Progress | None = None) -> TrainReport:
+    """Train, keep the best dev checkpoint, save it to `out` with its int8 ONNX export, evaluate it.
+
+    `options` are the trainer's own knobs; with `config` and the base model they make the fingerprint that
+    a checkpoint must match to be resumed. `out/training.json` receives the report.
+    """
+    tell = say or (lambda message: None)
+    started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    dataset, out = Path(dataset), Path(out)
+    tell(f"ranking the train and dev queries of {dataset.name} ({config.negatives_from}) and mining negatives")
+    data = load_training_data(dataset, settings, config)
+    seed_everything(config.seed)
+    tell(f"loading {config.base}")
+    trainee = make()
+    loop = fit(
+        trainee.module,
+        lambda step: trainee.loss(data.batch(step, batch_size=config.batch_size, n_negatives=config.n_negatives),
+                                  step),
+        lambda: rerank_metric(trainee.score, data.queries, data.dev, data.runs, data.corpus, depth=config.dev_depth),
+        config.loop_config(),
+        out / CHECKPOINTS,
+        fingerprint=_fingerprint(trainee.kind, dataset, config, options, settings),
+        resume=config.resume,
+        progress=progress,
+        description=f"train {trainee.kind} on {dataset.name}",
+    )
+    tell(f"saving the best checkpoint (step {loop.best_step}) to {out} and exporting it to ONNX")
+    trainee.save(out)
+    export = export_into(out, home=settings.home, progress=say)
+    evaluation = None
+    if config.eval_split:
+        tell(f"final evaluation on {dataset.name} ({config.eval_split})")
+        evaluation = final_evaluation(dataset, trainee.evaluation(out, settings), settings,
+                                      split=config.eval_split, runs_dir=out / "eval")
+    report = TrainReport(trainee.kind, dataset.name, config.base, out, len(data.examples), len(data.dev),
+                         DEV_MEASURE, loop, export.to_dict(), config.eval_split, evaluation,
+                         time.perf_counter() - started)
+    (out / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    return report
+
+
+def _fingerprint(kind: str, dataset: Path, config: TrainConfig, options: Mapping[str, Any],
+                 settings: Settings) -> str:
+    """What decides the path of training: kind, base weights, dataset, config and the trainer's options."""
+    payload = {"kind": kind, "base": resolve_model(config.base, settings.home).fingerprint,
+               "dataset": str(dataset.resolve()), "config": config.fingerprint_fields(), "options": dict(options)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,314 @@
+"""The trainers on a SciFact slice with tiny models: data, loss going down, checkpoints, outputs that load."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from neurank.cli import app
+from neurank.config import Settings
+from neurank.errors import ConfigError
+from neurank.eval.datasets import load_qrels
+from neurank.onnx_models import CrossEncoder, DenseEncoder, SparseEncoder
+from neurank.onnx_models.bundle import EncoderBundle
+from neurank.query.plan import RetrievalPlan
+from neurank.query.rerank import Reranker
+from neurank.query.searcher import Searcher
+from neurank.train.config import TrainConfig
+from neurank.train.cross_encoder import CrossEncoderOptions, CrossEncoderTrainee, train_cross_encoder
+from neurank.train.data import TrainingData, batch_at, carve_dev, load_training_data
+from neurank.train.dense import DenseOptions, DenseTrainee, train_dense
+from neurank.train.first_stage import indexed
+from neurank.train.loop import BEST, LAST, LoopConfig, fit
+from neurank.train.recipe import CHECKPOINTS, REPORT_FILE, Trainee
+from neurank.train.sparse import SparseOptions, SparseTrainee, train_sparse
+
+
+def smoke_config(base: Path, **overrides: object) -> TrainConfig:
+    """A few steps at 64 tokens: enough to exercise every part of a trainer in seconds."""
+    values: dict[str, object] = {
+        "base": str(base), "steps": 4, "batch_size": 4, "n_negatives": 3, "learning_rate": 1e-3, "max_length": 64,
+        "eval_every": 2, "checkpoint_every": 2, "dev_depth": 5, "range_min": 1, "range_max": 20,
+        "dev_fraction": 0.25, "eval_split": "test",
+    }
+    return TrainConfig(**{**values, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def module_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    home = tmp_path_factory.mktemp("train-home")
+    return Settings(home=home, store=f"local:{home / 'store'}", runtime="torch", int8=False)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_beir: Path, tiny_dense: Path, module_settings: Settings) -> TrainingData:
+    return load_training_data(tiny_beir, module_settings, smoke_config(tiny_dense))
+
+
+@pytest.fixture(scope="module")
+def trained_cross_encoder(tiny_beir: Path, tiny_dense: Path, module_settings: Settings,
+                          tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("out") / "cross"
+    train_cross_encoder(tiny_beir, out, module_settings, smoke_config(tiny_dense), progress=False)
+    return out
+
+
+# -- data -------------------------------------------------------------------------------------------------------
+
+
+def test_mined_negatives_never_include_a_judged_positive(data: TrainingData, tiny_beir: Path) -> None:
+    qrels = load_qrels(tiny_beir, "train")
+    assert data.examples
+    for example in data.examples:
+        positives = {doc for doc, label in qrels[example.query_id].items() if label > 0}
+        assert set(example.positives) == positives
+        assert len(example.negatives) >= 3 and not positives & set(example.negatives)
+    for step in range(10):
+        for group in data.batch(step, batch_size=4, n_negatives=3):
+            assert group.doc_ids[0] in qrels[group.query_id]
+            assert not set(group.doc_ids[1:]) & {d for d, label in qrels[group.query_id].items() if label > 0}
+            assert group.passages == tuple(data.corpus[doc] for doc in group.doc_ids)
+
+
+def test_negatives_skip_the_guarded_top_ranks(data: TrainingData) -> None:
+    for example in data.examples:
+        top = [doc for doc, _ in data.runs[example.query_id][:1]]
+        assert not set(top) & set(example.negatives)
+
+
+def test_dev_is_carved_from_train_and_test_never_trains(data: TrainingData, tiny_beir: Path) -> None:
+    train, dev = carve_dev(load_qrels(tiny_beir, "train"), 0.25, seed=42)
+    assert (data.train, data.dev) == (train, dev)
+    assert len(dev) == 6 and not set(train) & set(dev)
+    assert not (set(data.train) | set(data.dev)) & set(load_qrels(tiny_beir, "test"))
+    assert carve_dev(train, 0.25, seed=1) != carve_dev(train, 0.25, seed=2)
+
+
+def test_batches_are_a_function_of_seed_and_step(data: TrainingData) -> None:
+    def draw(step: int, seed: int) -> list[tuple[str, ...]]:
+        return [g.doc_ids for g in batch_at(data.examples, data.corpus, step=step, batch_size=5, n_negatives=3,
+                                            seed=seed)]
+
+    assert draw(7, seed=1) == draw(7, seed=1)
+    assert draw(7, seed=1) != draw(7, seed=2)
+    epoch = [g.query_id for step in range(len(data.examples)) for g in
+             batch_at(data.examples, data.corpus, step=step, batch_size=1, n_negatives=3, seed=1)]
+    assert sorted(epoch) == sorted(e.query_id for e in data.examples)
+
+
+# -- a few steps lower the loss ---------------------------------------------------------------------------------
+
+
+def make_trainee(kind: str, tiny_dense: Path, tiny_mlm: Path) -> Trainee:
+    if kind == "cross":
+        return CrossEncoderTrainee(tiny_dense, max_length=64, options=CrossEncoderOptions())
+    if kind == "dense":
+        return DenseTrainee(tiny_dense, max_length=64, options=DenseOptions(), teacher=None)
+    return SparseTrainee(tiny_mlm, max_length=64, options=SparseOptions(), warmup_steps=0)
+
+
+@pytest.mark.parametrize("kind", ["cross", "dense", "sparse"])
+def test_a_few_steps_lower_the_loss(kind: str, data: TrainingData, tiny_dense: Path, tiny_mlm: Path,
+                                    tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    trainee = make_trainee(kind, tiny_dense, tiny_mlm)
+    batch = data.batch(0, batch_size=4, n_negatives=2)
+
+    def held_out_loss() -> float:
+        trainee.module.eval()
+        with torch.no_grad():
+            return float(trainee.loss(batch, 0))
+
+    before = held_out_loss()
+    config = LoopConfig(steps=5, learning_rate=1e-3, warmup=0.0, eval_every=100, checkpoint_every=100)
+    fit(trainee.module, lambda step: trainee.loss(batch, step), lambda: 0.0, config, tmp_path,
+        fingerprint=kind, progress=False)
+    assert held_out_loss() < before
+
+
+# -- the loop: checkpoints, resume, early stopping --------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_continues_where_the_checkpoint_stopped(data: TrainingData, tiny_dense: Path, tmp_path: Path) -> None:
+    config = LoopConfig(steps=4, learning_rate=1e-3, eval_every=2, checkpoint_every=1)
+
+    def run(folder: Path, fail_at: int | None = None) -> tuple[CrossEncoderTrainee, object]:
+        torch.manual_seed(0)
+        trainee = CrossEncoderTrainee(tiny_dense, max_length=64, options=CrossEncoderOptions())
+        steps: list[int] = []
+
+        def loss_at(step: int) -> torch.Tensor:
+            if step == fail_at:
+                raise Interrupted
+            steps.append(step)
+            return trainee.loss(data.batch(step, batch_size=2, n_negatives=3), step)
+
+        # A rising dev metric keeps the last weights as the best, so the comparison covers every step.
+        report = fit(trainee.module, loss_at, lambda: float(steps[-1]), config, folder, fingerprint="f",
+                     progress=False)
+        return trainee, report
+
+    straight, _ = run(tmp_path / "straight")
+    with pytest.raises(Interrupted):
+        run(tmp_path / "resumed", fail_at=3)
+    assert (tmp_path / "resumed" / LAST).is_file()
+    resumed, report = run(tmp_path / "resumed")
+    assert report.resumed_from == 3 and report.steps == 4 and len(report.losses) == 4  # type: ignore[attr-defined]
+    for (name, a), (_, b) in zip(straight.module.state_dict().items(), resumed.module.state_dict().items(),
+                                 strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path: Path) -> None:
+    module = torch.nn.Linear(2, 1)
+    config = LoopConfig(steps=2, eval_every=1, checkpoint_every=1)
+    fit(module, lambda step: module(torch.ones(2)).sum(), lambda: 0.0, config, tmp_path, fingerprint="a",
+        progress=False)
+    with pytest.raises(ConfigError, match="other settings"):
+        fit(module, lambda step: module(torch.ones(2)).sum(), lambda: 0.0, config, tmp_path, fingerprint="b",
+            progress=False)
+    report = fit(module, lambda step: module(torch.ones(2)).sum(), lambda: 0.0, config, tmp_path, fingerprint="b",
+                 resume=False, progress=False)
+    assert report.resumed_from is None and report.steps == 2
+
+
+def test_early_stopping_keeps_the_best_weights(tmp_path: Path) -> None:
+    module = torch.nn.Linear(2, 1)
+    metrics = iter([0.1, 0.5, 0.4, 0.3, 0.2, 0.9])
+    snapshots: list[torch.Tensor] = []
+
+    def evaluate() -> float:
+        snapshots.append(module.weight.detach().clone())
+        return next(metrics)
+
+    config = LoopConfig(steps=6, learning_rate=0.1, warmup=0.0, eval_every=1, patience=2)
+    report = fit(module, lambda step: module(torch.ones(2)).sum(), evaluate, config, tmp_path, fingerprint="x",
+                 progress=False)
+    assert report.stopped_early and report.steps == 4
+    assert (report.best_step, report.best_metric) == (2, 0.5)
+    assert torch.equal(module.weight, snapshots[1])
+    assert (tmp_path / BEST).is_file()
+
+
+def test_time_limit_stops_after_an_evaluation(tmp_path: Path) -> None:
+    module = torch.nn.Linear(2, 1)
+    config = LoopConfig(steps=100, eval_every=50, time_limit_s=1e-9)
+    report = fit(module, lambda step: module(torch.ones(2)).sum(), lambda: 1.0, config, tmp_path,
+                 fingerprint="t", progress=False)
+    assert report.timed_out and report.steps == 1 and [h["step"] for h in report.history] == [1]
+
+
+# -- outputs that the encoders load and the rerank stage runs ---------------------------------------------------
+
+
+def test_cross_encoder_folder_runs_in_the_rerank_stage(trained_cross_encoder: Path, tiny_beir: Path,
+                                                       tmp_path: Path) -> None:
+    out = trained_cross_encoder
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    assert (out / "onnx" / "model.onnx").is_file() and (out / "onnx" / "model_qint8.onnx").is_file()
+    report = json.loads((out / REPORT_FILE).read_text())
+    assert report["loop"]["steps"] == 4 and report["export"]["parity"]["int8_passed"]
+    assert set(report["evaluation"]) == {"bm25", "bm25+rerank"}
+    assert (out / CHECKPOINTS / LAST).is_file()
+
+    # A fresh home has no export cache: the int8 graph must come from the folder itself.
+    settings = Settings(home=tmp_path / "elsewhere", runtime="onnx", int8=True)
+    onnx = CrossEncoder(str(out), home=settings.home, runtime="onnx", int8=True)
+    torch_scores = CrossEncoder(str(out), home=settings.home).predict("a claim", ["one passage", "another"])
+    assert np.allclose(onnx.predict("a claim", ["one passage", "another"]), torch_scores, atol=0.05)
+    store, index = indexed(tiny_beir, EncoderBundle(), settings)
+    plan = RetrievalPlan.for_mode("bm25", k=5, depth=20, rerank_depth=20)
+    result = Searcher(store, index, EncoderBundle(), plan, Reranker(onnx)).search("vitamin D and bone density")
+    assert result.hits and all("rerank" in hit.stages for hit in result.hits)
+    assert [hit.score for hit in result.hits] == sorted((hit.score for hit in result.hits), reverse=True)
+
+
+def test_dense_distils_the_cross_encoder_and_loads(trained_cross_encoder: Path, tiny_beir: Path, tiny_dense: Path,
+                                                  module_settings: Settings, tmp_path: Path) -> None:
+    options = DenseOptions(teacher=str(trained_cross_encoder))
+    report = train_dense(tiny_beir, tmp_path / "dense", module_settings, smoke_config(tiny_dense, steps=2),
+                         options, progress=False)
+    assert set(report.evaluation or {}) == {"dense"}
+    encoder = DenseEncoder(str(tmp_path / "dense"), home=tmp_path / "elsewhere", runtime="onnx", int8=True)
+    vectors = encoder.encode_queries(["does vitamin D help?"])
+    assert vectors.shape == (1, 32) and np.isclose(np.linalg.norm(vectors[0]), 1.0, atol=1e-3)
+    assert (tmp_path / "dense" / "1_Pooling" / "config.json").is_file()
+
+
+def test_distillation_adds_a_term_only_with_a_teacher(data: TrainingData, tiny_dense: Path) -> None:
+    batch = data.batch(0, batch_size=3, n_negatives=2)
+    teacher_calls: list[int] = []
+
+    def teacher(query: str, passages: list[str]) -> np.ndarray:
+        teacher_calls.append(len(passages))
+        return np.arange(len(passages), dtype=np.float32)
+
+    torch.manual_seed(0)
+    plain = DenseTrainee(tiny_dense, max_length=64, options=DenseOptions(), teacher=None)
+    torch.manual_seed(0)
+    taught = DenseTrainee(tiny_dense, max_length=64, options=DenseOptions(), teacher=teacher)
+    for trainee in (plain, taught):
+        trainee.module.eval()
+    with torch.no_grad():
+        assert float(taught.loss(batch, 0)) > float(plain.loss(batch, 0))
+        taught.loss(batch, 1)
+    assert teacher_calls == [3, 3, 3]
+
+
+def test_sparse_folder_loads_and_flops_counts(tiny_beir: Path, tiny_mlm: Path, module_settings: Settings,
+                                              tmp_path: Path) -> None:
+    report = train_sparse(tiny_beir, tmp_path / "sparse", module_settings, smoke_config(tiny_mlm, steps=2),
+                          progress=False)
+    assert set(report.evaluation or {}) == {"sparse"}
+    weights = SparseEncoder(str(tmp_path / "sparse"), home=tmp_path / "elsewhere", runtime="onnx",
+                            int8=True).encode_documents(["vitamin D deficiency"])
+    assert weights[0] and all(value > 0 for value in weights[0].values())
+
+
+def test_cli_trains_with_json_report(tiny_beir: Path, tiny_dense: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEURANK_HOME", str(tmp_path / "home"))
+    out = tmp_path / "cli-cross"
+    args = ["train", "cross-encoder", "--dataset", str(tiny_beir), "--base", str(tiny_dense), "--out", str(out),
+            "--steps", "2", "--batch-size", "2", "--negatives", "2", "--max-length", "32", "--eval-every", "2",
+            "--dev-depth", "3", "--eval-split", "none", "--loss", "ranknet", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["loop"]["steps"] == 2 and report["evaluation"] is None
+    assert (out / "onnx" / "model_qint8.onnx").is_file()
+
+
+def test_config_rejects_bad_values(tiny_dense: Path) -> None:
+    with pytest.raises(ConfigError):
+        smoke_config(tiny_dense, negatives_from="splade")
+    with pytest.raises(ConfigError):
+        smoke_config(tiny_dense, steps=0)
+    with pytest.raises(ConfigError):
+        CrossEncoderOptions(loss="listnet")  # type: ignore[arg-type]
+    assert replace(smoke_config(tiny_dense), eval_split=None).eval_split is None
+
+
+@pytest.mark.slow
+def test_the_bundled_base_learns_on_the_slice(data: TrainingData, tmp_path: Path) -> None:
+    """MiniLM-L6 with a fresh head: a few steps at 64 tokens lower the loss of the batch they train on."""
+    from neurank.onnx_models import resolve_model
+
+    torch.manual_seed(0)
+    trainee = CrossEncoderTrainee(resolve_model("minilm-l6", tmp_path).path, max_length=64,
+                                  options=CrossEncoderOptions())
+    batch = data.batch(0, batch_size=4, n_negatives=3)
+    config = LoopConfig(steps=6, learning_rate=1e-4, warmup=0.0, eval_every=100, checkpoint_every=100)
+    report = fit(trainee.module, lambda step: trainee.loss(batch, step), lambda: 0.0, config, tmp_path,
+                 fingerprint="minilm", progress=False)
+    assert report.losses[-1] < report.losses[0]
