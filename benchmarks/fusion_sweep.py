@@ -9,9 +9,9 @@ import argparse
 import itertools
 from pathlib import Path
 
-from common import header
 from rich.progress import track
 
+from common import header
 from neurank.config import Settings
 from neurank.eval.datasets import load_qrels, load_queries
 from neurank.eval.metrics import evaluate

@@ -3,7 +3,7 @@
 Inline: one process, torch with 2 threads. Celery: 2 `celery worker` processes (prefork, one pool process
 each, torch with 1 thread) on a Redis broker, fed by the producer in this process; then 1 worker with 2
 threads, which isolates the cost of the queue from the gain of process parallelism. All index the same
-SciFact slice into fresh local stores; model loading is left out of both timings. Worker memory (RSS of
+SciFact slice into fresh local stores; model loading is left out of every timing. Worker memory (RSS of
 each pool process and its parent) is sampled every 0.5 s during the Celery run.
 
     python benchmarks/ingest_celery.py --docs 5000
@@ -164,13 +164,14 @@ def run_celery(corpus: Path, store: str, folder: Path, workers: int, threads: in
 
 
 def memory_rows(sampler: Sampler) -> list[str]:
+    """Peak RSS per process over the run and in each half: a leak shows as a second half above the first."""
     rows = []
     for name, samples in sorted(sampler.samples.items()):
         values = [rss for _, rss in samples]
-        tenth = max(1, len(values) // 10)
-        early, late = max(values[tenth: 2 * tenth] or values), max(values[-tenth:])
-        rows.append(f"| {name} | {max(values) / 2**20:.0f} | {early / 2**20:.0f} | {late / 2**20:.0f} | "
-                    f"{(late - early) / 2**20:+.0f} | {len(values)} |")
+        half = len(values) // 2
+        first, second = max(values[:half] or values), max(values[half:])
+        rows.append(f"| {name} | {max(values) / 2**20:.0f} | {first / 2**20:.0f} | {second / 2**20:.0f} | "
+                    f"{(second - first) / 2**20:+.0f} | {len(values)} |")
     return rows
 
 
@@ -213,7 +214,7 @@ def main() -> None:
     for label, rate in (("2 × 1", queued), ("1 × 2", one_worker)):
         print(f"| celery (redis) | {label} | {rate:.1f} | {(inline / rate - 1) * 100:+.1f}% |")
     print(f"\nworker memory during the 2 × 1 run (sampled every 0.5 s with {rss_source()}):\n")
-    print("| process | peak RSS MiB | RSS MiB, 2nd tenth of run | RSS MiB, last tenth | growth MiB | samples |")
+    print("| process | peak RSS MiB | peak, 1st half of run | peak, 2nd half | 2nd − 1st MiB | samples |")
     print("|---|---|---|---|---|---|")
     print("\n".join(memory_rows(sampler)))
 

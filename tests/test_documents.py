@@ -54,7 +54,7 @@ def test_every_bad_record_is_named_and_good_ones_survive(messy_file: Path) -> No
 
 
 def test_beir_folder_without_corpus_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="corpus.jsonl"):
+    with pytest.raises(InputError, match=r"corpus\.jsonl"):
         list(read_corpus(tmp_path))
 
 

@@ -451,9 +451,10 @@ EvalSplitOpt = Annotated[str | None, typer.Option("--eval-split", help="final ev
 ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the checkpoint in --out")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="torch threads (default: all cores)")]
 TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="softmax temperature of the loss")]
-TRAIN_FLAGS = ("base", "steps", "batch_size", "n_negatives", "learning_rate", "max_length", "seed", "eval_every",
-               "patience", "time_limit_minutes", "negatives_from", "dev_depth", "eval_split", "resume", "threads")
-"""The parameters of the train commands that are `TrainConfig` fields (same names)."""
+TRAIN_FLAGS = ("base", "steps", "batch_size", "n_negatives", "learning_rate", "head_learning_rate", "max_length",
+               "seed", "eval_every", "patience", "time_limit_minutes", "negatives_from", "dev_depth", "eval_split",
+               "resume", "threads")
+"""The parameters of the train commands that are `TrainConfig` fields (same names; a command may lack some)."""
 
 
 def run_trainer(train: Any, defaults: Any, options: Any, flags: dict[str, Any], as_json: bool) -> None:
@@ -464,7 +465,7 @@ def run_trainer(train: Any, defaults: Any, options: Any, flags: dict[str, Any], 
     """
     dataset, out, runtime = flags.pop("dataset"), flags.pop("out"), flags.pop("runtime")
     skip = (flags.get("eval_split") or "").lower() == "none"
-    shared = {name: flags[name] for name in TRAIN_FLAGS}
+    shared = {name: flags.get(name) for name in TRAIN_FLAGS}
     settings = settings_from(runtime=runtime)
     try:
         config = defaults.with_overrides(**{**shared, "eval_split": None if skip else shared["eval_split"]},
@@ -492,6 +493,8 @@ def train_cross_encoder_command(
     patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
     dev_depth: DevDepthOpt = None, eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
     threads: ThreadsOpt = None,
+    head_learning_rate: Annotated[float | None, typer.Option("--head-lr", help="learning rate of the new head")] = (
+        None),
     loss: Annotated[str, typer.Option(help="softmax (listwise), bce (pointwise) or ranknet (pairwise)")] = "softmax",
     temperature: TemperatureOpt = None, runtime: RuntimeOpt = None, as_json: JsonOpt = False,
 ) -> None:

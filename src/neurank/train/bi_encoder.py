@@ -25,6 +25,8 @@ class BiEncoderTrainee:
     Subclasses name their `kind` and add `save` and `evaluation` (see `recipe.Trainee`).
     """
 
+    head: tuple[str, ...] = ()
+
     def __init__(self, tokenizer: Any, module: nn.Module, *, max_length: int, similarity: Similarity,
                  temperature: float) -> None:
         self.tokenizer = tokenizer

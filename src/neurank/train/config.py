@@ -27,6 +27,8 @@ class TrainConfig:
     """Queries per step; each brings one positive and `n_negatives` negatives."""
     n_negatives: int = 7
     learning_rate: float = 3e-5
+    head_learning_rate: float | None = None
+    """For a freshly initialised head (the cross-encoder's); None: `learning_rate`."""
     warmup: float = 0.1
     weight_decay: float = 0.01
     max_length: int = 256
@@ -71,9 +73,10 @@ class TrainConfig:
 
     def loop_config(self) -> LoopConfig:
         limit = None if self.time_limit_minutes is None else self.time_limit_minutes * 60
-        return LoopConfig(steps=self.steps, learning_rate=self.learning_rate, warmup=self.warmup,
+        return LoopConfig(steps=self.steps, learning_rate=self.learning_rate,
+                          head_learning_rate=self.head_learning_rate, warmup=self.warmup,
                           weight_decay=self.weight_decay, eval_every=self.eval_every, patience=self.patience,
-                          checkpoint_every=self.checkpoint_every, time_limit_s=limit, seed=self.seed)
+                          checkpoint_every=self.checkpoint_every, time_limit_s=limit)
 
     def fingerprint_fields(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if key not in _NOT_IN_FINGERPRINT}

@@ -38,6 +38,8 @@ class LoopConfig:
 
     steps: int = 1000
     learning_rate: float = 3e-5
+    head_learning_rate: float | None = None
+    """Learning rate of the parameters `fit` is told form a freshly initialised head (None: `learning_rate`)."""
     warmup: float = 0.1
     """Fraction of `steps` over which the learning rate climbs from 0."""
     weight_decay: float = 0.01
@@ -48,14 +50,15 @@ class LoopConfig:
     checkpoint_every: int = 50
     time_limit_s: float | None = None
     """Stop (after a last evaluation) once this much training time has passed, resumed runs included."""
-    seed: int = 42
 
     def __post_init__(self) -> None:
         for name in ("steps", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("learning_rate", "head_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
         if not 0 <= self.warmup < 1:
             raise ConfigError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if self.patience < 0 or self.weight_decay < 0 or self.max_grad_norm <= 0:
@@ -93,16 +96,17 @@ def seed_everything(seed: int) -> None:
 
 
 def fit(module: nn.Module, loss_at: Callable[[int], Tensor], evaluate: Callable[[], float], config: LoopConfig,
-        checkpoints: Path, *, fingerprint: str, resume: bool = True, progress: bool = True,
-        description: str = "training") -> LoopReport:
+        checkpoints: Path, *, fingerprint: str, head: tuple[str, ...] = (), resume: bool = True,
+        progress: bool = True, description: str = "training") -> LoopReport:
     """Train `module` for `config.steps` steps (or until early stopping or the time limit); end on its best weights.
 
     `loss_at(step)` returns the loss of 0-based step `step`; `evaluate()` the dev metric, every
-    `eval_every` steps and at the end. With `resume`, a `last.pt` in `checkpoints` made with the same
-    `fingerprint` is continued, one made with another raises `ConfigError`; without it, training starts over.
+    `eval_every` steps and at the end. Parameters whose names start with one of `head` train at
+    `config.head_learning_rate`. With `resume`, a `last.pt` in `checkpoints` made with the same `fingerprint`
+    is continued, one made with another raises `ConfigError`; without it, training starts over.
     """
     checkpoints.mkdir(parents=True, exist_ok=True)
-    optimizer = torch.optim.AdamW(_parameter_groups(module, config.weight_decay), lr=config.learning_rate)
+    optimizer = torch.optim.AdamW(_parameter_groups(module, config, head), lr=config.learning_rate)
     scheduler = _linear_schedule(optimizer, config)
     report = LoopReport()
     elapsed_before = 0.0
@@ -165,13 +169,16 @@ def _misses(report: LoopReport) -> int:
     return sum(1 for entry in report.history if entry["step"] > (report.best_step or 0))
 
 
-def _parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and normalisation weights (the usual BERT recipe)."""
-    decay, no_decay = [], []
+def _parameter_groups(module: nn.Module, config: LoopConfig, head: tuple[str, ...]) -> list[dict[str, Any]]:
+    """No weight decay on biases and normalisation weights (the usual BERT recipe); the head's own rate."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, parameter in module.named_parameters():
         if parameter.requires_grad:
-            (no_decay if name.endswith(_NO_DECAY) else decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            groups.setdefault((bool(head) and name.startswith(head), name.endswith(_NO_DECAY)), []).append(parameter)
+    head_rate = config.head_learning_rate or config.learning_rate
+    return [{"params": parameters, "lr": head_rate if in_head else config.learning_rate,
+             "weight_decay": 0.0 if no_decay else config.weight_decay}
+            for (in_head, no_decay), parameters in sorted(groups.items())]
 
 
 def _linear_schedule(optimizer: torch.optim.Optimizer, config: LoopConfig) -> torch.optim.lr_scheduler.LambdaLR:

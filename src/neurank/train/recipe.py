@@ -36,6 +36,8 @@ class Trainee(Protocol):
 
     kind: ClassVar[str]
     module: nn.Module
+    head: tuple[str, ...]
+    """Name prefixes of freshly initialised parameters (trained at `head_learning_rate`)."""
 
     def loss(self, groups: Sequence[Group], step: int) -> Tensor:
         """The training loss of one batch (the module is in train mode)."""
@@ -99,6 +101,7 @@ def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings
         config.loop_config(),
         out / CHECKPOINTS,
         fingerprint=_fingerprint(trainee.kind, dataset, config, options, settings),
+        head=trainee.head,
         resume=config.resume,
         progress=progress,
         description=f"train {trainee.kind} on {dataset.name}",
