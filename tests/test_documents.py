@@ -32,6 +32,7 @@ def messy_file(tmp_path: Path) -> Path:
         record(_id="huge", text="x" * (MAX_DOCUMENT_BYTES * 2)),
         record(_id="typed", text=42),
         record(id=7, text="integer ids are accepted as strings"),
+        b'{"_id": "surrogate", "text": "lone \\ud800 half"}',
     ])
 
 
@@ -42,7 +43,7 @@ def test_every_bad_record_is_named_and_good_ones_survive(messy_file: Path) -> No
     assert [d.id for d in documents] == ["a", "7"]
     assert documents[0].source == f"{messy_file}:1"
     by_line = {int(e.source.rsplit(":", 1)[1]): e for e in errors}
-    assert sorted(by_line) == [2, 3, 4, 5, 6, 7, 8]
+    assert sorted(by_line) == [2, 3, 4, 5, 6, 7, 8, 10]
     assert "malformed JSON" in str(by_line[2])
     assert by_line[3].field == "_id" and "missing document id" in str(by_line[3])
     assert by_line[4].field == "text" and "empty text" in str(by_line[4])
@@ -50,6 +51,7 @@ def test_every_bad_record_is_named_and_good_ones_survive(messy_file: Path) -> No
     assert "invalid UTF-8" in str(by_line[6])
     assert by_line[7].field == "text" and "above the limit" in str(by_line[7])
     assert by_line[8].field == "text" and "must be a string" in str(by_line[8])
+    assert by_line[10].field == "text" and "unpaired surrogate" in str(by_line[10])
     assert all(str(messy_file) in str(e) for e in errors)
 
 

@@ -88,7 +88,11 @@ def document_from_record(record: Any, source: str, *, id_keys: tuple[str, ...] =
             raise InputError(f"must be a string, got {type(value).__name__}", source=source, field=name)
     if text is None or not (text.strip() or title.strip()):
         raise InputError("empty text (and no title)", source=source, field="text")
-    size = len(text.encode("utf-8")) + len(title.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8")) + len(title.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InputError(f"unpaired surrogate {exc.object[exc.start:exc.end]!r} at character {exc.start}",
+                         source=source, field="text" if exc.object is text else "title") from exc
     if size > MAX_DOCUMENT_BYTES:
         raise InputError(
             f"document is {size:,} bytes, above the limit of {MAX_DOCUMENT_BYTES:,}; split it into passages",
