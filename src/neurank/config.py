@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     runtime: str = Field(default="onnx", description="torch or onnx")
     int8: bool = True
     max_length: int = 256
-    batch_tokens: int = 16384
+    batch_tokens: int = 4096
 
     bm25_k1: float = 0.9
     bm25_b: float = 0.4

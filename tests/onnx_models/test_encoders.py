@@ -132,7 +132,7 @@ def test_construction_does_no_io_and_bad_settings_fail_early(tmp_path: Path) -> 
     lazy = SparseEncoder("no-such-model-anywhere", home=tmp_path)
     assert lazy.stats.texts == 0
     with pytest.raises(ConfigError, match="torch, onnx"):
-        DenseEncoder("minilm-l6", home=tmp_path, runtime="tensorrt")
+        DenseEncoder("minilm-l6", home=tmp_path, runtime="tensorrt")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="splade, deepct"):
         SparseEncoder("splade-tiny", home=tmp_path, mode="bm25")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="top_k"):

@@ -61,9 +61,7 @@ class WorkerState:
                    redis=redis_client(app.conf.broker_url))
 
     def warm_up(self) -> None:
-        for encoder in (*self.encoders.sparse_encoders().values(), self.encoders.dense):
-            if encoder is not None:
-                encoder.warm_up()
+        self.encoders.warm_up()
 
 
 _state: WorkerState | None = None

@@ -36,6 +36,12 @@ class EncoderBundle:
             dense = DenseEncoder(settings.dense_model, **common)
         return cls(splade=splade, deepct=deepct, dense=dense)
 
+    def warm_up(self) -> None:
+        """Load every model now (a worker process does this once, before its first task)."""
+        for encoder in (*self.sparse_encoders().values(), self.dense):
+            if encoder is not None:
+                encoder.warm_up()
+
     def sparse_encoders(self) -> dict[str, Any]:
         return {name: enc for name, enc in (("splade", self.splade), ("deepct", self.deepct)) if enc}
 
@@ -62,7 +68,11 @@ class EncoderBundle:
 
     def encode(self, documents: Sequence[Document]) -> list[EncodedDocument]:
         passages = [doc.passage for doc in documents]
-        sparse = {name: enc.encode_documents(passages) for name, enc in self.sparse_encoders().items()}
+        sparse: dict[str, list[dict[str, float]]] = {}
+        if self.splade is not None:
+            sparse.update(self.splade.encode_modes(passages, list(self.sparse_encoders())))
+        elif self.deepct is not None:
+            sparse["deepct"] = self.deepct.encode_documents(passages)
         vectors = self.dense.encode_documents(passages) if self.dense else None
         models = self.models()
         return [

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from neurank.onnx_models.base import Encoder
+from neurank.onnx_models.runtimes import Runtime
 
 
 class CrossEncoder(Encoder):
@@ -15,7 +16,7 @@ class CrossEncoder(Encoder):
 
     kind = "cross"
 
-    def __init__(self, model: str, *, home: Path, runtime: str = "torch", int8: bool = False,
+    def __init__(self, model: str, *, home: Path, runtime: Runtime = "torch", int8: bool = False,
                  max_length: int = 512, batch_tokens: int = 16384, threads: int | None = None) -> None:
         super().__init__(model, home=home, runtime=runtime, int8=int8, max_length=max_length,
                          batch_tokens=batch_tokens, threads=threads)

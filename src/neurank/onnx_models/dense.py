@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from neurank.onnx_models.base import Encoder
+from neurank.onnx_models.runtimes import Runtime
 from neurank.onnx_models.st_folder import EmbeddingConfig, read_embedding_config
 
 
@@ -20,7 +21,7 @@ class DenseEncoder(Encoder):
 
     kind = "dense"
 
-    def __init__(self, model: str, *, home: Path, runtime: str = "torch", int8: bool = False,
+    def __init__(self, model: str, *, home: Path, runtime: Runtime = "torch", int8: bool = False,
                  max_length: int = 256, batch_tokens: int = 16384, threads: int | None = None) -> None:
         super().__init__(model, home=home, runtime=runtime, int8=int8, max_length=max_length,
                          batch_tokens=batch_tokens, threads=threads)

@@ -10,6 +10,7 @@ import numpy as np
 
 from neurank.errors import ConfigError
 from neurank.onnx_models.base import Encoder
+from neurank.onnx_models.runtimes import Runtime
 
 SparseMode = Literal["splade", "deepct"]
 MODES: tuple[SparseMode, ...] = ("splade", "deepct")
@@ -35,7 +36,7 @@ class SparseEncoder(Encoder):
 
     kind = "sparse"
 
-    def __init__(self, model: str, *, home: Path, runtime: str = "torch", int8: bool = False,
+    def __init__(self, model: str, *, home: Path, runtime: Runtime = "torch", int8: bool = False,
                  mode: SparseMode = "splade", max_length: int = 256, top_k: int | None = None,
                  threshold: float = 0.0, batch_tokens: int = 16384, threads: int | None = None) -> None:
         super().__init__(model, home=home, runtime=runtime, int8=int8, max_length=max_length,
@@ -56,20 +57,29 @@ class SparseEncoder(Encoder):
         return {"mode": self.mode, "top_k": self.top_k, "threshold": self.threshold}
 
     def encode_documents(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        return self._encode(texts)
+        return self.encode_modes(texts, (self.mode,))[self.mode]
 
     def encode_queries(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        return self._encode(texts)
+        return self.encode_modes(texts, (self.mode,))[self.mode]
 
-    def _encode(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        results: list[dict[str, float]] = [{} for _ in texts]
+    def encode_modes(self, texts: Sequence[str],
+                     modes: Sequence[SparseMode]) -> dict[SparseMode, list[dict[str, float]]]:
+        """Several views from one forward pass: SPLADE and DeepCT share the same MLM activations.
+
+        Each view equals what an encoder built with that `mode` (and this one's other settings) returns.
+        """
+        unknown = set(modes) - set(MODES)
+        if unknown:
+            raise ConfigError(f"unknown sparse mode {sorted(unknown)}; use one of: {', '.join(MODES)}")
+        results: dict[SparseMode, list[dict[str, float]]] = {mode: [{} for _ in texts] for mode in modes}
         for batch, weights in self._batches(texts):
             names, allowed = self._vocabulary(weights.shape[1])
             weights = np.where(allowed, weights, 0.0)
-            if self.mode == "deepct":
-                weights = np.where(_own_tokens(batch.inputs, weights.shape[1]), weights, 0.0)
-            for position, row in zip(batch.positions, weights, strict=True):
-                results[position] = self._to_map(row, names)
+            own = _own_tokens(batch.inputs, weights.shape[1]) if "deepct" in modes else None
+            for mode in modes:
+                view = np.where(own, weights, 0.0) if mode == "deepct" else weights
+                for position, row in zip(batch.positions, view, strict=True):
+                    results[mode][position] = self._to_map(row, names)
         return results
 
     def _to_map(self, row: np.ndarray, names: np.ndarray) -> dict[str, float]:
