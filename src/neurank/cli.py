@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from neurank.config import Settings
 from neurank.errors import NeurankError
+from neurank.query.plan import DEFAULT_HYBRID_FUSION
 
 app = typer.Typer(no_args_is_help=True, help="Neural ranking for OpenSearch, with an embedded default store.")
 models_app = typer.Typer(no_args_is_help=True, help="Bundled models: list, export to ONNX, quantize.")
@@ -302,7 +303,7 @@ def eval_command(
     rerank_model: RerankOpt = None,
     store: StoreOpt = None,
     runtime: RuntimeOpt = None,
-    fusion: Annotated[str, typer.Option(help="rrf, min_max, l2 or z_score")] = "rrf",
+    fusion: Annotated[str, typer.Option(help="rrf, min_max, l2 or z_score")] = DEFAULT_HYBRID_FUSION.technique,
     combination: Annotated[str, typer.Option(help="arithmetic_mean, geometric_mean, harmonic_mean")] = (
         "arithmetic_mean"),
     weights: Annotated[str | None, typer.Option(help="comma-separated, one per sub-query")] = None,

@@ -17,7 +17,7 @@ from neurank.eval.metrics import evaluate
 from neurank.eval.runs import write_run
 from neurank.ingest.inline import IngestSummary, ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
-from neurank.query.plan import Fusion, RetrievalPlan
+from neurank.query.plan import DEFAULT_HYBRID_FUSION, Fusion, RetrievalPlan
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
 from neurank.query.searcher import Searcher
 from neurank.stores.protocol import Store
@@ -55,7 +55,7 @@ def run_mode(searcher: Searcher, plan: RetrievalPlan, queries: dict[str, str],
     latencies: list[float] = []
     for qid, text in queries.items():
         start = time.perf_counter()
-        result = searcher.search(text, plan)
+        result = searcher.search(text, plan, with_documents=False)
         latencies.append((time.perf_counter() - start) * 1000)
         run[qid] = {hit.id: hit.score for hit in result.hits}
         if on_query:
@@ -80,7 +80,7 @@ def evaluate_modes(
     on_query: Callable[[], None] | None = None,
 ) -> dict[str, ModeReport]:
     """One report per mode: nDCG@10, Recall@100, MRR@10 and the p50 latency of a whole query."""
-    fusion = fusion or Fusion()
+    fusion = fusion or DEFAULT_HYBRID_FUSION
     plans = {mode: parse_mode(mode, depth=depth, rerank_depth=rerank_depth, fusion=fusion) for mode in modes}
     if reranker is None and any(plan.rerank_depth for plan in plans.values()):
         raise ConfigError(f"{RERANK_OFF_NOTE}; a '+rerank' mode cannot be evaluated without one")

@@ -66,7 +66,8 @@ class Searcher:
         vector = self.encoders.dense.encode_queries([query])[0]
         return self.store.search_vector(self.index, vector, stage.k)
 
-    def search(self, query: str, plan: RetrievalPlan | None = None) -> SearchResult:
+    def search(self, query: str, plan: RetrievalPlan | None = None, *, with_documents: bool = True) -> SearchResult:
+        """Run `plan` (the Searcher's own by default); `with_documents=False` skips fetching titles and texts."""
         if plan is None:
             plan = self.plan
         else:
@@ -92,7 +93,8 @@ class Searcher:
                 hits = self._rerank(query, hits, plan.rerank_depth)
                 timings["rerank"] = (time.perf_counter() - start) * 1000
         hits = hits[: plan.k]
-        self._attach_documents(hits)
+        if with_documents:
+            self._attach_documents(hits)
         timings["total"] = sum(timings.values())
         return SearchResult(query=query, hits=hits, timings_ms=timings, notes=notes)
 

@@ -60,7 +60,7 @@ from neurank.query.dsl import (
     term_filter,
 )
 from neurank.query.fusion import FusedHit, fuse
-from neurank.query.plan import STAGE_NAMES, Fusion, RetrievalPlan
+from neurank.query.plan import DEFAULT_HYBRID_FUSION, STAGE_NAMES, Fusion, RetrievalPlan
 from neurank.stores.opensearch_bulk import DEFAULT_POLICY, Action, BulkOutcome, BulkPolicy, write
 from neurank.stores.opensearch_documents import (
     SOURCE_FIELDS,
@@ -294,8 +294,8 @@ class OpenSearchStore:
             self._create_version(versions.next_name(), spec, alias=None)
             log.info("building %s in %s for new models; %s stays searchable until commit",
                      versions.next_name(), self.url, versions.current)
-        if self.capabilities().fuses(Fusion()):
-            self._pipeline(Fusion(), len(STAGE_NAMES))
+        if self.capabilities().fuses(DEFAULT_HYBRID_FUSION):
+            self._pipeline(DEFAULT_HYBRID_FUSION, len(STAGE_NAMES))
 
     @staticmethod
     def _rebuilds(existing: IndexSpec, spec: IndexSpec) -> bool:
