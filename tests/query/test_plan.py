@@ -97,8 +97,8 @@ def test_for_mode_hybrid_runs_all_three_stages_at_least_k_deep() -> None:
     assert (plan.fusion, plan.k, plan.rerank_depth, plan.is_hybrid) == (fusion, 200, 20, True)
 
 
-def test_for_mode_defaults_to_rrf() -> None:
-    assert RetrievalPlan.for_mode("hybrid").fusion == Fusion("rrf", "arithmetic_mean", None, 60)
+def test_for_mode_defaults_to_the_fusion_chosen_on_train() -> None:
+    assert RetrievalPlan.for_mode("hybrid").fusion == Fusion("z_score", "arithmetic_mean", None, 60)
 
 
 def test_for_mode_unknown() -> None:

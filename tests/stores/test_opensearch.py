@@ -41,7 +41,7 @@ from neurank.errors import ConfigError, IndexNotFoundError, StoreError, StoreUna
 from neurank.ingest.inline import ensure_index
 from neurank.mappings import pipeline_id
 from neurank.query.fusion import fuse
-from neurank.query.plan import Fusion, RetrievalPlan, Stage
+from neurank.query.plan import DEFAULT_HYBRID_FUSION, Fusion, RetrievalPlan, Stage
 from neurank.stores import HybridStore, LocalStore, Store, VersionedStore, open_store
 from neurank.stores.opensearch import Capabilities, OpenSearchStore, client_options
 from neurank.stores.opensearch_bulk import BulkPolicy, backoff_s
@@ -551,7 +551,7 @@ def test_create_index_puts_the_default_pipeline_where_the_cluster_fuses(recorder
     store = _fake_store(recorder, FakeCluster("3.1.0.0"))
     store.create_index("docs", SPEC)
     created = [r for r in recorder.requests if r.method == "PUT"]
-    assert [r.url for r in created] == ["/docs-v1", f"/_search/pipeline/{pipeline_id(Fusion())}"]
+    assert [r.url for r in created] == ["/docs-v1", f"/_search/pipeline/{pipeline_id(DEFAULT_HYBRID_FUSION)}"]
     assert created[0].body["aliases"] == {"docs": {}}
     recorder.validate_all()
 
