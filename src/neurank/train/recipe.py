@@ -113,7 +113,7 @@ def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings
     if config.eval_split:
         tell(f"final evaluation on {dataset.name} ({config.eval_split})")
         evaluation = final_evaluation(dataset, trainee.evaluation(out, settings), settings,
-                                      split=config.eval_split, runs_dir=out / "eval")
+                                      split=config.eval_split, runs_dir=out / "eval", progress=progress)
     report = TrainReport(trainee.kind, dataset.name, config.base, out, len(data.examples), len(data.dev),
                          DEV_MEASURE, loop, export.to_dict(), config.eval_split, evaluation,
                          time.perf_counter() - started)
