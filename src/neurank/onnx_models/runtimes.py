@@ -49,12 +49,15 @@ def torch_backend(module: Any, input_names: tuple[str, ...]) -> Backend:
 
 
 def onnx_session(path: os.PathLike[str] | str, threads: int | None = None) -> Any:
-    """An ORT CPU session with full graph optimization and `threads` intra-op threads (all cores)."""
+    """An ORT CPU session with full graph optimization and `threads` intra-op threads (all cores), no spinning."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Several sessions take turns in one query (sparse, dense, cross-encoder): threads that spin after a
+    # run would steal the cores from the next session.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
