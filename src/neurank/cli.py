@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from neurank.config import Settings
 from neurank.errors import NeurankError
 from neurank.query.plan import DEFAULT_HYBRID_FUSION
+from neurank.query.rerank import load_reranker
 
 app = typer.Typer(no_args_is_help=True, help="Neural ranking for OpenSearch, with an embedded default store.")
 models_app = typer.Typer(no_args_is_help=True, help="Bundled models: list, export to ONNX, quantize.")
@@ -33,7 +34,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output o
 RuntimeOpt = Annotated[str | None, typer.Option("--runtime", help="torch or onnx")]
 SparseOpt = Annotated[str | None, typer.Option("--sparse-model", help="bundled name, folder, or 'none'")]
 DenseOpt = Annotated[str | None, typer.Option("--dense-model", help="bundled name, folder, or 'none'")]
-RerankOpt = Annotated[Path | None, typer.Option("--rerank-model", help="cross-encoder folder")]
+RerankOpt = Annotated[str | None, typer.Option("--rerank-model",
+                                                help="cross-encoder folder (default NEURANK_RERANK_MODEL)")]
+FirstStageWeightOpt = Annotated[float | None, typer.Option(
+    "--first-stage-weight", help="share of the first-stage score in a reranked hit's score (0: cross-encoder only)")]
 
 
 def settings_from(**overrides: Any) -> Settings:
@@ -65,15 +69,6 @@ def open_configured_store(settings: Settings) -> Any:
     from neurank.stores import open_store
 
     return open_store(settings.store_url(), settings)
-
-
-def load_reranker(path: Path | None, settings: Settings) -> Any:
-    if path is None:
-        return None
-    from neurank.onnx_models import CrossEncoder
-    from neurank.query.rerank import Reranker
-
-    return Reranker(CrossEncoder(str(path), home=settings.home, runtime=settings.runtime, int8=settings.int8))
 
 
 def ensure_exports(settings_list: list[Settings]) -> None:
@@ -115,19 +110,21 @@ def demo(
     store: StoreOpt = None,
     runtime: RuntimeOpt = None,
     rerank_model: RerankOpt = None,
+    first_stage_weight: FirstStageWeightOpt = None,
     k: Annotated[int, typer.Option(help="hits shown per query")] = 3,
     as_json: JsonOpt = False,
 ) -> None:
     """Index a sample corpus (English and Russian) on the embedded store and answer example queries."""
     from neurank.demo import dataset_corpus, run_demo, sample_corpora
 
-    settings = settings_from(store=store, runtime=runtime)
+    settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
+                             rerank_first_stage_weight=first_stage_weight)
     if settings.store is None:
         settings = settings.model_copy(update={"store": f"local:{settings.home / 'demo'}"})
     try:
         corpora = [dataset_corpus(dataset, settings)] if dataset else sample_corpora(settings)
         ensure_exports([c.settings for c in corpora])
-        reranker = load_reranker(rerank_model, settings)
+        reranker = load_reranker(settings)
         output = []
         with progress_bar("indexing", None) as advance:
             runs = list(run_demo(corpora, open_configured_store(settings), k=k,
@@ -255,6 +252,7 @@ def search(
     index: IndexOpt = None,
     mode: Annotated[str, typer.Option(help="bm25, sparse, dense or hybrid")] = "hybrid",
     rerank_model: RerankOpt = None,
+    first_stage_weight: FirstStageWeightOpt = None,
     k: Annotated[int, typer.Option(help="hits to return")] = 10,
     depth: Annotated[int, typer.Option(help="hits per stage before fusion and rerank")] = 100,
     runtime: RuntimeOpt = None,
@@ -270,10 +268,11 @@ def search(
     from neurank.query.searcher import Searcher
 
     settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
-                             dense_model=dense_model)
+                             dense_model=dense_model, rerank_model=rerank_model,
+                             rerank_first_stage_weight=first_stage_weight)
     try:
-        reranker = load_reranker(rerank_model, settings)
-        plan = RetrievalPlan.for_mode(mode, k=k, depth=depth, rerank_depth=depth if rerank_model else 0)
+        reranker = load_reranker(settings)
+        plan = RetrievalPlan.for_mode(mode, k=k, depth=depth, rerank_depth=depth if reranker else 0)
         target = open_configured_store(settings)
         encoders = EncoderBundle.from_settings(settings)
         result = Searcher(target, settings.index, encoders, plan, reranker).search(query)
@@ -301,6 +300,7 @@ def eval_command(
     modes: Annotated[str, typer.Option(help="comma-separated: bm25,sparse,dense,hybrid[,…+rerank]")] = (
         "bm25,sparse,dense,hybrid"),
     rerank_model: RerankOpt = None,
+    first_stage_weight: FirstStageWeightOpt = None,
     store: StoreOpt = None,
     runtime: RuntimeOpt = None,
     fusion: Annotated[str, typer.Option(help="rrf, min_max, l2 or z_score")] = DEFAULT_HYBRID_FUSION.technique,
@@ -315,7 +315,8 @@ def eval_command(
     from neurank.onnx_models.bundle import EncoderBundle
     from neurank.query.plan import Fusion
 
-    settings = settings_from(store=store, runtime=runtime)
+    settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
+                             rerank_first_stage_weight=first_stage_weight)
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     try:
         fusion_spec = Fusion(technique=fusion, combination=combination, rank_constant=rank_constant,  # type: ignore[arg-type]
@@ -331,7 +332,7 @@ def eval_command(
         n_queries = len(load_qrels(dataset, split)) * len(mode_list)
         with progress_bar(f"queries ({split})", n_queries) as advance:
             reports = evaluate_modes(dataset, mode_list, target, index, encoders, settings, split=split,
-                                     fusion=fusion_spec, reranker=load_reranker(rerank_model, settings),
+                                     fusion=fusion_spec, reranker=load_reranker(settings),
                                      runs_dir=settings.home / "runs", on_query=advance)
     except NeurankError as exc:
         fail(exc)

@@ -26,7 +26,13 @@ class Settings(BaseSettings):
     sparse_model: str = "splade-tiny"
     deepct: bool = Field(default=True, description="also index DeepCT weights (the text's own terms)")
     dense_model: str = "minilm-l6"
-    rerank_model: str | None = None
+    rerank_model: str | None = Field(default=None, description="cross-encoder folder for the rerank stage")
+    rerank_max_length: int = 512
+    rerank_first_stage_weight: float | None = Field(
+        default=None, ge=0.0, lt=1.0,
+        description="share of the first-stage score in a reranked hit's score (0: the cross-encoder alone); "
+                    "None: the model's calibration (its rerank.json), else 0")
+    rerank_normalization: str = Field(default="min_max", description="how both rerank scores are normalized")
     runtime: str = Field(default="onnx", description="torch or onnx")
     int8: bool = True
     max_length: int = 256

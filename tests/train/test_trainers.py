@@ -236,6 +236,7 @@ def test_cross_encoder_folder_runs_in_the_rerank_stage(trained_cross_encoder: Pa
                                                        tmp_path: Path) -> None:
     out = trained_cross_encoder
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    assert json.loads((out / "tokenizer_config.json").read_text())["model_max_length"] == 64
     assert (out / "onnx" / "model.onnx").is_file() and (out / "onnx" / "model_qint8.onnx").is_file()
     report = json.loads((out / REPORT_FILE).read_text())
     assert report["loop"]["steps"] == 4 and report["export"]["parity"]["int8_passed"]

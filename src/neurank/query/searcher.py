@@ -138,17 +138,18 @@ class Searcher:
         return hits
 
     def _rerank(self, query: str, hits: list[Hit], depth: int) -> list[Hit]:
-        """Rescore the top `depth` hits; they come first, ordered by the cross-encoder; the rest keep their order."""
+        """Rescore the top `depth` hits; they come first, in their reranked order; the rest keep their order."""
         head, tail = hits[:depth], hits[depth:]
         stored = {doc.document.id: doc.document for doc in self.store.get(self.index, [h.id for h in head])}
         head = [hit for hit in head if hit.id in stored]
-        scores = self.reranker.scores(query, [stored[hit.id].passage for hit in head])
-        order = np.argsort(-scores, kind="stable")
+        rescored = self.reranker.rescore(query, [(hit.id, hit.score) for hit in head],
+                                         [stored[hit.id].passage for hit in head])
+        order = np.argsort(-rescored.final, kind="stable")
         reranked = []
         for rank, i in enumerate(order, start=1):
             hit = head[i]
-            hit.stages["rerank"] = StageScore(float(scores[i]), None, rank)
-            hit.score = float(scores[i])
+            hit.stages["rerank"] = StageScore(float(rescored.logits[i]), rescored.normalized[i], rank)
+            hit.score = float(rescored.final[i])
             reranked.append(hit)
         return reranked + tail
 

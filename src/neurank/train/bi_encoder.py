@@ -8,13 +8,14 @@ exactly the vectors the index will hold. The loss is the in-batch plus hard-nega
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurank.train.data import Group
+from neurank.train.data import Group, TrainingData
 from neurank.train.losses import Similarity, contrastive_loss
 from neurank.train.models import inference
 
@@ -51,6 +52,9 @@ class BiEncoderTrainee:
     def extra_loss(self, groups: Sequence[Group], step: int, queries: Tensor, passages: Tensor) -> Tensor | float:
         """A trainer's own term over the batch: `queries` (B, d), `passages` (B, 1 + negatives, d)."""
         return 0.0
+
+    def finish(self, data: TrainingData, folder: Path) -> dict[str, Any]:
+        return {}
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
         vectors = inference(self.module, self.encode, [query, *passages])

@@ -18,6 +18,7 @@ from neurank.documents import Document, read_corpus
 from neurank.errors import ConfigError, InputError
 from neurank.eval.datasets import Qrels, available_splits, load_qrels, load_queries
 from neurank.stores.protocol import ScoredIds
+from neurank.train.calibration import CALIBRATION_DEPTH
 from neurank.train.config import TrainConfig
 from neurank.train.first_stage import first_stage_runs
 from neurank.train.mining import mine_hard_negatives
@@ -76,7 +77,7 @@ def load_training_data(dataset: Path, settings: Settings, config: TrainConfig) -
     corpus = {doc.id: doc.passage for doc in read_corpus(dataset) if isinstance(doc, Document)}
     wanted = {query_id: queries[query_id] for query_id in (*train, *dev)}
     runs = first_stage_runs(dataset, wanted, settings, source=config.negatives_from,
-                            depth=max(config.range_max, config.dev_depth))
+                            depth=max(config.range_max, config.dev_depth, CALIBRATION_DEPTH))
     examples = build_examples(train, queries, runs, sorted(corpus), pool=config.n_negatives,
                               range_min=config.range_min, range_max=config.range_max, seed=config.seed)
     return TrainingData(corpus, queries, train, dev, runs, examples, config.seed)

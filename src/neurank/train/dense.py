@@ -94,7 +94,7 @@ class DenseTrainee(BiEncoderTrainee):
 
     def save(self, folder: Path) -> None:
         self.module.model.save_pretrained(folder)
-        save_tokenizer(self.tokenizer, folder)
+        save_tokenizer(self.tokenizer, folder, max_length=self.max_length)
         copy_sentence_transformers_files(self.base, folder)
 
     def evaluation(self, folder: Path, settings: Settings) -> EvalSetup:

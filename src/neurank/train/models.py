@@ -32,7 +32,9 @@ def pretrained(auto: Any, path: Path, **kwargs: Any) -> Any:
         raise ModelError(f"cannot load {path} as {auto.__name__}: {exc}") from exc
 
 
-def save_tokenizer(tokenizer: Any, folder: Path) -> None:
+def save_tokenizer(tokenizer: Any, folder: Path, *, max_length: int) -> None:
+    """Save with `model_max_length` set to the length trained at: inputs longer than that were never seen."""
+    tokenizer.model_max_length = max_length
     tokenizer.save_pretrained(str(folder))
 
 

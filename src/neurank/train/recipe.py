@@ -22,7 +22,7 @@ from neurank.config import Settings
 from neurank.onnx_models.export import Progress
 from neurank.onnx_models.registry import resolve_model
 from neurank.train.config import TrainConfig
-from neurank.train.data import Group, load_training_data
+from neurank.train.data import Group, TrainingData, load_training_data
 from neurank.train.evaluation import DEV_MEASURE, EvalSetup, final_evaluation, rerank_metric
 from neurank.train.loop import LoopReport, fit, seed_everything
 from neurank.train.output import export_into
@@ -51,6 +51,9 @@ class Trainee(Protocol):
     def evaluation(self, folder: Path, settings: Settings) -> EvalSetup:
         """The modes, encoders and reranker that evaluate the saved folder."""
 
+    def finish(self, data: TrainingData, folder: Path) -> dict[str, Any]:
+        """Work on the saved best weights before export and evaluation; returns what the report records."""
+
 
 @dataclass(slots=True)
 class TrainReport:
@@ -66,13 +69,14 @@ class TrainReport:
     eval_split: str | None
     evaluation: dict[str, dict[str, float]] | None
     seconds: float
+    finish: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "dataset": self.dataset, "base": self.base, "out": str(self.out),
             "train_queries": self.train_queries, "dev_queries": self.dev_queries, "dev_measure": self.dev_measure,
             "loop": self.loop.to_dict(), "export": self.export, "eval_split": self.eval_split,
-            "evaluation": self.evaluation, "seconds": round(self.seconds, 1),
+            "evaluation": self.evaluation, "seconds": round(self.seconds, 1), **self.finish,
         }
 
 
@@ -108,6 +112,7 @@ def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings
     )
     tell(f"saving the best checkpoint (step {loop.best_step}) to {out} and exporting it to ONNX")
     trainee.save(out)
+    finished = trainee.finish(data, out)
     export = export_into(out, home=settings.home, progress=say)
     evaluation = None
     if config.eval_split:
@@ -115,8 +120,8 @@ def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings
         evaluation = final_evaluation(dataset, trainee.evaluation(out, settings), settings,
                                       split=config.eval_split, runs_dir=out / "eval", progress=progress)
     report = TrainReport(trainee.kind, dataset.name, config.base, out, len(data.examples), len(data.dev),
-                         DEV_MEASURE, loop, export.to_dict(), config.eval_split, evaluation,
-                         time.perf_counter() - started)
+                         f"{DEV_MEASURE} of the first-stage top {config.dev_depth}, reranked", loop,
+                         export.to_dict(), config.eval_split, evaluation, time.perf_counter() - started, finished)
     (out / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     return report
 

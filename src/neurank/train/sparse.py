@@ -70,7 +70,7 @@ class SparseTrainee(BiEncoderTrainee):
 
     def save(self, folder: Path) -> None:
         self.module.model.save_pretrained(folder)
-        save_tokenizer(self.tokenizer, folder)
+        save_tokenizer(self.tokenizer, folder, max_length=self.max_length)
 
     def evaluation(self, folder: Path, settings: Settings) -> EvalSetup:
         from neurank.onnx_models import SparseEncoder
