@@ -18,8 +18,9 @@ from neurank.eval.datasets import load_qrels
 from neurank.onnx_models import CrossEncoder, DenseEncoder, SparseEncoder
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.plan import RetrievalPlan
-from neurank.query.rerank import Reranker
+from neurank.query.rerank import CALIBRATION_FILE, Reranker
 from neurank.query.searcher import Searcher
+from neurank.train.calibration import WEIGHTS
 from neurank.train.config import TrainConfig
 from neurank.train.cross_encoder import CrossEncoderOptions, CrossEncoderTrainee, train_cross_encoder
 from neurank.train.data import TrainingData, batch_at, carve_dev, load_training_data
@@ -241,6 +242,9 @@ def test_cross_encoder_folder_runs_in_the_rerank_stage(trained_cross_encoder: Pa
     report = json.loads((out / REPORT_FILE).read_text())
     assert report["loop"]["steps"] == 4 and report["export"]["parity"]["int8_passed"]
     assert set(report["evaluation"]) == {"bm25", "bm25+rerank"}
+    calibration = json.loads((out / CALIBRATION_FILE).read_text())
+    assert calibration["first_stage_weight"] in WEIGHTS and len(calibration["by_weight"]) == len(WEIGHTS)
+    assert report["calibration"] == calibration
     assert (out / CHECKPOINTS / LAST).is_file()
 
     # A fresh home has no export cache: the int8 graph must come from the folder itself.
@@ -253,6 +257,9 @@ def test_cross_encoder_folder_runs_in_the_rerank_stage(trained_cross_encoder: Pa
     result = Searcher(store, index, EncoderBundle(), plan, Reranker(onnx)).search("vitamin D and bone density")
     assert result.hits and all("rerank" in hit.stages for hit in result.hits)
     assert [hit.score for hit in result.hits] == sorted((hit.score for hit in result.hits), reverse=True)
+    mixed = Searcher(store, index, EncoderBundle(), plan, Reranker(onnx, first_stage_weight=0.5))
+    hits = mixed.search("vitamin D and bone density").hits
+    assert hits and all(hit.stages["rerank"].normalized is not None for hit in hits)
 
 
 def test_dense_distils_the_cross_encoder_and_loads(trained_cross_encoder: Path, tiny_beir: Path, tiny_dense: Path,
