@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -24,6 +25,13 @@ from neurank.query.rerank import load_reranker
 app = typer.Typer(no_args_is_help=True, help="Neural ranking for OpenSearch, with an embedded default store.")
 models_app = typer.Typer(no_args_is_help=True, help="Bundled models: list, export to ONNX, quantize.")
 index_app = typer.Typer(no_args_is_help=True, help="Inspect and manage indexes.")
+
+
+@app.callback()
+def quiet_model_loading() -> None:
+    """Keep transformers' per-load progress bars and load reports off the console (set the variables to see them)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
 console = Console(stderr=True)

@@ -28,26 +28,37 @@ def load_tokenizer(ref: ModelRef) -> Any:
 
 @lru_cache(maxsize=16)
 def _tokenizer(path: str, fingerprint: str) -> Any:
+    return fresh_tokenizer(Path(path))
+
+
+def fresh_tokenizer(path: Path) -> Any:
+    """A tokenizer of its own (training changes `model_max_length` on the copy it saves); not cached."""
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load the tokenizer of {path}: {exc}") from exc
 
 
+def pretrained(auto: Any, path: Path, **kwargs: Any) -> Any:
+    """`auto.from_pretrained(path)` in fp32, with a `ModelError` naming the folder when it fails."""
+    import torch
+
+    try:
+        return auto.from_pretrained(str(path), dtype=torch.float32, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load {path} as {auto.__name__}: {exc}") from exc
+
+
 def torch_module(ref: ModelRef, kind: Kind) -> Any:
     """The pooled torch graph of `kind` over the folder's weights, fp32, in eval mode."""
-    import torch
     from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
     from neurank.onnx_models.graphs import EmbeddingPooling, Logits, SpladePooling
 
     auto = {"sparse": AutoModelForMaskedLM, "dense": AutoModel, "cross": AutoModelForSequenceClassification}[kind]
-    try:
-        model = auto.from_pretrained(str(ref.path), dtype=torch.float32)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load the weights of {ref.requested} from {ref.path}: {exc}") from exc
+    model = pretrained(auto, ref.path)
     if kind == "sparse":
         module = SpladePooling(model)
     elif kind == "dense":

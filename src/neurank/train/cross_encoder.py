@@ -22,6 +22,7 @@ from neurank.config import Settings
 from neurank.errors import ConfigError
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.onnx_models.export import Progress
+from neurank.onnx_models.loading import fresh_tokenizer, pretrained
 from neurank.onnx_models.registry import resolve_model
 from neurank.query.rerank import load_reranker
 from neurank.train.calibration import CALIBRATION_DEPTH, calibrate
@@ -29,7 +30,7 @@ from neurank.train.config import TrainConfig
 from neurank.train.data import Group, TrainingData
 from neurank.train.evaluation import EvalSetup
 from neurank.train.losses import contrastive_loss_from_scores, pointwise_bce, ranknet_loss
-from neurank.train.models import inference, load_tokenizer, pretrained, save_tokenizer
+from neurank.train.models import inference, save_tokenizer
 from neurank.train.recipe import TrainReport, run_training
 
 CrossLoss = Literal["softmax", "bce", "ranknet"]
@@ -68,7 +69,7 @@ class CrossEncoderTrainee:
         self.base = base
         self.max_length = max_length
         self.options = options
-        self.tokenizer = load_tokenizer(base)
+        self.tokenizer = fresh_tokenizer(base)
         self.module: Any = pretrained(AutoModelForSequenceClassification, base, num_labels=1)
         self.head = ("classifier.", f"{self.module.base_model_prefix}.pooler.")
 

@@ -23,6 +23,7 @@ from neurank.config import Settings
 from neurank.errors import ConfigError
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.onnx_models.export import Progress
+from neurank.onnx_models.loading import fresh_tokenizer, pretrained
 from neurank.onnx_models.registry import resolve_model
 from neurank.onnx_models.st_folder import read_embedding_config
 from neurank.train.bi_encoder import BiEncoderTrainee
@@ -30,7 +31,7 @@ from neurank.train.config import TrainConfig
 from neurank.train.data import Group
 from neurank.train.evaluation import EvalSetup, Scorer
 from neurank.train.losses import Similarity, listwise_kl_loss
-from neurank.train.models import load_tokenizer, pretrained, save_tokenizer
+from neurank.train.models import save_tokenizer
 from neurank.train.recipe import TrainReport, run_training
 
 DEFAULTS = TrainConfig(base="minilm-l6", steps=300, batch_size=32, n_negatives=1, learning_rate=2e-5,
@@ -67,7 +68,7 @@ class DenseTrainee(BiEncoderTrainee):
             raise ConfigError(f"{base} scores with {embedding.space_type}; dense training supports cosine and "
                               "dot product")
         module = EmbeddingPooling(pretrained(AutoModel, base), embedding.pooling, embedding.normalize)
-        super().__init__(load_tokenizer(base), module, max_length=max_length,
+        super().__init__(fresh_tokenizer(base), module, max_length=max_length,
                          similarity=_SIMILARITIES[embedding.space_type], temperature=options.temperature)
         self.base = base
         self.options = options

@@ -1,4 +1,4 @@
-"""Loading, running and saving the transformers models that training starts from and ends with."""
+"""Running and saving the transformers models that training starts from and ends with."""
 
 from __future__ import annotations
 
@@ -9,27 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neurank.errors import ModelError
-
 SCORE_BATCH = 32
 """Texts per forward pass when scoring without gradients (the dev metric)."""
-
-
-def load_tokenizer(path: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load the tokenizer of {path}: {exc}") from exc
-
-
-def pretrained(auto: Any, path: Path, **kwargs: Any) -> Any:
-    """`auto.from_pretrained(path)` in fp32, with a `ModelError` naming the folder when it fails."""
-    try:
-        return auto.from_pretrained(str(path), dtype=torch.float32, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load {path} as {auto.__name__}: {exc}") from exc
 
 
 def save_tokenizer(tokenizer: Any, folder: Path, *, max_length: int) -> None:

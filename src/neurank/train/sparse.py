@@ -17,13 +17,14 @@ from neurank.config import Settings
 from neurank.errors import ConfigError
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.onnx_models.export import Progress
+from neurank.onnx_models.loading import fresh_tokenizer, pretrained
 from neurank.onnx_models.registry import resolve_model
 from neurank.train.bi_encoder import BiEncoderTrainee
 from neurank.train.config import TrainConfig
 from neurank.train.data import Group
 from neurank.train.evaluation import EvalSetup
 from neurank.train.losses import flops_regularizer, flops_weight
-from neurank.train.models import load_tokenizer, pretrained, save_tokenizer
+from neurank.train.models import save_tokenizer
 from neurank.train.recipe import TrainReport, run_training
 
 DEFAULTS = TrainConfig(base="splade-tiny", steps=500, batch_size=32, n_negatives=1, learning_rate=5e-5,
@@ -55,7 +56,7 @@ class SparseTrainee(BiEncoderTrainee):
         from neurank.onnx_models.graphs import SpladePooling
 
         module = SpladePooling(pretrained(AutoModelForMaskedLM, base))
-        super().__init__(load_tokenizer(base), module, max_length=max_length, similarity="dot",
+        super().__init__(fresh_tokenizer(base), module, max_length=max_length, similarity="dot",
                          temperature=options.temperature)
         self.options = options
         self.warmup_steps = warmup_steps
