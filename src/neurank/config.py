@@ -5,12 +5,48 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from neurank.errors import ConfigError
 
 
 def default_home() -> Path:
     return Path(platformdirs.user_data_dir("neurank"))
+
+
+class IngestOptions(BaseSettings):
+    """Knobs of queued ingestion (Celery), read from `NEURANK_INGEST_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="NEURANK_INGEST_", extra="ignore", frozen=True)
+
+    queue: str = Field(default="neurank.encode", description="the queue encode tasks go to")
+    batch_tokens: int = Field(default=16384, ge=1, description="estimated tokens per task (as the encoders' batch)")
+    batch_documents: int = Field(default=256, ge=1, description="documents per task at most")
+    batch_bytes: int = Field(default=1_000_000, ge=1, description="document text bytes per task at most")
+    max_in_flight: int = Field(default=16, ge=1, description="batches sent and not yet finished, at most")
+    task_time_limit_s: float = Field(default=600.0, gt=0, description="a task is stopped after this long")
+    visibility_timeout_s: float = Field(default=1800.0, gt=0,
+                                        description="an unacknowledged task is redelivered after this long")
+    max_retries: int = Field(default=6, ge=0, description="retries of a batch while the store is unavailable")
+    retry_backoff_s: float = Field(default=1.0, gt=0, description="first retry delay; doubles each time")
+    retry_backoff_max_s: float = Field(default=60.0, gt=0, description="longest retry delay")
+    warm_up_timeout_s: float = Field(default=300.0, gt=0,
+                                     description="a pool process may take this long to load its models")
+    max_deliveries: int = Field(default=3, ge=1,
+                                description="a document whose worker died this many times is dead-lettered")
+    ledger_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, description="how long run records stay in Redis")
+
+    @model_validator(mode="after")
+    def _visibility_above_longest_task(self) -> IngestOptions:
+        longest = self.task_time_limit_s + self.retry_backoff_max_s
+        if self.visibility_timeout_s <= longest:
+            raise ConfigError(
+                f"NEURANK_INGEST_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s:g} s) must be above the longest "
+                f"a task can be held: its time limit plus the longest retry delay ({longest:g} s); otherwise "
+                "Redis hands running tasks to a second worker"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -51,6 +87,7 @@ class Settings(BaseSettings):
     )
 
     broker_url: str = "redis://127.0.0.1:6379/0"
+    ingest: IngestOptions = Field(default_factory=IngestOptions)
 
     def store_url(self) -> str:
         """The store to use: the configured one, else a local store under `home`."""

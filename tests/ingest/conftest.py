@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from neurank.ingest.app import IngestOptions
+from neurank.config import IngestOptions
 
 BROKER_URL = "redis://127.0.0.1:6379/15"
 FAST_MODELS = {"NEURANK_SPARSE_MODEL": "none", "NEURANK_MAX_LENGTH": "64"}

@@ -25,9 +25,8 @@ import redis
 from typer.testing import CliRunner
 
 from neurank.cli import app as cli
-from neurank.config import Settings
+from neurank.config import IngestOptions, Settings
 from neurank.documents import Document, read_corpus
-from neurank.ingest.app import IngestOptions
 from neurank.ingest.dead_letters import DeadLetters
 from neurank.ingest.inline import IngestSummary, ensure_index
 from neurank.ingest.ledger import namespace

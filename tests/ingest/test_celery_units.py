@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from neurank.config import IngestOptions
 from neurank.documents import Document
 from neurank.errors import ConfigError
-from neurank.ingest.app import ENCODE_TASK, IngestOptions, make_app
+from neurank.ingest.app import ENCODE_TASK, make_app
 from neurank.ingest.messages import BatchMessage, BatchOutcome, DeadLetter
 from neurank.ingest.producer import estimate_tokens, form_batches
 from neurank.ingest.tasks import backoff_delay
@@ -64,7 +65,7 @@ def test_visibility_timeout_must_exceed_the_longest_task() -> None:
 def test_app_delivers_at_least_once() -> None:
     from neurank.config import Settings
 
-    app = make_app(Settings(broker_url="redis://127.0.0.1:6379/15"), IngestOptions(queue="gpu"))
+    app = make_app(Settings(broker_url="redis://127.0.0.1:6379/15", ingest=IngestOptions(queue="gpu")))
     conf = app.conf
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
     assert conf.task_acks_on_timeout is False

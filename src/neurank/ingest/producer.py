@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import count
 
-from neurank.config import Settings
+from neurank.config import IngestOptions, Settings
 from neurank.documents import Document
 from neurank.errors import InputError
-from neurank.ingest.app import ENCODE_TASK, IngestApp, IngestOptions, make_app
+from neurank.ingest.app import ENCODE_TASK, IngestApp, make_app
 from neurank.ingest.dead_letters import DeadLetters
 from neurank.ingest.inline import IngestSummary, batched, ensure_index
 from neurank.ingest.ledger import Ledger, broker_display, connect_broker, namespace

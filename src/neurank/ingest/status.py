@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from neurank.config import Settings
-from neurank.ingest.app import IngestOptions
 from neurank.ingest.dead_letters import DeadLetters
 from neurank.ingest.ledger import Ledger, connect_broker, namespace
 
@@ -35,15 +34,14 @@ class IngestStatus:
         return asdict(self)
 
 
-def ingest_status(settings: Settings, options: IngestOptions | None = None) -> IngestStatus:
+def ingest_status(settings: Settings) -> IngestStatus:
     from neurank.stores import open_store
 
-    options = options or IngestOptions()
     store_url = open_store(settings.store_url()).url
     client = connect_broker(settings.broker_url)
     prefix = namespace(store_url, settings.index)
     dead = len(DeadLetters(client, prefix))
-    ledger = Ledger.latest(client, prefix, options.ledger_ttl_s)
+    ledger = Ledger.latest(client, prefix, settings.ingest.ledger_ttl_s)
     if ledger is None:
         return IngestStatus(store=store_url, index=settings.index, run=None, started_at=None, queued=0,
                             in_flight=0, done=0, documents=0, indexed=0, dead=dead)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from neurank.config import Settings
-from neurank.ingest.app import IngestOptions, make_app
+from neurank.ingest.app import make_app
 
 app = make_app(Settings())
 """The app `celery -A neurank.ingest.worker` finds; building it opens no connection."""
@@ -22,10 +22,9 @@ def run_worker(settings: Settings, *, concurrency: int | None = None, queues: li
     By default one pool process per core, each with one torch thread: small encoders run faster side by
     side than spread over threads.
     """
-    options = IngestOptions()
     processes = concurrency or os.cpu_count() or 1
-    worker_app = make_app(settings, options, threads=max(1, (os.cpu_count() or 1) // processes))
+    worker_app = make_app(settings, threads=max(1, (os.cpu_count() or 1) // processes))
     worker_app.worker_main([
         "worker", "--pool=prefork", f"--concurrency={processes}", f"--loglevel={loglevel}",
-        f"--queues={','.join(queues or [options.queue])}",
+        f"--queues={','.join(queues or [settings.ingest.queue])}",
     ])
