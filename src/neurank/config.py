@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     max_length: int = 256
     batch_tokens: int = 4096
 
+    local_busy_timeout_s: float = Field(
+        default=60.0, gt=0, description="local store: how long a writer waits for another's lock before giving up")
+
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
 

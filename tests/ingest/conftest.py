@@ -23,11 +23,6 @@ from neurank.config import IngestOptions
 
 BROKER_URL = "redis://127.0.0.1:6379/15"
 FAST_MODELS = {"NEURANK_SPARSE_MODEL": "none", "NEURANK_MAX_LENGTH": "64"}
-SHORT_BUSY_TIMEOUT = (
-    "import sys, neurank.stores.local as local; local.BUSY_TIMEOUT_S = float(sys.argv.pop(1)); "
-    "from celery.__main__ import main; sys.exit(main())"
-)
-"""`celery` with the local store's SQLite busy timeout shortened, so that a lock held a few seconds is an outage."""
 
 
 @pytest.fixture
@@ -112,11 +107,13 @@ class Workers:
         args = ["-A", "neurank.ingest.worker", "worker", "--pool", "prefork", "--concurrency", "1",
                 "--hostname", f"{name}@%h", "--queues", IngestOptions().queue, "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle", "--without-heartbeat"]
-        launcher = ["-m", "celery"] if busy_timeout_s is None else ["-c", SHORT_BUSY_TIMEOUT, str(busy_timeout_s)]
+        # A short busy timeout turns a lock held a few seconds into a store outage.
+        busy = {} if busy_timeout_s is None else {"NEURANK_LOCAL_BUSY_TIMEOUT_S": str(busy_timeout_s)}
         log = self.folder / f"{name}.log"
         with log.open("wb") as handle:
-            process = subprocess.Popen([sys.executable, *launcher, *args], stdout=handle, stderr=subprocess.STDOUT,
-                                       env={**os.environ, **self.env}, start_new_session=True)
+            process = subprocess.Popen([sys.executable, "-m", "celery", *args], stdout=handle,
+                                       stderr=subprocess.STDOUT, env={**os.environ, **self.env, **busy},
+                                       start_new_session=True)
         worker = Worker(name, process, log)
         self.running.append(worker)
         return worker

@@ -231,3 +231,25 @@ def test_open_store_http_names_the_extra_when_the_client_is_missing(monkeypatch:
     monkeypatch.setattr("neurank.stores.importlib.import_module", import_module)
     with pytest.raises(MissingExtraError, match=r"neurank\[opensearch\]"):
         open_store("http://localhost:9200")
+
+
+def test_a_new_connection_to_a_ready_store_reads_while_another_process_writes(tmp_path: Path) -> None:
+    """Opening a connection writes nothing once the schema is in place, so it never waits on a writer's lock."""
+    import sqlite3
+
+    from neurank.stores.local import DATABASE_FILE
+
+    LocalStore(tmp_path / "store").create_index(INDEX, SPEC)
+    writer = sqlite3.connect(tmp_path / "store" / DATABASE_FILE, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        assert LocalStore(tmp_path / "store", busy_timeout_s=0.2).count(INDEX) == 0
+    finally:
+        writer.execute("ROLLBACK")
+
+
+def test_open_store_takes_the_busy_timeout_from_settings(tmp_path: Path) -> None:
+    from neurank.config import Settings
+
+    store = open_store(f"local:{tmp_path}", Settings(local_busy_timeout_s=2.5))
+    assert isinstance(store, LocalStore) and store.busy_timeout_s == 2.5

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from neurank.config import Settings
 from neurank.errors import ConfigError, MissingExtraError
 from neurank.stores.analysis import Analyzer, get_analyzer
 from neurank.stores.local import LocalStore
@@ -27,9 +27,6 @@ from neurank.stores.protocol import (
     WriteFailure,
     WriteResult,
 )
-
-if TYPE_CHECKING:
-    from neurank.config import Settings
 
 __all__ = [
     "SPARSE_FIELDS",
@@ -68,14 +65,15 @@ def _opensearch_store(url: str, settings: Settings | None) -> Store:
 def open_store(url: str, settings: Settings | None = None) -> Store:
     """The store at `url`. Nothing is opened yet: stores connect on first use.
 
-    An OpenSearch store reads its credentials, TLS options and timeouts from `settings` (from the
-    environment when None).
+    A store reads its timeouts (and an OpenSearch store its credentials and TLS options) from `settings`,
+    from the environment when None.
     """
     if url.startswith("local:"):
         path = url.removeprefix("local:")
         if not path:
             raise ConfigError(f"store URL {url!r} names no folder; expected {_ACCEPTED}")
-        return LocalStore(Path(path).expanduser())
+        busy_timeout_s = (settings or Settings()).local_busy_timeout_s
+        return LocalStore(Path(path).expanduser(), busy_timeout_s=busy_timeout_s)
     if url.startswith(("http://", "https://")):
         return _opensearch_store(url, settings)
     raise ConfigError(f"unsupported store URL {url!r}; expected {_ACCEPTED}")

@@ -44,8 +44,6 @@ from neurank.stores.protocol import (
 )
 
 DATABASE_FILE = "neurank.sqlite3"
-BUSY_TIMEOUT_S = 60.0
-"""How long a writer waits for another process's transaction before reporting the store unavailable."""
 MAX_DENSE_DIMENSION = 16_000
 """The k-NN plugin's limit for `knn_vector` dimensions."""
 MAX_QUERY_TOKEN_WEIGHT = 64.0
@@ -72,7 +70,10 @@ CREATE TABLE IF NOT EXISTS documents (
     embedding BLOB,
     UNIQUE (idx, id)
 );
+PRAGMA user_version = 1;
 """
+_SCHEMA_VERSION = 1
+"""Stamped by `_SCHEMA` (`PRAGMA user_version`): a connection to a ready store reads it and writes nothing."""
 _BUMP = (
     "UPDATE clock SET value = value + 1 WHERE id = 0",
     "UPDATE indexes SET generation = (SELECT value FROM clock WHERE id = 0) WHERE name = ?",
@@ -409,8 +410,10 @@ class _Searcher:
 class LocalStore:
     """The embedded default store at a folder PATH (URL `local:PATH`); see the module docstring."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 60.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        """How long a writer waits for another process's transaction before reporting the store unavailable."""
         self.url = f"local:{self.path}"
         self._local = threading.local()
         self._build_lock = threading.Lock()
@@ -427,10 +430,11 @@ class LocalStore:
         db = getattr(self._local, "db", None)
         if db is None or self._local.pid != os.getpid():
             self.path.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path / DATABASE_FILE, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            db = sqlite3.connect(self.path / DATABASE_FILE, timeout=self.busy_timeout_s, isolation_level=None)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
-            db.executescript(_SCHEMA)
+            if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+                db.executescript(_SCHEMA)
             self._local.db, self._local.pid = db, os.getpid()
         return db
 
@@ -438,7 +442,7 @@ class LocalStore:
         message = str(exc)
         if isinstance(exc, sqlite3.OperationalError) and ("locked" in message or "busy" in message):
             return StoreUnavailableError(
-                f"{self.url} stayed locked by other writers for {BUSY_TIMEOUT_S:.0f} s ({message}); "
+                f"{self.url} stayed locked by other writers for {self.busy_timeout_s:g} s ({message}); "
                 "retry later"
             )
         return StoreError(f"{self.url}: {message}")
