@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     int8: bool = True
     max_length: int = 256
     batch_tokens: int = 4096
+    threads: int | None = Field(default=None, ge=1,
+                                description="encoder threads per process (torch and ONNX Runtime); None: all cores")
 
     local_busy_timeout_s: float = Field(
         default=60.0, gt=0, description="local store: how long a writer waits for another's lock before giving up")

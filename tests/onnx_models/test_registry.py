@@ -64,3 +64,12 @@ def test_unknown_name_is_a_model_error_listing_the_bundled_models(tmp_path: Path
 def test_a_folder_without_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"no config\.json"):
         resolve_model(str(tmp_path), tmp_path)
+
+
+def test_the_bundle_gives_every_encoder_the_configured_thread_count(tmp_path: Path) -> None:
+    from neurank.config import Settings
+    from neurank.onnx_models.bundle import EncoderBundle
+
+    bundle = EncoderBundle.from_settings(Settings(home=tmp_path, threads=1))
+    encoders = [*bundle.sparse_encoders().values(), bundle.dense]
+    assert len(encoders) == 3 and all(encoder.threads == 1 for encoder in encoders)

@@ -23,20 +23,18 @@ ENCODE_TASK = "neurank.ingest.encode_batch"
 class IngestApp(Celery):
     """A Celery app that carries the Settings its workers run with (never sent in messages)."""
 
-    def __init__(self, settings: Settings, *, threads: int | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__("neurank", broker=settings.broker_url, set_as_current=True)
         self.settings = settings
         self.options = settings.ingest
-        self.threads = threads
-        """torch threads per worker process; None leaves torch's default (or OMP_NUM_THREADS)."""
 
 
-def make_app(settings: Settings, *, threads: int | None = None) -> IngestApp:
+def make_app(settings: Settings) -> IngestApp:
     """The ingestion app with its one task registered; building it opens no connection."""
     from neurank.ingest.tasks import encode_batch
 
     options = settings.ingest
-    app = IngestApp(settings, threads=threads)
+    app = IngestApp(settings)
     restore_interval = max(1, int(options.visibility_timeout_s // 10))
     app.conf.update(
         task_serializer="json",

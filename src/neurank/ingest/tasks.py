@@ -84,10 +84,10 @@ def _warm_up_worker_process(**_: Any) -> None:
     app = current_app._get_current_object()
     if not isinstance(app, IngestApp):
         return
-    if app.threads and app.settings.runtime == "torch":
+    if app.settings.threads and app.settings.runtime == "torch":
         import torch
 
-        torch.set_num_threads(app.threads)
+        torch.set_num_threads(app.settings.threads)
     state = worker_state(app)
     state.warm_up()
     log.info("worker process ready: store %s, models %s", state.store.url, state.encoders.models())

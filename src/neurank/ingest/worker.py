@@ -19,11 +19,13 @@ def run_worker(settings: Settings, *, concurrency: int | None = None, queues: li
                loglevel: str = "INFO") -> None:
     """Run a worker in this process until it is stopped.
 
-    By default one pool process per core, each with one torch thread: small encoders run faster side by
-    side than spread over threads.
+    By default one pool process per core, each with one encoder thread (torch or ONNX Runtime) unless
+    `settings.threads` says otherwise: small encoders run faster side by side than spread over threads.
     """
     processes = concurrency or os.cpu_count() or 1
-    worker_app = make_app(settings, threads=max(1, (os.cpu_count() or 1) // processes))
+    if settings.threads is None:
+        settings = settings.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // processes)})
+    worker_app = make_app(settings)
     worker_app.worker_main([
         "worker", "--pool=prefork", f"--concurrency={processes}", f"--loglevel={loglevel}",
         f"--queues={','.join(queues or [settings.ingest.queue])}",

@@ -26,7 +26,8 @@ class EncoderBundle:
         from neurank.onnx_models import DenseEncoder, SparseEncoder
 
         common = {"home": settings.home, "runtime": settings.runtime, "int8": settings.int8,
-                  "max_length": settings.max_length, "batch_tokens": settings.batch_tokens}
+                  "max_length": settings.max_length, "batch_tokens": settings.batch_tokens,
+                  "threads": settings.threads}
         splade = deepct = dense = None
         if settings.sparse_model.lower() not in DISABLED:
             splade = SparseEncoder(settings.sparse_model, mode="splade", **common)
