@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -515,6 +516,37 @@ def train_cross_encoder_command(
         return CrossEncoderOptions(loss=loss, temperature=temperature or 1.0)  # type: ignore[arg-type]
 
     run_trainer(train_cross_encoder, DEFAULTS, options, locals(), as_json)
+
+
+@train_app.command("calibrate")
+def calibrate_command(
+    rerank_model: Annotated[Path, typer.Option("--rerank-model", help="cross-encoder folder to calibrate")],
+    dataset: Annotated[Path, typer.Option("--dataset", help="BEIR folder whose dev queries choose the weight")],
+    split: Annotated[str, typer.Option(help="qrels split of the dev queries")] = "dev",
+    queries: Annotated[int, typer.Option(help="dev queries scored at most (a seeded sample)")] = 100,
+    first_stage: Annotated[str, typer.Option("--first-stage", help="bm25, dense or hybrid")] = "bm25",
+    runtime: RuntimeOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Choose a reranker's first-stage weight for another collection; rewrites the folder's rerank.json."""
+    from neurank.train.calibration import calibrate_model
+
+    settings = settings_from(runtime=runtime)
+    try:
+        ensure_exports([settings])
+        chosen = calibrate_model(rerank_model, dataset, settings, split=split, queries=queries,
+                                 source=first_stage)  # type: ignore[arg-type]
+    except NeurankError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(dataclasses.asdict(chosen))
+        return
+    table = Table(title=f"first-stage weight on {chosen.chosen_on}")
+    table.add_column("weight", justify="right")
+    table.add_column(chosen.measure, justify="right")
+    for weight, value in chosen.by_weight.items():
+        mark = " ←" if float(weight) == chosen.first_stage_weight else ""
+        table.add_row(weight, f"{value:.4f}{mark}")
+    console.print(table)
 
 
 @train_app.command("dense")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -353,3 +354,25 @@ def test_the_bundled_base_learns_on_the_slice(data: TrainingData, tmp_path: Path
     report = fit(trainee.module, lambda step: trainee.loss(batch, step), lambda: 0.0, config, tmp_path,
                  fingerprint="minilm", progress=False)
     assert report.losses[-1] < report.losses[0]
+
+
+def test_cli_calibrates_a_trained_reranker_for_another_split(trained_cross_encoder: Path, tiny_beir: Path,
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEURANK_HOME", str(tmp_path / "home"))
+    model = tmp_path / "model"
+    shutil.copytree(trained_cross_encoder, model)
+    args = ["train", "calibrate", "--rerank-model", str(model), "--dataset", str(tiny_beir), "--split", "test",
+            "--runtime", "torch", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    chosen = json.loads(result.stdout)
+    assert chosen["queries"] == len(load_qrels(tiny_beir, "test")) and chosen["chosen_on"].startswith(f"{tiny_beir.name} test")
+    assert json.loads((model / CALIBRATION_FILE).read_text()) == chosen
+    assert chosen["by_weight"][f"{chosen['first_stage_weight']:.1f}"] == max(chosen["by_weight"].values())
+
+
+def test_calibrating_something_that_is_not_a_model_folder_is_refused(tiny_beir: Path, tmp_path: Path) -> None:
+    from neurank.train.calibration import calibrate_model
+
+    with pytest.raises(ConfigError, match="not a model folder"):
+        calibrate_model(tmp_path, tiny_beir, Settings(home=tmp_path / "home"), split="test")

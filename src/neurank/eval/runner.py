@@ -18,7 +18,7 @@ from neurank.eval.runs import write_run
 from neurank.ingest.inline import IngestSummary, ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.plan import DEFAULT_HYBRID_FUSION, Fusion, RetrievalPlan
-from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
+from neurank.query.rerank import DEFAULT_RERANK_DEPTH, RERANK_OFF_NOTE, Reranker
 from neurank.query.searcher import Searcher
 from neurank.stores.protocol import Store
 
@@ -75,7 +75,7 @@ def evaluate_modes(
     fusion: Fusion | None = None,
     reranker: Reranker | None = None,
     depth: int = 100,
-    rerank_depth: int = 100,
+    rerank_depth: int = DEFAULT_RERANK_DEPTH,
     runs_dir: Path | None = None,
     on_query: Callable[[], None] | None = None,
 ) -> dict[str, ModeReport]:

@@ -77,6 +77,8 @@ def interpolate(first_stage: ScoredIds, logits: np.ndarray, first_stage_weight: 
     return Rescored(final, logits, [fused[doc_id].normalized[1] for doc_id in ids])
 
 
+DEFAULT_RERANK_DEPTH = 100
+"""Hits the rerank stage reorders unless told otherwise (`neurank eval`), and what calibration scores."""
 CALIBRATION_FILE = "rerank.json"
 """Written beside a cross-encoder by training: the first-stage weight and normalization chosen on dev."""
 

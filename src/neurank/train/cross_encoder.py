@@ -24,8 +24,8 @@ from neurank.onnx_models.bundle import EncoderBundle
 from neurank.onnx_models.export import Progress
 from neurank.onnx_models.loading import fresh_tokenizer, pretrained
 from neurank.onnx_models.registry import resolve_model
-from neurank.query.rerank import load_reranker
-from neurank.train.calibration import CALIBRATION_DEPTH, calibrate
+from neurank.query.rerank import DEFAULT_RERANK_DEPTH, load_reranker
+from neurank.train.calibration import calibrate
 from neurank.train.config import TrainConfig
 from neurank.train.data import Group, TrainingData
 from neurank.train.evaluation import EvalSetup
@@ -101,7 +101,9 @@ class CrossEncoderTrainee:
     def finish(self, data: TrainingData, folder: Path) -> dict[str, Any]:
         """Choose the first-stage weight of the rerank on the dev split; `rerank.json` keeps it with the model."""
         self.module.eval()
-        calibration = calibrate(self.score, data.queries, data.dev, data.runs, data.corpus, depth=CALIBRATION_DEPTH)
+        calibration = calibrate(self.score, data.queries, data.dev, data.runs, data.corpus, depth=DEFAULT_RERANK_DEPTH,
+                                chosen_on=f"the training dev split ({len(data.dev)} queries, first-stage top "
+                                          f"{DEFAULT_RERANK_DEPTH})")
         calibration.save(folder)
         return {"calibration": asdict(calibration)}
 

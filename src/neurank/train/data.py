@@ -17,8 +17,8 @@ from neurank.config import Settings
 from neurank.documents import Document, read_corpus
 from neurank.errors import ConfigError, InputError
 from neurank.eval.datasets import Qrels, available_splits, load_qrels, load_queries
+from neurank.query.rerank import DEFAULT_RERANK_DEPTH
 from neurank.stores.protocol import ScoredIds
-from neurank.train.calibration import CALIBRATION_DEPTH
 from neurank.train.config import TrainConfig
 from neurank.train.first_stage import first_stage_runs
 from neurank.train.mining import mine_hard_negatives
@@ -74,13 +74,18 @@ def load_training_data(dataset: Path, settings: Settings, config: TrainConfig) -
     if missing:
         raise InputError(f"{len(missing)} judged query ids are not in queries.jsonl, e.g. {missing[:5]}",
                          source=str(dataset))
-    corpus = {doc.id: doc.passage for doc in read_corpus(dataset) if isinstance(doc, Document)}
+    corpus = read_passages(dataset)
     wanted = {query_id: queries[query_id] for query_id in (*train, *dev)}
     runs = first_stage_runs(dataset, wanted, settings, source=config.negatives_from,
-                            depth=max(config.range_max, config.dev_depth, CALIBRATION_DEPTH))
+                            depth=max(config.range_max, config.dev_depth, DEFAULT_RERANK_DEPTH))
     examples = build_examples(train, queries, runs, sorted(corpus), pool=config.n_negatives,
                               range_min=config.range_min, range_max=config.range_max, seed=config.seed)
     return TrainingData(corpus, queries, train, dev, runs, examples, config.seed)
+
+
+def read_passages(dataset: Path) -> dict[str, str]:
+    """Document id → passage (title, then text) of every valid document of the dataset's corpus."""
+    return {doc.id: doc.passage for doc in read_corpus(dataset) if isinstance(doc, Document)}
 
 
 def split_queries(directory: Path, *, train_split: str, dev_split: str, dev_fraction: float, seed: int,
