@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     deepct: bool = Field(default=True, description="also index DeepCT weights (the text's own terms)")
     dense_model: str = "minilm-l6"
     rerank_model: str | None = Field(default=None, description="cross-encoder folder for the rerank stage")
-    rerank_max_length: int = 512
+    rerank_max_length: int | None = Field(
+        default=None, ge=1, description="tokens per (query, passage) pair; None: the length the model was trained at")
     rerank_first_stage_weight: float | None = Field(
         default=None, ge=0.0, lt=1.0,
         description="share of the first-stage score in a reranked hit's score (0: the cross-encoder alone); "

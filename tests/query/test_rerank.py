@@ -10,7 +10,7 @@ import pytest
 
 from neurank.config import Settings
 from neurank.errors import ModelError, PlanError
-from neurank.query.rerank import CALIBRATION_FILE, Reranker, interpolate, load_reranker
+from neurank.query.rerank import CALIBRATION_FILE, Reranker, interpolate, load_reranker, trained_length
 
 FIRST_STAGE = [("a", 10.0), ("b", 5.0), ("c", 0.0)]
 
@@ -50,3 +50,16 @@ def test_a_broken_calibration_file_names_itself(tmp_path: Path) -> None:
     (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"weight": 0.4}))
     with pytest.raises(ModelError, match=CALIBRATION_FILE):
         load_reranker(Settings(home=tmp_path / "home"), str(tmp_path))
+
+
+@pytest.mark.parametrize(("saved", "expected"), [({"model_max_length": 256}, 256),
+                                                 ({"model_max_length": 1e30}, 512), ({}, 512), (None, 512)])
+def test_the_reranker_reads_the_length_its_model_was_trained_at(saved: dict | None, expected: int,
+                                                                tmp_path: Path) -> None:
+    if saved is not None:
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps(saved))
+    assert trained_length(str(tmp_path)) == expected
+    reranker = load_reranker(Settings(home=tmp_path / "home"), str(tmp_path))
+    assert reranker is not None and reranker.cross_encoder.max_length == expected
+    fixed = load_reranker(Settings(home=tmp_path / "home", rerank_max_length=64), str(tmp_path))
+    assert fixed is not None and fixed.cross_encoder.max_length == 64

@@ -366,7 +366,8 @@ def test_cli_calibrates_a_trained_reranker_for_another_split(trained_cross_encod
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     chosen = json.loads(result.stdout)
-    assert chosen["queries"] == len(load_qrels(tiny_beir, "test")) and chosen["chosen_on"].startswith(f"{tiny_beir.name} test")
+    assert chosen["queries"] == len(load_qrels(tiny_beir, "test"))
+    assert chosen["chosen_on"].startswith(f"{tiny_beir.name} test")
     assert json.loads((model / CALIBRATION_FILE).read_text()) == chosen
     assert chosen["by_weight"][f"{chosen['first_stage_weight']:.1f}"] == max(chosen["by_weight"].values())
 

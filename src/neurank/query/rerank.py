@@ -95,6 +95,16 @@ def calibrated_weight(model: str) -> tuple[float, Technique]:
         raise ModelError(f"{path}: not a rerank calibration ({exc}); delete it or train the model again") from exc
 
 
+def trained_length(model: str, ceiling: int = 512) -> int:
+    """The input length `model` was trained at (its tokenizer's `model_max_length`), at most `ceiling`."""
+    path = Path(model).expanduser() / "tokenizer_config.json"
+    try:
+        length = json.loads(path.read_text(encoding="utf-8")).get("model_max_length") if path.is_file() else None
+    except ValueError as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from exc
+    return min(int(length), ceiling) if isinstance(length, int | float) and length > 0 else ceiling
+
+
 def load_reranker(settings: Settings, model: str | None = None) -> Reranker | None:
     """The cross-encoder `model` (else `settings.rerank_model`) with the settings' rerank knobs; None without one.
 
@@ -109,7 +119,7 @@ def load_reranker(settings: Settings, model: str | None = None) -> Reranker | No
     if settings.rerank_first_stage_weight is not None:
         weight, normalization = settings.rerank_first_stage_weight, settings.rerank_normalization
     encoder = CrossEncoder(model, home=settings.home, runtime=settings.runtime, int8=settings.int8,
-                           max_length=settings.rerank_max_length)
+                           max_length=settings.rerank_max_length or trained_length(model))
     return Reranker(encoder, first_stage_weight=weight, normalization=normalization)  # type: ignore[arg-type]
 
 

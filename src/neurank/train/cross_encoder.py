@@ -108,7 +108,7 @@ class CrossEncoderTrainee:
         return {"calibration": asdict(calibration)}
 
     def evaluation(self, folder: Path, settings: Settings) -> EvalSetup:
-        reranker = load_reranker(settings.model_copy(update={"rerank_max_length": self.max_length}), str(folder))
+        reranker = load_reranker(settings, str(folder))
         return EvalSetup(modes=("bm25", "bm25+rerank"), encoders=EncoderBundle(), reranker=reranker)
 
 
