@@ -47,6 +47,10 @@ class ModelError(NeurankError):
     """A model cannot be found or loaded."""
 
 
+class Int8ParityError(ModelError):
+    """The int8 graph strays too far from PyTorch; the fp32 export is fine and was kept."""
+
+
 class ExportMissingError(ModelError):
     """The ONNX runtime was asked for a model that has not been exported yet."""
 

@@ -377,3 +377,15 @@ def test_calibrating_something_that_is_not_a_model_folder_is_refused(tiny_beir: 
 
     with pytest.raises(ConfigError, match="not a model folder"):
         calibrate_model(tmp_path, tiny_beir, Settings(home=tmp_path / "home"), split="test")
+
+
+def test_an_int8_graph_that_fails_parity_leaves_the_fp32_export_and_the_run_finishes(
+        tiny_beir: Path, tiny_dense: Path, module_settings: Settings, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from neurank.onnx_models.parity import ParityReport
+
+    monkeypatch.setattr(ParityReport, "int8_passed", property(lambda self: None if self.int8 is None else False))
+    out = tmp_path / "dense-fp32"
+    report = train_dense(tiny_beir, out, module_settings, smoke_config(tiny_dense, steps=2), progress=False)
+    assert report.export["onnx_int8"] is None and set(report.evaluation or {}) == {"dense"}
+    assert (out / "onnx" / "model.onnx").is_file() and not (out / "onnx" / "model_qint8.onnx").exists()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neurank.errors import ModelError
+from neurank.errors import Int8ParityError, ModelError
 from neurank.onnx_models.kinds import Kind, check_kind, model_kind
 from neurank.onnx_models.loading import load_tokenizer, torch_module
 from neurank.onnx_models.parity import (
@@ -144,7 +144,7 @@ def _export(ref: ModelRef, kind: Kind, target: Path, int8: bool, force: bool, sa
                 os.replace(file, target / file.name)
     if int8 and not report.int8_passed:
         assert report.int8 is not None
-        raise ModelError(f"int8 {ref.requested} reaches cosine {report.int8.min_cosine:.4f} to PyTorch, below "
+        raise Int8ParityError(f"int8 {ref.requested} reaches cosine {report.int8.min_cosine:.4f} to PyTorch, below "
                          f"{report.int8_min_cosine}; it was not installed (use int8=false)")
     return _Outcome(report, reused=False)
 

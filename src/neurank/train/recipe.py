@@ -117,6 +117,8 @@ def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings
     evaluation = None
     if config.eval_split:
         tell(f"final evaluation on {dataset.name} ({config.eval_split})")
+        if export.onnx_int8 is None:
+            settings = settings.model_copy(update={"int8": False})
         evaluation = final_evaluation(dataset, trainee.evaluation(out, settings), settings,
                                       split=config.eval_split, runs_dir=out / "eval", progress=progress)
     report = TrainReport(trainee.kind, dataset.name, config.base, out, len(data.examples), len(data.dev),
