@@ -144,8 +144,8 @@ def _export(ref: ModelRef, kind: Kind, target: Path, int8: bool, force: bool, sa
                 os.replace(file, target / file.name)
     if int8 and not report.int8_passed:
         assert report.int8 is not None
-        raise Int8ParityError(f"int8 {ref.requested} reaches cosine {report.int8.min_cosine:.4f} to PyTorch, below "
-                         f"{report.int8_min_cosine}; it was not installed (use int8=false)")
+        raise Int8ParityError(f"int8 {ref.requested} reaches cosine {report.int8.min_cosine:.4f} to PyTorch, "
+                              f"below {report.int8_min_cosine}; it was not installed (use int8=false)")
     return _Outcome(report, reused=False)
 
 

@@ -115,8 +115,9 @@ def load_reranker(settings: Settings, model: str | None = None) -> Reranker | No
         return None
     from neurank.onnx_models import CrossEncoder
 
-    weight, normalization = calibrated_weight(model)
-    if settings.rerank_first_stage_weight is not None:
+    if settings.rerank_first_stage_weight is None:
+        weight, normalization = calibrated_weight(model)
+    else:
         weight, normalization = settings.rerank_first_stage_weight, settings.rerank_normalization
     encoder = CrossEncoder(model, home=settings.home, runtime=settings.runtime, int8=settings.int8,
                            max_length=settings.rerank_max_length or trained_length(model))
