@@ -91,6 +91,20 @@ def ensure_exports(settings_list: list[Settings]) -> None:
             export_model(name, home=settings_list[0].home, int8=settings_list[0].int8)
 
 
+def index_for_eval(dataset: Path, settings: Settings) -> tuple[Any, str, Any]:
+    """Store, index name and encoders of `dataset` indexed as `neurank eval` searches it (reused when unchanged)."""
+    from neurank.eval.runner import index_dataset
+    from neurank.onnx_models.bundle import EncoderBundle
+
+    ensure_exports([settings])
+    encoders = EncoderBundle.from_settings(settings)
+    target = open_configured_store(settings)
+    index = f"beir-{dataset.name}"
+    with progress_bar(f"index {dataset.name}", count_lines(dataset)) as advance:
+        index_dataset(dataset, target, index, encoders, settings, on_progress=advance)
+    return target, index, encoders
+
+
 def stage_cell(hit: Any, stage: str) -> str:
     score = hit.stages.get(stage)
     if score is None:
@@ -320,8 +334,7 @@ def eval_command(
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and p50 latency per mode, on a BEIR dataset's split."""
-    from neurank.eval.runner import evaluate_modes, index_dataset
-    from neurank.onnx_models.bundle import EncoderBundle
+    from neurank.eval.runner import evaluate_modes
     from neurank.query.plan import Fusion
 
     settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
@@ -330,12 +343,7 @@ def eval_command(
     try:
         fusion_spec = Fusion(technique=fusion, combination=combination, rank_constant=rank_constant,  # type: ignore[arg-type]
                              weights=tuple(float(w) for w in weights.split(",")) if weights else None)
-        ensure_exports([settings])
-        encoders = EncoderBundle.from_settings(settings)
-        target = open_configured_store(settings)
-        index = f"beir-{dataset.name}"
-        with progress_bar(f"index {dataset.name}", count_lines(dataset)) as advance:
-            index_dataset(dataset, target, index, encoders, settings, on_progress=advance)
+        target, index, encoders = index_for_eval(dataset, settings)
         from neurank.eval.datasets import load_qrels
 
         n_queries = len(load_qrels(dataset, split)) * len(mode_list)
@@ -521,31 +529,35 @@ def train_cross_encoder_command(
 @train_app.command("calibrate")
 def calibrate_command(
     rerank_model: Annotated[Path, typer.Option("--rerank-model", help="cross-encoder folder to calibrate")],
-    dataset: Annotated[Path, typer.Option("--dataset", help="BEIR folder whose dev queries choose the weight")],
+    dataset: Annotated[Path, typer.Option("--dataset", help="BEIR folder whose dev queries choose the weights")],
     split: Annotated[str, typer.Option(help="qrels split of the dev queries")] = "dev",
     queries: Annotated[int, typer.Option(help="dev queries scored at most (a seeded sample)")] = 100,
-    first_stage: Annotated[str, typer.Option("--first-stage", help="bm25, dense or hybrid")] = "bm25",
-    runtime: RuntimeOpt = None, as_json: JsonOpt = False,
+    first_stages: Annotated[str, typer.Option(help="comma-separated: bm25, sparse, dense, hybrid")] = "bm25,hybrid",
+    store: StoreOpt = None, runtime: RuntimeOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Choose a reranker's first-stage weight for another collection; rewrites the folder's rerank.json."""
-    from neurank.train.calibration import calibrate_model
+    """Choose a reranker's first-stage weight per first stage on a collection; updates the folder's rerank.json."""
+    from neurank.train.calibration import calibrate_model, dev_sample
 
-    settings = settings_from(runtime=runtime)
+    settings = settings_from(store=store, runtime=runtime)
+    stages = [stage.strip() for stage in first_stages.split(",") if stage.strip()]
     try:
-        ensure_exports([settings])
-        chosen = calibrate_model(rerank_model, dataset, settings, split=split, queries=queries,
-                                 source=first_stage)  # type: ignore[arg-type]
+        target, index, encoders = index_for_eval(dataset, settings)
+        total = len(dev_sample(dataset, split=split, queries=queries)) * len(stages)
+        with progress_bar(f"rerank dev candidates ({split})", total) as advance:
+            chosen = calibrate_model(rerank_model, dataset, settings, store=target, index=index, encoders=encoders,
+                                     first_stages=stages, split=split, queries=queries, on_query=advance)
     except NeurankError as exc:
         fail(exc)
     if as_json:
-        emit_json(dataclasses.asdict(chosen))
+        emit_json([dataclasses.asdict(calibration) for calibration in chosen])
         return
-    table = Table(title=f"first-stage weight on {chosen.chosen_on}")
+    table = Table(title=f"first-stage weight on {dataset.name} {split} ({chosen[0].measure}, chosen marked)")
     table.add_column("weight", justify="right")
-    table.add_column(chosen.measure, justify="right")
-    for weight, value in chosen.by_weight.items():
-        mark = " ←" if float(weight) == chosen.first_stage_weight else ""
-        table.add_row(weight, f"{value:.4f}{mark}")
+    for calibration in chosen:
+        table.add_column(calibration.first_stage, justify="right")
+    for weight in chosen[0].by_weight:
+        table.add_row(weight, *(f"{c.by_weight[weight]:.4f}{' ←' if float(weight) == c.first_stage_weight else ''}"
+                                for c in chosen))
     console.print(table)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from neurank.config import Settings
 from neurank.errors import ModelError, PlanError
+from neurank.query.plan import RetrievalPlan
 from neurank.query.rerank import CALIBRATION_FILE, Reranker, interpolate, load_reranker, trained_length
 
 FIRST_STAGE = [("a", 10.0), ("b", 5.0), ("c", 0.0)]
@@ -37,18 +38,38 @@ def test_reranker_rejects_a_weight_outside_zero_to_one() -> None:
         Reranker(cross_encoder=None, normalization="softmax")  # type: ignore[arg-type]
 
 
-def test_a_model_folder_carries_its_calibrated_weight(tmp_path: Path) -> None:
-    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"first_stage_weight": 0.4, "normalization": "z_score"}))
+def test_a_model_folder_carries_a_weight_per_first_stage(tmp_path: Path) -> None:
+    entries = {"bm25": {"first_stage_weight": 0.1}, "hybrid": {"first_stage_weight": 0.6}}
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"normalization": "z_score", "first_stages": entries}))
     reranker = load_reranker(Settings(home=tmp_path / "home"), str(tmp_path))
-    assert reranker is not None and (reranker.first_stage_weight, reranker.normalization) == (0.4, "z_score")
-    fixed = load_reranker(Settings(home=tmp_path / "home", rerank_first_stage_weight=0.0), str(tmp_path))
-    assert fixed is not None and fixed.first_stage_weight == 0.0
+    assert reranker is not None and reranker.normalization == "z_score"
+    # Each first stage gets its own weight; one never calibrated gets BM25's.
+    assert [reranker.weight_for(stage) for stage in ("bm25", "hybrid", "dense")] == [0.1, 0.6, 0.1]
+    fixed = load_reranker(Settings(home=tmp_path / "home", rerank_first_stage_weight=0.3), str(tmp_path))
+    assert fixed is not None and [fixed.weight_for(stage) for stage in ("bm25", "hybrid")] == [0.3, 0.3]
     assert load_reranker(Settings(home=tmp_path / "home")) is None
 
 
-def test_a_broken_calibration_file_names_itself(tmp_path: Path) -> None:
-    (tmp_path / CALIBRATION_FILE).write_text(json.dumps({"weight": 0.4}))
-    with pytest.raises(ModelError, match=CALIBRATION_FILE):
+def test_a_rerank_weight_follows_the_plan_it_reorders() -> None:
+    reranker = Reranker(cross_encoder=None, by_first_stage={"hybrid": 0.5})
+    hybrid, bm25 = RetrievalPlan.for_mode("hybrid"), RetrievalPlan.for_mode("bm25")
+    assert (hybrid.first_stage, bm25.first_stage) == ("hybrid", "bm25")
+    assert (reranker.weight_for(hybrid.first_stage), reranker.weight_for(bm25.first_stage)) == (0.5, 0.0)
+    with pytest.raises(PlanError, match=r"first-stage weight .* \[0, 1\), got 1.5"):
+        Reranker(cross_encoder=None, by_first_stage={"hybrid": 1.5})
+
+
+@pytest.mark.parametrize("saved", [{"first_stage_weight": 0.4, "normalization": "min_max"},
+                                   {"normalization": "min_max", "first_stages": {"bm25": {"weight": 0.4}}}, [1]])
+def test_a_broken_calibration_file_names_itself(saved: object, tmp_path: Path) -> None:
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(saved))
+    with pytest.raises(ModelError, match=f"{CALIBRATION_FILE}: not a rerank calibration"):
+        load_reranker(Settings(home=tmp_path / "home"), str(tmp_path))
+
+
+def test_a_calibration_file_that_is_not_json_names_itself(tmp_path: Path) -> None:
+    (tmp_path / CALIBRATION_FILE).write_text("{")
+    with pytest.raises(ModelError, match=f"{CALIBRATION_FILE}: not valid JSON"):
         load_reranker(Settings(home=tmp_path / "home"), str(tmp_path))
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
-from neurank.train.calibration import WEIGHTS, calibrate
+from neurank.query.rerank import CALIBRATION_FILE
+from neurank.train.calibration import WEIGHTS, CachedScorer, calibrate, save_calibrations
 
 CORPUS = {"d1": "relevant", "d2": "close", "d3": "far"}
 RUNS = {"q1": [("d1", 3.0), ("d2", 2.5), ("d3", 1.0)]}
@@ -31,3 +35,33 @@ def test_a_wrong_cross_encoder_gets_the_smallest_weight_that_repairs_it() -> Non
     chosen = calibrate(backwards, {"q1": "q"}, QRELS, RUNS, CORPUS, depth=3)
     assert chosen.first_stage_weight == 0.7
     assert chosen.by_weight["0.6"] < 1.0 and chosen.by_weight["0.7"] == 1.0
+
+
+def test_a_first_stage_weight_is_saved_beside_the_others(tmp_path: Path) -> None:
+    def right(query: str, passages: Sequence[str]) -> np.ndarray:
+        return np.array([1.0 if passage == "relevant" else 0.0 for passage in passages])
+
+    bm25 = calibrate(right, {"q1": "q"}, QRELS, RUNS, CORPUS, depth=3, first_stage="bm25")
+    hybrid = calibrate(right, {"q1": "q"}, QRELS, RUNS, CORPUS, depth=3, first_stage="hybrid")
+    save_calibrations(tmp_path, [bm25])
+    save_calibrations(tmp_path, [hybrid])
+    saved = json.loads((tmp_path / CALIBRATION_FILE).read_text())
+    assert saved == {"normalization": "min_max", "first_stages": {"bm25": asdict(bm25), "hybrid": asdict(hybrid)}}
+    # Weights chosen under another normalization do not mix with the new ones.
+    z_score = calibrate(right, {"q1": "q"}, QRELS, RUNS, CORPUS, depth=3, normalization="z_score")
+    save_calibrations(tmp_path, [z_score])
+    assert json.loads((tmp_path / CALIBRATION_FILE).read_text())["first_stages"] == {"bm25": asdict(z_score)}
+
+
+def test_the_cached_scorer_scores_each_pair_once() -> None:
+    asked: list[list[str]] = []
+
+    def length(query: str, passages: Sequence[str]) -> np.ndarray:
+        asked.append(list(passages))
+        return np.array([float(len(passage)) for passage in passages])
+
+    cached = CachedScorer(length)
+    assert cached("q", ["ab", "abc", "ab"]).tolist() == [2.0, 3.0, 2.0]
+    assert cached("q", ["abc", "abcd"]).tolist() == [3.0, 4.0]
+    assert cached("other", ["ab"]).tolist() == [2.0]
+    assert asked == [["ab", "abc"], ["abcd"], ["ab"]]

@@ -19,7 +19,7 @@ from neurank.eval.datasets import load_qrels
 from neurank.onnx_models import CrossEncoder, DenseEncoder, SparseEncoder
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.plan import RetrievalPlan
-from neurank.query.rerank import CALIBRATION_FILE, Reranker
+from neurank.query.rerank import CALIBRATION_FILE, Reranker, load_reranker
 from neurank.query.searcher import Searcher
 from neurank.train.calibration import WEIGHTS
 from neurank.train.config import TrainConfig
@@ -243,9 +243,10 @@ def test_cross_encoder_folder_runs_in_the_rerank_stage(trained_cross_encoder: Pa
     report = json.loads((out / REPORT_FILE).read_text())
     assert report["loop"]["steps"] == 4 and report["export"]["parity"]["int8_passed"]
     assert set(report["evaluation"]) == {"bm25", "bm25+rerank"}
-    calibration = json.loads((out / CALIBRATION_FILE).read_text())
+    saved = json.loads((out / CALIBRATION_FILE).read_text())
+    calibration = saved["first_stages"]["bm25"]
     assert calibration["first_stage_weight"] in WEIGHTS and len(calibration["by_weight"]) == len(WEIGHTS)
-    assert report["calibration"] == calibration
+    assert report["calibration"] == calibration and saved["normalization"] == calibration["normalization"]
     assert (out / CHECKPOINTS / LAST).is_file()
 
     # A fresh home has no export cache: the int8 graph must come from the folder itself.
@@ -261,6 +262,9 @@ def test_cross_encoder_folder_runs_in_the_rerank_stage(trained_cross_encoder: Pa
     mixed = Searcher(store, index, EncoderBundle(), plan, Reranker(onnx, first_stage_weight=0.5))
     hits = mixed.search("vitamin D and bone density").hits
     assert hits and all(hit.stages["rerank"].normalized is not None for hit in hits)
+    # A weight for another first stage leaves this BM25 plan to the cross-encoder alone.
+    elsewhere = Searcher(store, index, EncoderBundle(), plan, Reranker(onnx, by_first_stage={"hybrid": 0.5}))
+    assert all(hit.stages["rerank"].normalized is None for hit in elsewhere.search("vitamin D").hits)
 
 
 def test_dense_distils_the_cross_encoder_and_loads(trained_cross_encoder: Path, tiny_beir: Path, tiny_dense: Path,
@@ -356,27 +360,35 @@ def test_the_bundled_base_learns_on_the_slice(data: TrainingData, tmp_path: Path
     assert report.losses[-1] < report.losses[0]
 
 
-def test_cli_calibrates_a_trained_reranker_for_another_split(trained_cross_encoder: Path, tiny_beir: Path,
-                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_calibrates_a_trained_reranker_per_first_stage(trained_cross_encoder: Path, tiny_beir: Path,
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEURANK_HOME", str(tmp_path / "home"))
     model = tmp_path / "model"
     shutil.copytree(trained_cross_encoder, model)
+    trained = json.loads((model / CALIBRATION_FILE).read_text())["first_stages"]["bm25"]
     args = ["train", "calibrate", "--rerank-model", str(model), "--dataset", str(tiny_beir), "--split", "test",
-            "--runtime", "torch", "--json"]
+            "--first-stages", "dense", "--runtime", "torch", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    chosen = json.loads(result.stdout)
-    assert chosen["queries"] == len(load_qrels(tiny_beir, "test"))
+    [chosen] = json.loads(result.stdout)
+    assert chosen["first_stage"] == "dense" and chosen["queries"] == len(load_qrels(tiny_beir, "test"))
     assert chosen["chosen_on"].startswith(f"{tiny_beir.name} test")
-    assert json.loads((model / CALIBRATION_FILE).read_text()) == chosen
     assert chosen["by_weight"][f"{chosen['first_stage_weight']:.1f}"] == max(chosen["by_weight"].values())
+    # The weight chosen in training for BM25 stays beside the new one, and each plan gets its own.
+    assert json.loads((model / CALIBRATION_FILE).read_text())["first_stages"] == {"bm25": trained, "dense": chosen}
+    reranker = load_reranker(Settings(home=tmp_path / "home", runtime="torch"), str(model))
+    assert reranker is not None and reranker.by_first_stage == {"bm25": trained["first_stage_weight"],
+                                                                "dense": chosen["first_stage_weight"]}
 
 
 def test_calibrating_something_that_is_not_a_model_folder_is_refused(tiny_beir: Path, tmp_path: Path) -> None:
     from neurank.train.calibration import calibrate_model
 
+    settings = Settings(home=tmp_path / "home")
+    store, index = indexed(tiny_beir, EncoderBundle(), settings)
     with pytest.raises(ConfigError, match="not a model folder"):
-        calibrate_model(tmp_path, tiny_beir, Settings(home=tmp_path / "home"), split="test")
+        calibrate_model(tmp_path, tiny_beir, settings, store=store, index=index, encoders=EncoderBundle(),
+                        split="test")
 
 
 def test_an_int8_graph_that_fails_parity_leaves_the_fp32_export_and_the_run_finishes(

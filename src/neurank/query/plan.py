@@ -90,6 +90,11 @@ class RetrievalPlan:
     def is_hybrid(self) -> bool:
         return len(self.stages) > 1
 
+    @property
+    def first_stage(self) -> str:
+        """What the rerank reorders: `hybrid` for fused sub-queries, else the stage's name (a calibration key)."""
+        return "hybrid" if self.is_hybrid else self.stages[0].name
+
     @classmethod
     def for_mode(cls, mode: str, *, k: int = 10, depth: int = 100, fusion: Fusion | None = None,
                  rerank_depth: int = 0, sparse_field: str = "splade") -> RetrievalPlan:

@@ -90,7 +90,7 @@ class Searcher:
                 notes.append(RERANK_OFF_NOTE)
             else:
                 start = time.perf_counter()
-                hits = self._rerank(query, hits, plan.rerank_depth)
+                hits = self._rerank(query, hits, plan)
                 timings["rerank"] = (time.perf_counter() - start) * 1000
         hits = hits[: plan.k]
         if with_documents:
@@ -137,13 +137,13 @@ class Searcher:
             hits.append(Hit(fused.id, fused.score, stages))
         return hits
 
-    def _rerank(self, query: str, hits: list[Hit], depth: int) -> list[Hit]:
-        """Rescore the top `depth` hits; they come first, in their reranked order; the rest keep their order."""
-        head, tail = hits[:depth], hits[depth:]
+    def _rerank(self, query: str, hits: list[Hit], plan: RetrievalPlan) -> list[Hit]:
+        """Rescore the top `rerank_depth` hits; they come first, in their reranked order; the rest keep theirs."""
+        head, tail = hits[: plan.rerank_depth], hits[plan.rerank_depth:]
         stored = {doc.document.id: doc.document for doc in self.store.get(self.index, [h.id for h in head])}
         head = [hit for hit in head if hit.id in stored]
         rescored = self.reranker.rescore(query, [(hit.id, hit.score) for hit in head],
-                                         [stored[hit.id].passage for hit in head])
+                                         [stored[hit.id].passage for hit in head], first_stage=plan.first_stage)
         order = np.argsort(-rescored.final, kind="stable")
         reranked = []
         for rank, i in enumerate(order, start=1):

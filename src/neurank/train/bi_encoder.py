@@ -15,6 +15,7 @@ import numpy as np
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurank.config import Settings
 from neurank.train.data import Group, TrainingData
 from neurank.train.losses import Similarity, contrastive_loss
 from neurank.train.models import inference
@@ -53,7 +54,7 @@ class BiEncoderTrainee:
         """A trainer's own term over the batch: `queries` (B, d), `passages` (B, 1 + negatives, d)."""
         return 0.0
 
-    def finish(self, data: TrainingData, folder: Path) -> dict[str, Any]:
+    def finish(self, data: TrainingData, folder: Path, settings: Settings) -> dict[str, Any]:
         return {}
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:

@@ -1,17 +1,20 @@
 """Choosing, on the dev split, how much of the first-stage score a trained reranker keeps.
 
 A cross-encoder trained on a few hundred queries is rarely better than BM25 everywhere; the weighted mean
-of the two (normalized) scores usually beats both. The weight is chosen on dev queries the model never
-trained on, over the same depth the rerank stage reorders, and saved beside the model (`rerank.json`) so
-that `--rerank-model DIR` applies it; `--first-stage-weight` overrides it.
+of the two (normalized) scores usually beats both. How much the first stage deserves depends on the first
+stage: a hybrid fusion is better than BM25 and should keep more. So the weight is chosen per first stage, on
+dev queries the model never trained on, ranked by the same plan that will serve them (`neurank eval`'s
+modes), over the depth the rerank stage reorders, and saved beside the model (`rerank.json`) so that
+`--rerank-model DIR` applies it; `--first-stage-weight` overrides it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,19 +22,25 @@ from neurank.config import Settings
 from neurank.errors import ConfigError
 from neurank.eval.datasets import Qrels, load_qrels, load_queries
 from neurank.eval.metrics import evaluate
-from neurank.query.plan import Technique
+from neurank.eval.runner import run_mode
+from neurank.onnx_models.bundle import EncoderBundle
+from neurank.query.plan import RetrievalPlan, Technique
 from neurank.query.rerank import CALIBRATION_FILE, DEFAULT_RERANK_DEPTH, interpolate, load_reranker
-from neurank.stores.protocol import ScoredIds
+from neurank.query.searcher import Searcher
+from neurank.stores.protocol import ScoredIds, Store
 from neurank.train.data import read_passages, subsample
 from neurank.train.evaluation import DEV_MEASURE, Scorer
-from neurank.train.first_stage import Source, first_stage_runs
 
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(10))
 """First-stage weights tried: 0 (the cross-encoder alone) to 0.9."""
+FIRST_STAGES = ("bm25", "hybrid")
+"""First stages `neurank train calibrate` chooses a weight for unless told otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
+    first_stage: str
+    """The first stage whose candidates chose the weight (a retrieval mode: `bm25`, `hybrid`, …)."""
     first_stage_weight: float
     normalization: Technique
     measure: str
@@ -42,13 +51,44 @@ class Calibration:
     chosen_on: str = ""
     """Which queries and candidates: dataset, split, first stage."""
 
-    def save(self, folder: Path) -> None:
-        (folder / CALIBRATION_FILE).write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+
+def save_calibrations(folder: Path, calibrations: Sequence[Calibration]) -> None:
+    """Write `rerank.json`; weights already there for other first stages (same normalization) are kept."""
+    path = Path(folder) / CALIBRATION_FILE
+    normalization = calibrations[0].normalization
+    if len({calibration.normalization for calibration in calibrations}) > 1:
+        raise ConfigError("one rerank.json holds one normalization; calibrate each normalization apart")
+    kept: dict[str, Any] = {}
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved["normalization"] == normalization:
+            kept = dict(saved["first_stages"])
+    except (OSError, ValueError, KeyError, TypeError):
+        kept = {}
+    first_stages = {**kept, **{calibration.first_stage: asdict(calibration) for calibration in calibrations}}
+    path.write_text(json.dumps({"normalization": normalization, "first_stages": first_stages}, indent=2),
+                    encoding="utf-8")
+
+
+class CachedScorer:
+    """A scorer that scores each (query, passage) pair once: first stages share most of their candidates."""
+
+    def __init__(self, score: Scorer) -> None:
+        self.score = score
+        self.seen: dict[tuple[str, str], float] = {}
+
+    def __call__(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        missing = [passage for passage in dict.fromkeys(passages) if (query, passage) not in self.seen]
+        if missing:
+            self.seen.update(zip(((query, passage) for passage in missing),
+                                 np.asarray(self.score(query, missing), dtype=np.float64).tolist(), strict=True))
+        return np.array([self.seen[query, passage] for passage in passages], dtype=np.float64)
 
 
 def calibrate(score: Scorer, queries: Mapping[str, str], qrels: Qrels, runs: Mapping[str, ScoredIds],
-              corpus: Mapping[str, str], *, depth: int, normalization: Technique = "min_max",
-              weights: Sequence[float] = WEIGHTS, chosen_on: str = "") -> Calibration:
+              corpus: Mapping[str, str], *, depth: int, first_stage: str = "bm25",
+              normalization: Technique = "min_max", weights: Sequence[float] = WEIGHTS, chosen_on: str = "",
+              on_query: Callable[[], None] | None = None) -> Calibration:
     """Score each dev query's top `depth` candidates once, then pick the weight with the best dev metric.
 
     Ties go to the smaller first-stage weight (the cross-encoder's own order is preferred).
@@ -58,6 +98,8 @@ def calibrate(score: Scorer, queries: Mapping[str, str], qrels: Qrels, runs: Map
         window = list(runs.get(query_id, [])[:depth])
         if window:
             windows[query_id] = (window, np.asarray(score(queries[query_id], [corpus[d] for d, _ in window])))
+        if on_query:
+            on_query()
     by_weight = {}
     for weight in weights:
         run = {query_id: dict(zip([d for d, _ in window], interpolate(window, logits, weight, normalization)
@@ -65,27 +107,42 @@ def calibrate(score: Scorer, queries: Mapping[str, str], qrels: Qrels, runs: Map
                for query_id, (window, logits) in windows.items()}
         by_weight[weight] = next(iter(evaluate(qrels, run, (DEV_MEASURE,)).values()))
     best = max(weights, key=lambda weight: (by_weight[weight], -weight))
-    return Calibration(best, normalization, DEV_MEASURE, depth, len(windows),
+    return Calibration(first_stage, best, normalization, DEV_MEASURE, depth, len(windows),
                        {f"{weight:.1f}": round(value, 4) for weight, value in by_weight.items()}, chosen_on)
 
 
-def calibrate_model(model: Path, dataset: Path, settings: Settings, *, split: str = "dev", queries: int = 100,
-                    source: Source = "bm25", depth: int = DEFAULT_RERANK_DEPTH, seed: int = 42) -> Calibration:
-    """Calibrate a trained cross-encoder folder for another collection; its `rerank.json` is rewritten.
+def dev_sample(dataset: Path, *, split: str = "dev", queries: int = 100, seed: int = 42) -> Qrels:
+    """The seeded sample of `split`'s judged queries that calibration scores."""
+    return subsample(load_qrels(dataset, split), queries, seed)
 
-    The weight depends on the collection as much as on the model (how good the first stage is there, how far
-    the model is from its training data), so a model reused elsewhere is calibrated on that collection's dev
-    queries, scored by the runtime that will serve it (the int8 export by default).
+
+def calibrate_model(model: Path, dataset: Path, settings: Settings, *, store: Store, index: str,
+                    encoders: EncoderBundle, first_stages: Sequence[str] = FIRST_STAGES, split: str = "dev",
+                    queries: int = 100, depth: int = DEFAULT_RERANK_DEPTH, seed: int = 42,
+                    on_query: Callable[[], None] | None = None) -> list[Calibration]:
+    """Calibrate a trained cross-encoder folder on `dataset`, one weight per first stage, into its `rerank.json`.
+
+    `index` in `store` holds the dataset indexed as `neurank eval` indexes it (with `encoders`), so each first
+    stage ranks the dev queries exactly as it will rank test queries. The weight depends on the collection as
+    much as on the model (how good the first stage is there, how far the model is from its training data), so
+    a model reused elsewhere is calibrated on that collection; pairs are scored by the runtime that will serve
+    them (the int8 export by default), each pair once across first stages.
     """
     if not (Path(model) / "config.json").is_file():
         raise ConfigError(f"{model} is not a model folder: calibration writes its {CALIBRATION_FILE} there")
-    qrels = subsample(load_qrels(dataset, split), queries, seed)
+    qrels = dev_sample(dataset, split=split, queries=queries, seed=seed)
     texts = load_queries(dataset)
-    runs = first_stage_runs(dataset, {query_id: texts[query_id] for query_id in qrels}, settings, source=source,
-                            depth=depth)
     reranker = load_reranker(settings.model_copy(update={"rerank_first_stage_weight": 0.0}), str(model))
     assert reranker is not None
-    calibration = calibrate(reranker.scores, texts, qrels, runs, read_passages(dataset), depth=depth,
-                            chosen_on=f"{Path(dataset).name} {split} ({len(qrels)} queries, {source} top {depth})")
-    calibration.save(Path(model))
-    return calibration
+    score, corpus = CachedScorer(reranker.scores), read_passages(dataset)
+    dev_queries = {query_id: texts[query_id] for query_id in qrels}
+    calibrations = []
+    for first_stage in first_stages:
+        plan = RetrievalPlan.for_mode(first_stage, k=depth, depth=depth)
+        run, _ = run_mode(Searcher(store, index, encoders, plan), plan, dev_queries)
+        runs = {query_id: list(scores.items()) for query_id, scores in run.items()}
+        calibrations.append(calibrate(score, texts, qrels, runs, corpus, depth=depth, first_stage=first_stage,
+                                      chosen_on=f"{Path(dataset).name} {split} ({len(qrels)} queries, "
+                                                f"{first_stage} top {depth})", on_query=on_query))
+    save_calibrations(Path(model), calibrations)
+    return calibrations

@@ -25,7 +25,7 @@ from neurank.onnx_models.export import Progress
 from neurank.onnx_models.loading import fresh_tokenizer, pretrained
 from neurank.onnx_models.registry import resolve_model
 from neurank.query.rerank import DEFAULT_RERANK_DEPTH, load_reranker
-from neurank.train.calibration import calibrate
+from neurank.train.calibration import calibrate, save_calibrations
 from neurank.train.config import TrainConfig
 from neurank.train.data import Group, TrainingData
 from neurank.train.evaluation import EvalSetup
@@ -98,13 +98,20 @@ class CrossEncoderTrainee:
         self.module.save_pretrained(folder)
         save_tokenizer(self.tokenizer, folder, max_length=self.max_length)
 
-    def finish(self, data: TrainingData, folder: Path) -> dict[str, Any]:
-        """Choose the first-stage weight of the rerank on the dev split; `rerank.json` keeps it with the model."""
-        self.module.eval()
-        calibration = calibrate(self.score, data.queries, data.dev, data.runs, data.corpus, depth=DEFAULT_RERANK_DEPTH,
-                                chosen_on=f"the training dev split ({len(data.dev)} queries, first-stage top "
+    def finish(self, data: TrainingData, folder: Path, settings: Settings) -> dict[str, Any]:
+        """Choose the rerank's first-stage weight on the dev split, for the first stage training ranked with.
+
+        The pairs are scored by the runtime that will serve the model (the int8 export by default), whose
+        scores differ slightly from torch's. `rerank.json` keeps the weight with the model; `neurank train
+        calibrate` adds the weights of other first stages.
+        """
+        reranker = load_reranker(settings.model_copy(update={"rerank_first_stage_weight": 0.0}), str(folder))
+        assert reranker is not None
+        calibration = calibrate(reranker.scores, data.queries, data.dev, data.runs, data.corpus,
+                                depth=DEFAULT_RERANK_DEPTH, first_stage=data.first_stage,
+                                chosen_on=f"the training dev split ({len(data.dev)} queries, {data.first_stage} top "
                                           f"{DEFAULT_RERANK_DEPTH})")
-        calibration.save(folder)
+        save_calibrations(folder, [calibration])
         return {"calibration": asdict(calibration)}
 
     def evaluation(self, folder: Path, settings: Settings) -> EvalSetup:

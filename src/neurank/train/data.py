@@ -57,6 +57,8 @@ class TrainingData:
     """First-stage rankings of the train and dev queries (mining and the dev metric)."""
     examples: list[Example]
     seed: int
+    first_stage: str = "bm25"
+    """What ranked `runs` (`bm25`, `dense` or `hybrid`)."""
 
     def batch(self, step: int, *, batch_size: int, n_negatives: int) -> list[Group]:
         return batch_at(self.examples, self.corpus, step=step, batch_size=batch_size, n_negatives=n_negatives,
@@ -64,8 +66,12 @@ class TrainingData:
 
 
 def load_training_data(dataset: Path, settings: Settings, config: TrainConfig) -> TrainingData:
-    """Read the dataset, split train/dev, rank every train and dev query first-stage, mine the negatives."""
-    exclude = load_qrels(dataset, config.eval_split) if config.eval_split else {}
+    """Read the dataset, split train/dev, rank every train and dev query first-stage, mine the negatives.
+
+    The evaluation split's queries never train, nor do the test split's when the final evaluation is off.
+    """
+    held_out = config.eval_split or ("test" if "test" in available_splits(dataset) else None)
+    exclude = load_qrels(dataset, held_out) if held_out else {}
     train, dev = split_queries(dataset, train_split=config.train_split, dev_split=config.dev_split,
                                dev_fraction=config.dev_fraction, seed=config.seed, exclude=list(exclude))
     dev = subsample(dev, config.dev_queries, config.seed)
@@ -80,7 +86,7 @@ def load_training_data(dataset: Path, settings: Settings, config: TrainConfig) -
                             depth=max(config.range_max, config.dev_depth, DEFAULT_RERANK_DEPTH))
     examples = build_examples(train, queries, runs, sorted(corpus), pool=config.n_negatives,
                               range_min=config.range_min, range_max=config.range_max, seed=config.seed)
-    return TrainingData(corpus, queries, train, dev, runs, examples, config.seed)
+    return TrainingData(corpus, queries, train, dev, runs, examples, config.seed, config.negatives_from)
 
 
 def read_passages(dataset: Path) -> dict[str, str]:

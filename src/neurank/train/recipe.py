@@ -51,8 +51,8 @@ class Trainee(Protocol):
     def evaluation(self, folder: Path, settings: Settings) -> EvalSetup:
         """The modes, encoders and reranker that evaluate the saved folder."""
 
-    def finish(self, data: TrainingData, folder: Path) -> dict[str, Any]:
-        """Work on the saved best weights before export and evaluation; returns what the report records."""
+    def finish(self, data: TrainingData, folder: Path, settings: Settings) -> dict[str, Any]:
+        """Work on the saved and exported best weights, run as `settings` say; returns what the report records."""
 
 
 @dataclass(slots=True)
@@ -112,13 +112,13 @@ def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings
     )
     tell(f"saving the best checkpoint (step {loop.best_step}) to {out} and exporting it to ONNX")
     trainee.save(out)
-    finished = trainee.finish(data, out)
     export = export_into(out, home=settings.home, progress=say)
+    if export.onnx_int8 is None:
+        settings = settings.model_copy(update={"int8": False})
+    finished = trainee.finish(data, out, settings)
     evaluation = None
     if config.eval_split:
         tell(f"final evaluation on {dataset.name} ({config.eval_split})")
-        if export.onnx_int8 is None:
-            settings = settings.model_copy(update={"int8": False})
         evaluation = final_evaluation(dataset, trainee.evaluation(out, settings), settings,
                                       split=config.eval_split, runs_dir=out / "eval", progress=progress)
     report = TrainReport(trainee.kind, dataset.name, config.base, out, len(data.examples), len(data.dev),
