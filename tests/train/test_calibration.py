@@ -9,8 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from neurank.eval.datasets import load_qrels
 from neurank.query.rerank import CALIBRATION_FILE
-from neurank.train.calibration import WEIGHTS, CachedScorer, calibrate, save_calibrations
+from neurank.train.calibration import WEIGHTS, CachedScorer, calibrate, dev_sample, save_calibrations
+from neurank.train.config import TrainConfig
+from neurank.train.data import training_split
 
 CORPUS = {"d1": "relevant", "d2": "close", "d3": "far"}
 RUNS = {"q1": [("d1", 3.0), ("d2", 2.5), ("d3", 1.0)]}
@@ -65,3 +68,12 @@ def test_the_cached_scorer_scores_each_pair_once() -> None:
     assert cached("q", ["abc", "abcd"]).tolist() == [3.0, 4.0]
     assert cached("other", ["ab"]).tolist() == [2.0]
     assert asked == [["ab", "abc"], ["abcd"], ["ab"]]
+
+
+def test_calibration_scores_the_dev_queries_training_held_out(tiny_beir: Path) -> None:
+    # tiny_beir has no dev split: dev is training's seeded carve-out of train, which never trains.
+    train, dev = training_split(tiny_beir, TrainConfig(base="minilm-l6"))
+    assert dev_sample(tiny_beir) == dev and dev and not set(dev) & set(train)
+    assert set(dev) <= set(load_qrels(tiny_beir, "train"))
+    test = dev_sample(tiny_beir, split="test", queries=2)
+    assert len(test) == 2 and set(test) <= set(load_qrels(tiny_beir, "test"))

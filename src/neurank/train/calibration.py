@@ -28,7 +28,8 @@ from neurank.query.plan import RetrievalPlan, Technique
 from neurank.query.rerank import CALIBRATION_FILE, DEFAULT_RERANK_DEPTH, interpolate, load_reranker
 from neurank.query.searcher import Searcher
 from neurank.stores.protocol import ScoredIds, Store
-from neurank.train.data import read_passages, subsample
+from neurank.train.config import TrainConfig
+from neurank.train.data import read_passages, subsample, training_split
 from neurank.train.evaluation import DEV_MEASURE, Scorer
 
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(10))
@@ -112,7 +113,14 @@ def calibrate(score: Scorer, queries: Mapping[str, str], qrels: Qrels, runs: Map
 
 
 def dev_sample(dataset: Path, *, split: str = "dev", queries: int = 100, seed: int = 42) -> Qrels:
-    """The seeded sample of `split`'s judged queries that calibration scores."""
+    """The seeded sample of `split`'s judged queries that calibration scores.
+
+    `dev` is what training held out as dev: the dataset's dev split, or (SciFact has none) the seeded
+    carve-out of train that the model never trained on. Any other split is read as it is.
+    """
+    config = TrainConfig(base="", seed=seed, dev_queries=queries)  # the split needs no model
+    if split == config.dev_split:
+        return training_split(dataset, config)[1]
     return subsample(load_qrels(dataset, split), queries, seed)
 
 

@@ -66,15 +66,8 @@ class TrainingData:
 
 
 def load_training_data(dataset: Path, settings: Settings, config: TrainConfig) -> TrainingData:
-    """Read the dataset, split train/dev, rank every train and dev query first-stage, mine the negatives.
-
-    The evaluation split's queries never train, nor do the test split's when the final evaluation is off.
-    """
-    held_out = config.eval_split or ("test" if "test" in available_splits(dataset) else None)
-    exclude = load_qrels(dataset, held_out) if held_out else {}
-    train, dev = split_queries(dataset, train_split=config.train_split, dev_split=config.dev_split,
-                               dev_fraction=config.dev_fraction, seed=config.seed, exclude=list(exclude))
-    dev = subsample(dev, config.dev_queries, config.seed)
+    """Read the dataset, split train/dev, rank every train and dev query first-stage, mine the negatives."""
+    train, dev = training_split(dataset, config)
     queries = load_queries(dataset)
     missing = sorted((set(train) | set(dev)) - set(queries))
     if missing:
@@ -87,6 +80,18 @@ def load_training_data(dataset: Path, settings: Settings, config: TrainConfig) -
     examples = build_examples(train, queries, runs, sorted(corpus), pool=config.n_negatives,
                               range_min=config.range_min, range_max=config.range_max, seed=config.seed)
     return TrainingData(corpus, queries, train, dev, runs, examples, config.seed, config.negatives_from)
+
+
+def training_split(dataset: Path, config: TrainConfig) -> tuple[Qrels, Qrels]:
+    """Train qrels and the (sampled) dev qrels that training scores; calibration reuses the same dev queries.
+
+    The evaluation split's queries never train, nor do the test split's when the final evaluation is off.
+    """
+    held_out = config.eval_split or ("test" if "test" in available_splits(dataset) else None)
+    exclude = load_qrels(dataset, held_out) if held_out else {}
+    train, dev = split_queries(dataset, train_split=config.train_split, dev_split=config.dev_split,
+                               dev_fraction=config.dev_fraction, seed=config.seed, exclude=list(exclude))
+    return train, subsample(dev, config.dev_queries, config.seed)
 
 
 def read_passages(dataset: Path) -> dict[str, str]:
