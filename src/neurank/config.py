@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         description="share of the first-stage score in a reranked hit's score (0: the cross-encoder alone); "
                     "None: the model's calibration (its rerank.json), else 0")
     rerank_normalization: str = Field(default="min_max", description="how both rerank scores are normalized")
+    rerank_int8: bool | None = Field(
+        default=None, description="run the cross-encoder's int8 export; None: as `int8` says (a cross-encoder "
+                                  "loses more to int8 than the encoders do, see docs/BENCHMARKS.md)")
     runtime: str = Field(default="onnx", description="torch or onnx")
     int8: bool = True
     max_length: int = 256

@@ -84,3 +84,12 @@ def test_the_reranker_reads_the_length_its_model_was_trained_at(saved: dict | No
     assert reranker is not None and reranker.cross_encoder.max_length == expected
     fixed = load_reranker(Settings(home=tmp_path / "home", rerank_max_length=64), str(tmp_path))
     assert fixed is not None and fixed.cross_encoder.max_length == 64
+
+
+@pytest.mark.parametrize(("int8", "rerank_int8", "expected"), [(True, None, True), (True, False, False),
+                                                               (False, None, False), (False, True, True)])
+def test_the_cross_encoder_precision_can_differ_from_the_encoders(int8: bool, rerank_int8: bool | None,
+                                                                  expected: bool, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", runtime="onnx", int8=int8, rerank_int8=rerank_int8)
+    reranker = load_reranker(settings, str(tmp_path))
+    assert reranker is not None and reranker.cross_encoder.int8 is expected

@@ -150,7 +150,8 @@ def load_reranker(settings: Settings, model: str | None = None) -> Reranker | No
         weight = weights.get(CALIBRATION_DEFAULT, 0.0)
     else:
         weight, normalization = settings.rerank_first_stage_weight, settings.rerank_normalization
-    encoder = CrossEncoder(model, home=settings.home, runtime=settings.runtime, int8=settings.int8,
+    int8 = settings.int8 if settings.rerank_int8 is None else settings.rerank_int8
+    encoder = CrossEncoder(model, home=settings.home, runtime=settings.runtime, int8=int8,
                            max_length=settings.rerank_max_length or trained_length(model))
     return Reranker(encoder, first_stage_weight=weight, normalization=normalization,  # type: ignore[arg-type]
                     by_first_stage=weights)
