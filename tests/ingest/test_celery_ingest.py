@@ -238,9 +238,12 @@ def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
 
 
 def test_an_interrupted_ingest_run_again_completes_without_duplicates(
-    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path]
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     corpus = corpus_slice(300)
+    # 30 small batches, two in flight: the interrupt lands mid-run even when a loaded machine polls slowly.
+    monkeypatch.setenv("NEURANK_INGEST_BATCH_DOCUMENTS", "10")
+    monkeypatch.setenv("NEURANK_INGEST_MAX_IN_FLIGHT", "2")
     workers.start_ready("w1")
     settings = Settings()
     command = [str(Path(sys.executable).with_name("neurank")), "ingest", str(corpus), "--via", "celery", "--json"]
