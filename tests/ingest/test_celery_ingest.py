@@ -241,18 +241,21 @@ def test_an_interrupted_ingest_run_again_completes_without_duplicates(
     fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     corpus = corpus_slice(300)
-    # 30 small batches, two in flight: the interrupt lands mid-run even when a loaded machine polls slowly.
+    # 30 small batches, two in flight, no worker yet: the producer blocks with two batches queued, so the
+    # interrupt lands mid-run however loaded the machine is.
     monkeypatch.setenv("NEURANK_INGEST_BATCH_DOCUMENTS", "10")
     monkeypatch.setenv("NEURANK_INGEST_MAX_IN_FLIGHT", "2")
-    workers.start_ready("w1")
     settings = Settings()
     command = [str(Path(sys.executable).with_name("neurank")), "ingest", str(corpus), "--via", "celery", "--json"]
     producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
-    wait_for(lambda: ingest_status(settings).done >= 2, "two finished batches")
+    wait_for(lambda: ingest_status(settings).queued >= 2, "two queued batches")
     producer.send_signal(signal.SIGINT)
     _, err = producer.communicate(timeout=60)
     assert producer.returncode != 0 and b"run the same command again" in err
 
+    # The batches queued before the interrupt still run on the workers; running again skips what they indexed.
+    workers.start_ready("w1")
+    wait_for(lambda: ingest_status(settings).done >= 2, "the two queued batches")
     again = ingest_via_celery(read_corpus(corpus), settings)
     assert again.skipped > 0 and again.indexed + again.skipped == 300 and not again.dead and not again.failures
     assert open_store(settings.store_url()).count(settings.index) == 300
