@@ -238,17 +238,18 @@ def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
 
 
 def test_an_interrupted_ingest_run_again_completes_without_duplicates(
-    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+    broker: Any,
 ) -> None:
     corpus = corpus_slice(300)
-    # 30 small batches, two in flight, no worker yet: the producer blocks with two batches queued, so the
-    # interrupt lands mid-run however loaded the machine is.
+    # 30 small batches, two in flight, no worker yet: once both messages are on the broker the producer can
+    # only wait for them, so the interrupt lands mid-run (not mid-publish) however loaded the machine is.
     monkeypatch.setenv("NEURANK_INGEST_BATCH_DOCUMENTS", "10")
     monkeypatch.setenv("NEURANK_INGEST_MAX_IN_FLIGHT", "2")
     settings = Settings()
     command = [str(Path(sys.executable).with_name("neurank")), "ingest", str(corpus), "--via", "celery", "--json"]
     producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
-    wait_for(lambda: ingest_status(settings).queued >= 2, "two queued batches")
+    wait_for(lambda: broker.llen(settings.ingest.queue) >= 2, "two batches on the broker")
     producer.send_signal(signal.SIGINT)
     _, err = producer.communicate(timeout=60)
     assert producer.returncode != 0 and b"run the same command again" in err
