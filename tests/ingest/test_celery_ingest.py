@@ -248,7 +248,10 @@ def test_an_interrupted_ingest_run_again_completes_without_duplicates(
     monkeypatch.setenv("NEURANK_INGEST_MAX_IN_FLIGHT", "2")
     settings = Settings()
     command = [str(Path(sys.executable).with_name("neurank")), "ingest", str(corpus), "--via", "celery", "--json"]
-    producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    # A runner started in the background (`cmd &`) ignores SIGINT, and children inherit that: give the
+    # producer the default disposition, as a terminal's Ctrl-C would find it.
+    producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ},
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: broker.llen(settings.ingest.queue) >= 2, "two batches on the broker")
     producer.send_signal(signal.SIGINT)
     _, err = producer.communicate(timeout=60)
