@@ -59,11 +59,10 @@ def save_calibrations(folder: Path, calibrations: Sequence[Calibration]) -> None
     normalization = calibrations[0].normalization
     if len({calibration.normalization for calibration in calibrations}) > 1:
         raise ConfigError("one rerank.json holds one normalization; calibrate each normalization apart")
-    kept: dict[str, Any] = {}
+    kept: dict[str, Any]
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved["normalization"] == normalization:
-            kept = dict(saved["first_stages"])
+        kept = dict(saved["first_stages"]) if saved["normalization"] == normalization else {}
     except (OSError, ValueError, KeyError, TypeError):
         kept = {}
     first_stages = {**kept, **{calibration.first_stage: asdict(calibration) for calibration in calibrations}}
