@@ -80,23 +80,12 @@ def open_configured_store(settings: Settings) -> Any:
     return open_store(settings.store_url(), settings)
 
 
-def ensure_exports(settings_list: list[Settings]) -> None:
-    """The ONNX runtime needs exported models: export the missing ones, visibly (cached by fingerprint)."""
-    from neurank.onnx_models import export_model
-
-    names = {name for s in settings_list if s.runtime == "onnx"
-             for name in (s.sparse_model, s.dense_model) if name.lower() not in {"none", "off", ""}}
-    for name in sorted(names):
-        with console.status(f"ONNX export of {name}{' (int8)' if settings_list[0].int8 else ''} …"):
-            export_model(name, home=settings_list[0].home, int8=settings_list[0].int8)
-
-
 def index_for_eval(dataset: Path, settings: Settings) -> tuple[Any, str, Any]:
     """Store, index name and encoders of `dataset` indexed as `neurank eval` searches it (reused when unchanged)."""
     from neurank.eval.runner import index_dataset
-    from neurank.onnx_models.bundle import EncoderBundle
+    from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
 
-    ensure_exports([settings])
+    ensure_exports([settings], console.status)
     encoders = EncoderBundle.from_settings(settings)
     target = open_configured_store(settings)
     index = f"beir-{dataset.name}"
@@ -139,6 +128,7 @@ def demo(
 ) -> None:
     """Index a sample corpus (English and Russian) on the embedded store and answer example queries."""
     from neurank.demo import dataset_corpus, run_demo, sample_corpora
+    from neurank.onnx_models.bundle import ensure_exports
 
     settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
                              rerank_first_stage_weight=first_stage_weight)
@@ -146,7 +136,7 @@ def demo(
         settings = settings.model_copy(update={"store": f"local:{settings.home / 'demo'}"})
     try:
         corpora = [dataset_corpus(dataset, settings)] if dataset else sample_corpora(settings)
-        ensure_exports([c.settings for c in corpora])
+        ensure_exports([c.settings for c in corpora], console.status)
         reranker = load_reranker(settings)
         output = []
         with progress_bar("indexing", None) as advance:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,24 @@ from neurank.documents import Document
 from neurank.stores.protocol import EncodedDocument, IndexSpec
 
 DISABLED = {"", "none", "off"}
+
+
+def ensure_exports(settings_list: Sequence[Settings],
+                   announce: Callable[[str], AbstractContextManager[Any]] = lambda _: nullcontext()) -> None:
+    """The ONNX runtime needs exported encoders: export the missing ones (cached by fingerprint).
+
+    `announce` wraps each export with its message (a CLI spinner): a first export takes a minute or two.
+    """
+    from neurank.onnx_models.export import export_model
+
+    if not settings_list:
+        return
+    first = settings_list[0]
+    names = {name for s in settings_list if s.runtime == "onnx"
+             for name in (s.sparse_model, s.dense_model) if name.lower() not in DISABLED}
+    for name in sorted(names):
+        with announce(f"ONNX export of {name}{' (int8)' if first.int8 else ''} …"):
+            export_model(name, home=first.home, int8=first.int8)
 
 
 @dataclass(slots=True)

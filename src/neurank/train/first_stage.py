@@ -1,8 +1,9 @@
 """First-stage runs for training: BM25, dense or hybrid rankings of a dataset's queries on a local store.
 
-They feed hard-negative mining and the candidate lists of dev and final evaluations. The corpus is indexed
-once into a local store under `<home>/train/store` (reused while unchanged), with only the encoders the
-source needs: BM25 alone needs none. The dense encoder runs on PyTorch, so mining needs no ONNX export.
+They feed hard-negative mining and the candidate lists of dev and final evaluations. Each source ranks as
+`neurank eval` ranks that mode, with the configured encoders and the default fusion, so a model learns the
+mistakes of the first stage it will rerank. The corpus is indexed once into a local store under
+`<home>/train/store` (reused while unchanged), with only the encoders the source needs: BM25 needs none.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Literal
 from neurank.config import Settings
 from neurank.errors import ConfigError
 from neurank.eval.runner import index_dataset, run_mode
-from neurank.onnx_models.bundle import EncoderBundle
-from neurank.query.plan import RetrievalPlan, Stage
+from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
+from neurank.query.plan import RetrievalPlan
 from neurank.query.searcher import Searcher
 from neurank.stores import open_store
 from neurank.stores.protocol import ScoredIds, Store
@@ -47,20 +48,24 @@ def indexed(dataset: Path, encoders: EncoderBundle, settings: Settings,
     return store, name
 
 
-def first_stage_runs(dataset: Path, queries: Mapping[str, str], settings: Settings, *, source: Source = "bm25",
-                     depth: int = 100, on_query: Callable[[], None] | None = None) -> dict[str, ScoredIds]:
-    """Query id → (doc id, score) pairs, best first, `depth` deep; hybrid fuses BM25 and dense with RRF."""
+def source_encoders(source: Source, settings: Settings) -> EncoderBundle:
+    """The configured encoders that `source` ranks with (exported first when they run on ONNX)."""
     if source not in SOURCES:
         raise ConfigError(f"unknown negatives source {source!r}; choose one of {', '.join(SOURCES)}")
-    encoders = EncoderBundle()
-    if source != "bm25":
-        from neurank.onnx_models import DenseEncoder
+    if source == "bm25":
+        return EncoderBundle()
+    ensure_exports([settings])
+    configured = EncoderBundle.from_settings(settings)
+    if configured.dense is None:
+        raise ConfigError(f"{source} runs need a dense model; dense_model is {settings.dense_model!r}")
+    return configured if source == "hybrid" else EncoderBundle(dense=configured.dense)
 
-        encoders = EncoderBundle(dense=DenseEncoder(settings.dense_model, home=settings.home, runtime="torch",
-                                                    max_length=settings.max_length,
-                                                    batch_tokens=settings.batch_tokens))
+
+def first_stage_runs(dataset: Path, queries: Mapping[str, str], settings: Settings, *, source: Source = "bm25",
+                     depth: int = 100, on_query: Callable[[], None] | None = None) -> dict[str, ScoredIds]:
+    """Query id → (doc id, score) pairs, best first, `depth` deep, ranked by `neurank eval`'s plan for `source`."""
+    encoders = source_encoders(source, settings)
     store, name = indexed(dataset, encoders, settings)
-    names = ("bm25", "dense") if source == "hybrid" else (source,)
-    plan = RetrievalPlan(stages=tuple(Stage(stage, k=depth) for stage in names), k=depth)
+    plan = RetrievalPlan.for_mode(source, k=depth, depth=depth)
     run, _ = run_mode(Searcher(store, name, encoders, plan), plan, dict(queries), on_query)
     return {query_id: list(scores.items()) for query_id, scores in run.items()}
