@@ -8,6 +8,7 @@ activations (weight-only), whereas dynamic quantization also rounds activations.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -15,7 +16,10 @@ import numpy as np
 import pytest
 import torch
 
+from neurank.errors import Int8ParityError
 from neurank.onnx_models import CrossEncoder, DenseEncoder, ExportReport, SparseEncoder, export_model
+from neurank.onnx_models.export import MAX_FP32_SHARE
+from neurank.onnx_models.quantize import weight_nodes
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +54,8 @@ def test_export_report_meets_the_tolerances(fixture: str, request: pytest.Fixtur
     assert parity.fp32.max_abs_diff <= FP32_ATOL
     assert parity.int8 is not None and parity.int8_per_channel is not None
     assert parity.int8.min_cosine >= INT8_MIN_COSINE
+    nodes = weight_nodes(report.onnx)
+    assert set(parity.int8_kept_fp32) <= set(nodes) and len(parity.int8_kept_fp32) <= len(nodes) * MAX_FP32_SHARE
     assert report.onnx.is_file() and report.onnx_int8 is not None and report.onnx_int8.is_file()
     stored = json.loads((report.directory / "parity.json").read_text())
     assert stored == parity.to_dict() and stored["fp32_passed"] and stored["int8_passed"]
@@ -118,3 +124,14 @@ def test_a_folders_own_per_token_graph_is_pooled_like_torch(tiny_cross: Path, tm
     reference = DenseEncoder(str(folder), home=tmp_path).encode_documents(TEXTS)
     pooled = DenseEncoder(str(folder), home=tmp_path, runtime="onnx").encode_documents(TEXTS)
     np.testing.assert_allclose(pooled, reference, atol=FP32_ATOL)
+
+
+
+def test_an_unreachable_int8_bar_leaves_a_quarter_of_the_weight_nodes_fp32_and_installs_nothing(
+        tiny_cross: Path, tmp_path: Path) -> None:
+    with pytest.raises(Int8ParityError, match=r"PyTorch with (\d+) weight nodes left fp32") as raised:
+        export_model(str(tiny_cross), home=tmp_path, int8=True, int8_min_cosine=1.5)
+    fp32 = next(tmp_path.glob("exports/*/model.onnx"))
+    kept = int(re.search(r"with (\d+) weight", str(raised.value)).group(1))  # type: ignore[union-attr]
+    assert kept == int(len(weight_nodes(fp32)) * MAX_FP32_SHARE) >= 1
+    assert not list(tmp_path.glob("exports/*/model_qint8.onnx"))

@@ -48,6 +48,8 @@ class ParityReport:
     fp32: Comparison
     int8: Comparison | None = None
     int8_per_channel: bool | None = None
+    int8_kept_fp32: tuple[str, ...] = ()
+    """Weight nodes left in fp32 because quantizing them cost the most cosine (empty: all are int8)."""
     fp32_max_abs_diff: float = FP32_MAX_ABS_DIFF
     int8_min_cosine: float = INT8_MIN_COSINE
 
@@ -67,6 +69,7 @@ class ParityReport:
         fields = {key: value for key, value in data.items() if key not in ("fp32_passed", "int8_passed")}
         fields["fp32"] = Comparison(**data["fp32"])
         fields["int8"] = Comparison(**data["int8"]) if data.get("int8") else None
+        fields["int8_kept_fp32"] = tuple(data.get("int8_kept_fp32", ()))
         return cls(**fields)
 
 

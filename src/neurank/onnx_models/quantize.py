@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
+
+QUANTIZED_OPS = ("MatMul", "Gemm")
 
 
 class _DropPreprocessHint(logging.Filter):
@@ -14,8 +17,21 @@ class _DropPreprocessHint(logging.Filter):
         return "pre-processing before quantization" not in record.getMessage()
 
 
-def quantize_int8(source: Path, target: Path, *, per_channel: bool) -> None:
-    """Write `target`, the int8 version of the fp32 graph `source`: QInt8 weights for MatMul and Gemm."""
+def weight_nodes(source: Path) -> list[str]:
+    """The MatMul and Gemm nodes of `source` with a constant operand: those dynamic quantization turns int8."""
+    import onnx
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    constants = {initializer.name for initializer in graph.initializer}
+    return [node.name for node in graph.node
+            if node.op_type in QUANTIZED_OPS and any(name in constants for name in node.input)]
+
+
+def quantize_int8(source: Path, target: Path, *, per_channel: bool, keep_fp32: Collection[str] = ()) -> None:
+    """Write `target`, the int8 version of the fp32 graph `source`: QInt8 weights for MatMul and Gemm.
+
+    Nodes named in `keep_fp32` stay as they are (the ones whose quantization costs the most accuracy).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     hint = _DropPreprocessHint()
@@ -23,6 +39,6 @@ def quantize_int8(source: Path, target: Path, *, per_channel: bool) -> None:
     root.addFilter(hint)
     try:
         quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=per_channel,
-                         op_types_to_quantize=["MatMul", "Gemm"])
+                         op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=list(keep_fp32))
     finally:
         root.removeFilter(hint)
