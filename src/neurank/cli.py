@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -22,6 +22,9 @@ from neurank.config import Settings
 from neurank.errors import NeurankError
 from neurank.query.plan import DEFAULT_HYBRID_FUSION
 from neurank.query.rerank import load_reranker
+
+if TYPE_CHECKING:
+    from neurank.eval.runner import IndexedDataset
 
 app = typer.Typer(no_args_is_help=True, help="Neural ranking for OpenSearch, with an embedded default store.")
 models_app = typer.Typer(no_args_is_help=True, help="Bundled models: list, export to ONNX, quantize.")
@@ -80,9 +83,9 @@ def open_configured_store(settings: Settings) -> Any:
     return open_store(settings.store_url(), settings)
 
 
-def index_for_eval(dataset: Path, settings: Settings) -> tuple[Any, str, Any]:
-    """Store, index name and encoders of `dataset` indexed as `neurank eval` searches it (reused when unchanged)."""
-    from neurank.eval.runner import index_dataset
+def index_for_eval(dataset: Path, settings: Settings) -> IndexedDataset:
+    """`dataset` indexed in the configured store as `neurank eval` searches it (reused when unchanged)."""
+    from neurank.eval.runner import IndexedDataset, index_dataset
     from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
 
     ensure_exports([settings], console.status)
@@ -91,7 +94,7 @@ def index_for_eval(dataset: Path, settings: Settings) -> tuple[Any, str, Any]:
     index = f"beir-{dataset.name}"
     with progress_bar(f"index {dataset.name}", count_lines(dataset)) as advance:
         index_dataset(dataset, target, index, encoders, settings, on_progress=advance)
-    return target, index, encoders
+    return IndexedDataset(target, index, encoders)
 
 
 def stage_cell(hit: Any, stage: str) -> str:
@@ -333,12 +336,12 @@ def eval_command(
     try:
         fusion_spec = Fusion(technique=fusion, combination=combination, rank_constant=rank_constant,  # type: ignore[arg-type]
                              weights=tuple(float(w) for w in weights.split(",")) if weights else None)
-        target, index, encoders = index_for_eval(dataset, settings)
+        indexed = index_for_eval(dataset, settings)
         from neurank.eval.datasets import load_qrels
 
         n_queries = len(load_qrels(dataset, split)) * len(mode_list)
         with progress_bar(f"queries ({split})", n_queries) as advance:
-            reports = evaluate_modes(dataset, mode_list, target, index, encoders, settings, split=split,
+            reports = evaluate_modes(dataset, mode_list, indexed, settings, split=split,
                                      fusion=fusion_spec, reranker=load_reranker(settings),
                                      runs_dir=settings.home / "runs", on_query=advance)
     except NeurankError as exc:
@@ -531,11 +534,11 @@ def calibrate_command(
     settings = settings_from(store=store, runtime=runtime)
     stages = [stage.strip() for stage in first_stages.split(",") if stage.strip()]
     try:
-        target, index, encoders = index_for_eval(dataset, settings)
-        total = len(dev_sample(dataset, split=split, queries=queries)) * len(stages)
-        with progress_bar(f"rerank dev candidates ({split})", total) as advance:
-            chosen = calibrate_model(rerank_model, dataset, settings, store=target, index=index, encoders=encoders,
-                                     first_stages=stages, split=split, queries=queries, on_query=advance)
+        indexed = index_for_eval(dataset, settings)
+        qrels = dev_sample(dataset, split=split, queries=queries)
+        with progress_bar(f"rerank dev candidates ({split})", len(qrels) * len(stages)) as advance:
+            chosen = calibrate_model(rerank_model, dataset, qrels, settings, indexed=indexed, first_stages=stages,
+                                     split=split, on_query=advance)
     except NeurankError as exc:
         fail(exc)
     if as_json:

@@ -20,7 +20,6 @@ from neurank.onnx_models import CrossEncoder, DenseEncoder, SparseEncoder
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.plan import RetrievalPlan
 from neurank.query.rerank import CALIBRATION_FILE, Reranker, load_reranker
-from neurank.query.searcher import Searcher
 from neurank.train.calibration import WEIGHTS
 from neurank.train.config import TrainConfig
 from neurank.train.cross_encoder import CrossEncoderOptions, CrossEncoderTrainee, train_cross_encoder
@@ -254,16 +253,16 @@ def test_cross_encoder_folder_runs_in_the_rerank_stage(trained_cross_encoder: Pa
     onnx = CrossEncoder(str(out), home=settings.home, runtime="onnx", int8=True)
     torch_scores = CrossEncoder(str(out), home=settings.home).predict("a claim", ["one passage", "another"])
     assert np.allclose(onnx.predict("a claim", ["one passage", "another"]), torch_scores, atol=0.05)
-    store, index = indexed(tiny_beir, EncoderBundle(), settings)
+    target = indexed(tiny_beir, EncoderBundle(), settings)
     plan = RetrievalPlan.for_mode("bm25", k=5, depth=20, rerank_depth=20)
-    result = Searcher(store, index, EncoderBundle(), plan, Reranker(onnx)).search("vitamin D and bone density")
+    result = target.searcher(plan, Reranker(onnx)).search("vitamin D and bone density")
     assert result.hits and all("rerank" in hit.stages for hit in result.hits)
     assert [hit.score for hit in result.hits] == sorted((hit.score for hit in result.hits), reverse=True)
-    mixed = Searcher(store, index, EncoderBundle(), plan, Reranker(onnx, first_stage_weight=0.5))
+    mixed = target.searcher(plan, Reranker(onnx, first_stage_weight=0.5))
     hits = mixed.search("vitamin D and bone density").hits
     assert hits and all(hit.stages["rerank"].normalized is not None for hit in hits)
     # A weight for another first stage leaves this BM25 plan to the cross-encoder alone.
-    elsewhere = Searcher(store, index, EncoderBundle(), plan, Reranker(onnx, by_first_stage={"hybrid": 0.5}))
+    elsewhere = target.searcher(plan, Reranker(onnx, by_first_stage={"hybrid": 0.5}))
     assert all(hit.stages["rerank"].normalized is None for hit in elsewhere.search("vitamin D").hits)
 
 
@@ -385,10 +384,9 @@ def test_calibrating_something_that_is_not_a_model_folder_is_refused(tiny_beir: 
     from neurank.train.calibration import calibrate_model
 
     settings = Settings(home=tmp_path / "home")
-    store, index = indexed(tiny_beir, EncoderBundle(), settings)
     with pytest.raises(ConfigError, match="not a model folder"):
-        calibrate_model(tmp_path, tiny_beir, settings, store=store, index=index, encoders=EncoderBundle(),
-                        split="test")
+        calibrate_model(tmp_path, tiny_beir, load_qrels(tiny_beir, "test"), settings,
+                        indexed=indexed(tiny_beir, EncoderBundle(), settings), split="test")
 
 
 def test_an_int8_graph_that_fails_parity_leaves_the_fp32_export_and_the_run_finishes(

@@ -26,6 +26,18 @@ RERANK_SUFFIX = "+rerank"
 
 
 @dataclass(frozen=True, slots=True)
+class IndexedDataset:
+    """A dataset's corpus as searched: the store, the index name and the encoders it was indexed with."""
+
+    store: Store
+    index: str
+    encoders: EncoderBundle
+
+    def searcher(self, plan: RetrievalPlan, reranker: Reranker | None = None) -> Searcher:
+        return Searcher(self.store, self.index, self.encoders, plan, reranker)
+
+
+@dataclass(frozen=True, slots=True)
 class ModeReport:
     mode: str
     metrics: dict[str, float]
@@ -66,9 +78,7 @@ def run_mode(searcher: Searcher, plan: RetrievalPlan, queries: dict[str, str],
 def evaluate_modes(
     dataset: Path,
     modes: Sequence[str],
-    store: Store,
-    index: str,
-    encoders: EncoderBundle,
+    indexed: IndexedDataset,
     settings: Settings,
     *,
     split: str = "test",
@@ -86,14 +96,14 @@ def evaluate_modes(
         raise ConfigError(f"{RERANK_OFF_NOTE}; a '+rerank' mode cannot be evaluated without one")
     qrels = load_qrels(dataset, split)
     queries = {qid: text for qid, text in load_queries(dataset).items() if qid in qrels}
-    searcher = Searcher(store, index, encoders, next(iter(plans.values())), reranker)
+    searcher = indexed.searcher(next(iter(plans.values())), reranker)
     reports: dict[str, ModeReport] = {}
     for mode, plan in plans.items():
         run, latencies = run_mode(searcher, plan, queries, on_query)
         reports[mode] = ModeReport(mode, evaluate(qrels, run), statistics.median(latencies), len(queries))
         if runs_dir is not None:
             write_run(runs_dir / f"{dataset.name}-{split}-{mode}.trec", run, tag=f"neurank-{mode}",
-                      metadata=run_metadata(plan, encoders, settings, reranker))
+                      metadata=run_metadata(plan, indexed.encoders, settings, reranker))
     return reports
 
 

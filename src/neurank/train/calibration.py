@@ -22,12 +22,10 @@ from neurank.config import Settings
 from neurank.errors import ConfigError
 from neurank.eval.datasets import Qrels, load_qrels, load_queries
 from neurank.eval.metrics import evaluate
-from neurank.eval.runner import run_mode
-from neurank.onnx_models.bundle import EncoderBundle
+from neurank.eval.runner import IndexedDataset, run_mode
 from neurank.query.plan import RetrievalPlan, Technique
 from neurank.query.rerank import CALIBRATION_FILE, DEFAULT_RERANK_DEPTH, interpolate, load_reranker
-from neurank.query.searcher import Searcher
-from neurank.stores.protocol import ScoredIds, Store
+from neurank.stores.protocol import ScoredIds
 from neurank.train.config import TrainConfig
 from neurank.train.data import read_passages, subsample, training_split
 from neurank.train.evaluation import DEV_MEASURE, Scorer
@@ -123,21 +121,21 @@ def dev_sample(dataset: Path, *, split: str = "dev", queries: int = 100, seed: i
     return subsample(load_qrels(dataset, split), queries, seed)
 
 
-def calibrate_model(model: Path, dataset: Path, settings: Settings, *, store: Store, index: str,
-                    encoders: EncoderBundle, first_stages: Sequence[str] = FIRST_STAGES, split: str = "dev",
-                    queries: int = 100, depth: int = DEFAULT_RERANK_DEPTH, seed: int = 42,
-                    on_query: Callable[[], None] | None = None) -> list[Calibration]:
-    """Calibrate a trained cross-encoder folder on `dataset`, one weight per first stage, into its `rerank.json`.
+def calibrate_model(model: Path, dataset: Path, qrels: Qrels, settings: Settings, *, indexed: IndexedDataset,
+                    first_stages: Sequence[str] = FIRST_STAGES, split: str = "dev",
+                    depth: int = DEFAULT_RERANK_DEPTH, on_query: Callable[[], None] | None = None
+                    ) -> list[Calibration]:
+    """Calibrate a trained cross-encoder folder on `qrels` (`dataset`'s `split`, usually a `dev_sample`), one
+    weight per first stage, into its `rerank.json`.
 
-    `index` in `store` holds the dataset indexed as `neurank eval` indexes it (with `encoders`), so each first
-    stage ranks the dev queries exactly as it will rank test queries. The weight depends on the collection as
+    `indexed` holds the dataset indexed as `neurank eval` indexes it, so each first stage ranks the dev queries
+    exactly as it will rank test queries. The weight depends on the collection as
     much as on the model (how good the first stage is there, how far the model is from its training data), so
     a model reused elsewhere is calibrated on that collection; pairs are scored by the runtime that will serve
     them (the int8 export by default), each pair once across first stages.
     """
     if not (Path(model) / "config.json").is_file():
         raise ConfigError(f"{model} is not a model folder: calibration writes its {CALIBRATION_FILE} there")
-    qrels = dev_sample(dataset, split=split, queries=queries, seed=seed)
     texts = load_queries(dataset)
     reranker = load_reranker(settings.model_copy(update={"rerank_first_stage_weight": 0.0}), str(model))
     assert reranker is not None
@@ -146,7 +144,7 @@ def calibrate_model(model: Path, dataset: Path, settings: Settings, *, store: St
     calibrations = []
     for first_stage in first_stages:
         plan = RetrievalPlan.for_mode(first_stage, k=depth, depth=depth)
-        run, _ = run_mode(Searcher(store, index, encoders, plan), plan, dev_queries)
+        run, _ = run_mode(indexed.searcher(plan), plan, dev_queries)
         runs = {query_id: list(scores.items()) for query_id, scores in run.items()}
         calibrations.append(calibrate(score, texts, qrels, runs, corpus, depth=depth, first_stage=first_stage,
                                       chosen_on=f"{Path(dataset).name} {split} ({len(qrels)} queries, "

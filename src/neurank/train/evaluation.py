@@ -53,9 +53,9 @@ def rerank_metric(score: Scorer, queries: Mapping[str, str], qrels: Qrels, runs:
 def final_evaluation(dataset: Path, setup: EvalSetup, settings: Settings, *, split: str,
                      runs_dir: Path | None = None, progress: bool = True) -> dict[str, dict[str, float]]:
     """Index the corpus with `setup.encoders` in the training store, then run `setup.modes` on `split`."""
-    store, name = indexed(dataset, setup.encoders, settings)
+    target = indexed(dataset, setup.encoders, settings)
     total = len(load_qrels(dataset, split)) * len(setup.modes)
     with tqdm(total=total, disable=not progress, desc=f"evaluate on {split}", unit="query") as bar:
-        reports = evaluate_modes(dataset, setup.modes, store, name, setup.encoders, settings, split=split,
+        reports = evaluate_modes(dataset, setup.modes, target, settings, split=split,
                                  reranker=setup.reranker, runs_dir=runs_dir, on_query=bar.update)
     return {mode: report.to_dict() for mode, report in reports.items()}

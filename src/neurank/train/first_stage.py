@@ -15,10 +15,9 @@ from typing import Literal
 
 from neurank.config import Settings
 from neurank.errors import ConfigError
-from neurank.eval.runner import index_dataset, run_mode
+from neurank.eval.runner import IndexedDataset, index_dataset, run_mode
 from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
 from neurank.query.plan import RetrievalPlan
-from neurank.query.searcher import Searcher
 from neurank.stores import open_store
 from neurank.stores.protocol import ScoredIds, Store
 
@@ -40,12 +39,11 @@ def index_name(dataset: Path, encoders: EncoderBundle) -> str:
 
 
 def indexed(dataset: Path, encoders: EncoderBundle, settings: Settings,
-            on_progress: Callable[[int], None] | None = None) -> tuple[Store, str]:
+            on_progress: Callable[[int], None] | None = None) -> IndexedDataset:
     """The dataset indexed with `encoders` in the training store; documents already there are skipped."""
-    store = training_store(settings)
-    name = index_name(dataset, encoders)
-    index_dataset(dataset, store, name, encoders, settings, on_progress=on_progress)
-    return store, name
+    target = IndexedDataset(training_store(settings), index_name(dataset, encoders), encoders)
+    index_dataset(dataset, target.store, target.index, encoders, settings, on_progress=on_progress)
+    return target
 
 
 def source_encoders(source: Source, settings: Settings) -> EncoderBundle:
@@ -64,8 +62,7 @@ def source_encoders(source: Source, settings: Settings) -> EncoderBundle:
 def first_stage_runs(dataset: Path, queries: Mapping[str, str], settings: Settings, *, source: Source = "bm25",
                      depth: int = 100, on_query: Callable[[], None] | None = None) -> dict[str, ScoredIds]:
     """Query id → (doc id, score) pairs, best first, `depth` deep, ranked by `neurank eval`'s plan for `source`."""
-    encoders = source_encoders(source, settings)
-    store, name = indexed(dataset, encoders, settings)
+    target = indexed(dataset, source_encoders(source, settings), settings)
     plan = RetrievalPlan.for_mode(source, k=depth, depth=depth)
-    run, _ = run_mode(Searcher(store, name, encoders, plan), plan, dict(queries), on_query)
+    run, _ = run_mode(target.searcher(plan), plan, dict(queries), on_query)
     return {query_id: list(scores.items()) for query_id, scores in run.items()}
