@@ -62,7 +62,8 @@ class ParityReport:
         return None if self.int8 is None else self.int8.min_cosine >= self.int8_min_cosine
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fp32_passed": self.fp32_passed, "int8_passed": self.int8_passed}
+        return {**asdict(self), "int8_kept_fp32": list(self.int8_kept_fp32), "fp32_passed": self.fp32_passed,
+                "int8_passed": self.int8_passed}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ParityReport:
