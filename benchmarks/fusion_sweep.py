@@ -15,11 +15,10 @@ from common import header
 from neurank.config import Settings
 from neurank.eval.datasets import load_qrels, load_queries
 from neurank.eval.metrics import evaluate
-from neurank.eval.runner import index_dataset
+from neurank.eval.runner import IndexedDataset, index_dataset
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.fusion import fuse
 from neurank.query.plan import COMBINATIONS, Fusion, RetrievalPlan
-from neurank.query.searcher import Searcher
 from neurank.stores import open_store
 
 WEIGHT_GRID = [None, (0.4, 0.3, 0.3), (0.3, 0.3, 0.4), (0.2, 0.4, 0.4), (0.5, 0.25, 0.25), (0.2, 0.3, 0.5)]
@@ -42,14 +41,13 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    store = open_store(settings.store_url())
-    encoders = EncoderBundle.from_settings(settings)
-    index = f"beir-{args.dataset.name}"
-    index_dataset(args.dataset, store, index, encoders, settings)
+    target = IndexedDataset(open_store(settings.store_url()), f"beir-{args.dataset.name}",
+                            EncoderBundle.from_settings(settings))
+    index_dataset(args.dataset, target, settings)
     qrels = load_qrels(args.dataset, args.split)
     queries = {qid: text for qid, text in load_queries(args.dataset).items() if qid in qrels}
     stages = RetrievalPlan.for_mode("hybrid", k=args.depth, depth=args.depth).stages
-    searcher = Searcher(store, index, encoders, RetrievalPlan(stages=stages[:1], k=args.depth))
+    searcher = target.searcher(RetrievalPlan(stages=stages[:1], k=args.depth))
     per_query = {
         qid: [searcher.run_stage(stage, text) for stage in stages]
         for qid, text in track(queries.items(), description="stages")

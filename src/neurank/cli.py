@@ -89,12 +89,11 @@ def index_for_eval(dataset: Path, settings: Settings) -> IndexedDataset:
     from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
 
     ensure_exports([settings], console.status)
-    encoders = EncoderBundle.from_settings(settings)
-    target = open_configured_store(settings)
-    index = f"beir-{dataset.name}"
+    target = IndexedDataset(open_configured_store(settings), f"beir-{dataset.name}",
+                            EncoderBundle.from_settings(settings))
     with progress_bar(f"index {dataset.name}", count_lines(dataset)) as advance:
-        index_dataset(dataset, target, index, encoders, settings, on_progress=advance)
-    return IndexedDataset(target, index, encoders)
+        index_dataset(dataset, target, settings, on_progress=advance)
+    return target
 
 
 def stage_cell(hit: Any, stage: str) -> str:

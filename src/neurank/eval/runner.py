@@ -55,10 +55,11 @@ def parse_mode(mode: str, *, depth: int, rerank_depth: int, fusion: Fusion) -> R
                                   rerank_depth=rerank_depth if rerank else 0)
 
 
-def index_dataset(dataset: Path, store: Store, index: str, encoders: EncoderBundle, settings: Settings,
+def index_dataset(dataset: Path, target: IndexedDataset, settings: Settings,
                   on_progress: Callable[[int], None] | None = None) -> IngestSummary:
-    """Index the corpus; documents already stored with the same content and models are skipped."""
-    return ingest_records(read_corpus(dataset), store, index, encoders, settings, on_progress=on_progress)
+    """Index the corpus into `target`; documents already stored with the same content and models are skipped."""
+    return ingest_records(read_corpus(dataset), target.store, target.index, target.encoders, settings,
+                          on_progress=on_progress)
 
 
 def run_mode(searcher: Searcher, plan: RetrievalPlan, queries: dict[str, str],

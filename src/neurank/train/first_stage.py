@@ -42,7 +42,7 @@ def indexed(dataset: Path, encoders: EncoderBundle, settings: Settings,
             on_progress: Callable[[int], None] | None = None) -> IndexedDataset:
     """The dataset indexed with `encoders` in the training store; documents already there are skipped."""
     target = IndexedDataset(training_store(settings), index_name(dataset, encoders), encoders)
-    index_dataset(dataset, target.store, target.index, encoders, settings, on_progress=on_progress)
+    index_dataset(dataset, target, settings, on_progress=on_progress)
     return target
 
 
