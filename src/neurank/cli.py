@@ -457,14 +457,17 @@ EvalEveryOpt = Annotated[int | None, typer.Option("--eval-every", help="steps be
 PatienceOpt = Annotated[int | None, typer.Option("--patience", help="evaluations without gain before stopping")]
 TimeLimitOpt = Annotated[float | None, typer.Option("--time-limit", help="minutes of training at most")]
 MineOpt = Annotated[str | None, typer.Option("--negatives-from", help="bm25, dense or hybrid")]
+RangeMinOpt = Annotated[int | None, typer.Option("--range-min",
+                                                 help="first-stage ranks skipped when mining (unjudged positives)")]
+RangeMaxOpt = Annotated[int | None, typer.Option("--range-max", help="deepest first-stage rank mined")]
 DevDepthOpt = Annotated[int | None, typer.Option("--dev-depth", help="candidates reranked per dev query")]
 EvalSplitOpt = Annotated[str | None, typer.Option("--eval-split", help="final evaluation split, or 'none'")]
 ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the checkpoint in --out")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="torch threads (default: all cores)")]
 TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="softmax temperature of the loss")]
 TRAIN_FLAGS = ("base", "steps", "batch_size", "n_negatives", "learning_rate", "head_learning_rate", "max_length",
-               "seed", "eval_every", "patience", "time_limit_minutes", "negatives_from", "dev_depth", "eval_split",
-               "resume", "threads")
+               "seed", "eval_every", "patience", "time_limit_minutes", "negatives_from", "range_min", "range_max",
+               "dev_depth", "eval_split", "resume", "threads")
 """The parameters of the train commands that are `TrainConfig` fields (same names; a command may lack some)."""
 
 
@@ -502,7 +505,8 @@ def train_cross_encoder_command(
     batch_size: BatchOpt = None, n_negatives: NegativesOpt = None, learning_rate: LrOpt = None,
     max_length: MaxLengthOpt = None, seed: SeedOpt = None, eval_every: EvalEveryOpt = None,
     patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
-    dev_depth: DevDepthOpt = None, eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
+    range_min: RangeMinOpt = None, range_max: RangeMaxOpt = None, dev_depth: DevDepthOpt = None,
+    eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
     threads: ThreadsOpt = None,
     head_learning_rate: Annotated[float | None, typer.Option("--head-lr", help="learning rate of the new head")] = (
         None),
@@ -559,7 +563,8 @@ def train_dense_command(
     batch_size: BatchOpt = None, n_negatives: NegativesOpt = None, learning_rate: LrOpt = None,
     max_length: MaxLengthOpt = None, seed: SeedOpt = None, eval_every: EvalEveryOpt = None,
     patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
-    dev_depth: DevDepthOpt = None, eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
+    range_min: RangeMinOpt = None, range_max: RangeMaxOpt = None, dev_depth: DevDepthOpt = None,
+    eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
     threads: ThreadsOpt = None,
     teacher: Annotated[str | None, typer.Option(help="cross-encoder folder to distil (listwise KL)")] = None,
     distill_weight: Annotated[float, typer.Option(help="weight of the distillation term")] = 1.0,
@@ -580,7 +585,8 @@ def train_sparse_command(
     batch_size: BatchOpt = None, n_negatives: NegativesOpt = None, learning_rate: LrOpt = None,
     max_length: MaxLengthOpt = None, seed: SeedOpt = None, eval_every: EvalEveryOpt = None,
     patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
-    dev_depth: DevDepthOpt = None, eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
+    range_min: RangeMinOpt = None, range_max: RangeMaxOpt = None, dev_depth: DevDepthOpt = None,
+    eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
     threads: ThreadsOpt = None,
     lambda_query: Annotated[float, typer.Option(help="final FLOPS weight on queries")] = 3e-4,
     lambda_document: Annotated[float, typer.Option(help="final FLOPS weight on documents")] = 1e-4,

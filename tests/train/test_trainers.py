@@ -326,11 +326,15 @@ def test_cli_trains_with_json_report(tiny_beir: Path, tiny_dense: Path, tmp_path
     out = tmp_path / "cli-cross"
     args = ["train", "cross-encoder", "--dataset", str(tiny_beir), "--base", str(tiny_dense), "--out", str(out),
             "--steps", "2", "--batch-size", "2", "--negatives", "2", "--max-length", "32", "--eval-every", "2",
-            "--dev-depth", "3", "--eval-split", "none", "--loss", "ranknet", "--json"]
+            "--dev-depth", "3", "--eval-split", "none", "--loss", "ranknet", "--range-min", "1", "--range-max", "4",
+            "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["loop"]["steps"] == 2 and report["evaluation"] is None
+    assert (report["recipe"]["config"]["range_min"], report["recipe"]["config"]["range_max"]) == (1, 4)
+    assert report["recipe"]["options"]["loss"] == "ranknet"
+    assert json.loads((out / "training.json").read_text())["recipe"] == report["recipe"]
     assert (out / "onnx" / "model_qint8.onnx").is_file()
 
 
@@ -339,6 +343,8 @@ def test_config_rejects_bad_values(tiny_dense: Path) -> None:
         smoke_config(tiny_dense, negatives_from="splade")
     with pytest.raises(ConfigError):
         smoke_config(tiny_dense, steps=0)
+    with pytest.raises(ConfigError, match="range_min < range_max"):
+        smoke_config(tiny_dense, range_min=50, range_max=50)
     with pytest.raises(ConfigError):
         CrossEncoderOptions(loss="listnet")  # type: ignore[arg-type]
     assert replace(smoke_config(tiny_dense), eval_split=None).eval_split is None

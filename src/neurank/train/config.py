@@ -60,6 +60,8 @@ class TrainConfig:
         for name in ("batch_size", "n_negatives", "max_length", "dev_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.range_min < self.range_max:
+            raise ConfigError(f"mining needs 0 <= range_min < range_max, got {self.range_min} and {self.range_max}")
         if self.dev_queries is not None and self.dev_queries < 1:
             raise ConfigError(f"dev_queries must be >= 1 (or None for all), got {self.dev_queries}")
         if self.threads is not None and self.threads < 1:

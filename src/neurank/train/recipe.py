@@ -10,7 +10,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -70,13 +70,15 @@ class TrainReport:
     evaluation: dict[str, dict[str, float]] | None
     seconds: float
     finish: dict[str, Any]
+    recipe: dict[str, Any]
+    """The config and the trainer's options the run trained with, to reproduce it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "dataset": self.dataset, "base": self.base, "out": str(self.out),
             "train_queries": self.train_queries, "dev_queries": self.dev_queries, "dev_measure": self.dev_measure,
             "loop": self.loop.to_dict(), "export": self.export, "eval_split": self.eval_split,
-            "evaluation": self.evaluation, "seconds": round(self.seconds, 1), **self.finish,
+            "evaluation": self.evaluation, "seconds": round(self.seconds, 1), **self.finish, "recipe": self.recipe,
         }
 
 
@@ -123,7 +125,8 @@ def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings
                                       split=config.eval_split, runs_dir=out / "eval", progress=progress)
     report = TrainReport(trainee.kind, dataset.name, config.base, out, len(data.examples), len(data.dev),
                          f"{DEV_MEASURE} of the first-stage top {config.dev_depth}, reranked", loop,
-                         export.to_dict(), config.eval_split, evaluation, time.perf_counter() - started, finished)
+                         export.to_dict(), config.eval_split, evaluation, time.perf_counter() - started, finished,
+                         {"config": asdict(config), "options": dict(options)})
     (out / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     return report
 
