@@ -119,6 +119,17 @@ def test_contrastive_dot_with_hard_negatives_shares_them_across_the_batch() -> N
     assert flat.item() == pytest.approx(expected)
 
 
+def test_contrastive_keep_drops_false_negatives_but_never_the_target() -> None:
+    # Rows as above (q0 → 1, 2, 0, 1; q1 → 2, 0, 2, -2). Row 0 drops p1; row 1 drops n0 and asks to drop its
+    # own positive p1, which stays.
+    keep = torch.tensor([[True, False, True, True], [True, False, False, True]])
+    expected = softmax_cross_entropy([[1.0, 0.0, 1.0], [2.0, 0.0, -2.0]], [0, 1], temperature=1.0)
+    loss = contrastive_loss(t(QUERIES), t(POSITIVES), t(HARD_NEGATIVES), similarity="dot", temperature=1.0,
+                            keep=keep)
+    assert loss.item() == pytest.approx(expected)
+    assert not keep[1, 1], "the caller's mask is not modified"
+
+
 def test_contrastive_cosine_normalises_before_scoring() -> None:
     r = 1 / math.sqrt(2)
     # Unit vectors: q0 = (1, 0), q1 = (0, 1); p0 = (r, r), p1 = (1, 0); n0 = (0, 1), n1 = (r, -r).

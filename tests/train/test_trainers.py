@@ -20,10 +20,11 @@ from neurank.onnx_models import CrossEncoder, DenseEncoder, SparseEncoder
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.plan import RetrievalPlan
 from neurank.query.rerank import CALIBRATION_FILE, Reranker, load_reranker
+from neurank.train.bi_encoder import true_negatives
 from neurank.train.calibration import WEIGHTS
 from neurank.train.config import TrainConfig
 from neurank.train.cross_encoder import CrossEncoderOptions, CrossEncoderTrainee, train_cross_encoder
-from neurank.train.data import TrainingData, batch_at, carve_dev, load_training_data
+from neurank.train.data import Group, TrainingData, batch_at, carve_dev, load_training_data
 from neurank.train.dense import DenseOptions, DenseTrainee, train_dense
 from neurank.train.first_stage import first_stage_runs, indexed
 from neurank.train.loop import BEST, LAST, LoopConfig, fit
@@ -75,6 +76,14 @@ def test_mined_negatives_never_include_a_judged_positive(data: TrainingData, tin
             assert group.doc_ids[0] in qrels[group.query_id]
             assert not set(group.doc_ids[1:]) & {d for d, label in qrels[group.query_id].items() if label > 0}
             assert group.passages == tuple(data.corpus[doc] for doc in group.doc_ids)
+            assert group.judged_positive == {d for d, label in qrels[group.query_id].items() if label > 0}
+
+
+def test_in_batch_documents_judged_relevant_to_a_query_are_not_its_negatives() -> None:
+    groups = [Group("q0", "a", ("d0", "n0"), ("", ""), frozenset({"d0", "d1"})),
+              Group("q1", "b", ("d1", "n1"), ("", ""), frozenset({"d1", "n0"}))]
+    # Candidates: d0, d1 (positives), then n0, n1 (hard negatives).
+    assert true_negatives(groups).tolist() == [[False, False, True, True], [True, False, False, True]]
 
 
 def test_negatives_skip_the_guarded_top_ranks(data: TrainingData) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -19,6 +20,14 @@ from neurank.config import Settings
 from neurank.train.data import Group, TrainingData
 from neurank.train.losses import Similarity, contrastive_loss
 from neurank.train.models import inference
+
+
+def true_negatives(groups: Sequence[Group]) -> Tensor:
+    """(B, C) bool over `contrastive_loss`'s candidates: False where another group's document is judged
+    relevant to this group's query (collections like NFCorpus judge ~40 documents a query, and queries share
+    them), so the loss never pushes a query away from one of its own positives."""
+    candidates = [group.doc_ids[0] for group in groups] + [doc for group in groups for doc in group.doc_ids[1:]]
+    return torch.tensor([[doc not in group.judged_positive for doc in candidates] for group in groups])
 
 
 class BiEncoderTrainee:
@@ -47,7 +56,7 @@ class BiEncoderTrainee:
         passages = self.encode([passage for group in groups for passage in group.passages])
         per_group = passages.view(len(groups), -1, passages.shape[-1])
         loss = contrastive_loss(queries, per_group[:, 0], per_group[:, 1:], similarity=self.similarity,
-                                temperature=self.temperature)
+                                temperature=self.temperature, keep=true_negatives(groups))
         return loss + self.extra_loss(groups, step, queries, per_group)
 
     def extra_loss(self, groups: Sequence[Group], step: int, queries: Tensor, passages: Tensor) -> Tensor | float:

@@ -42,6 +42,8 @@ class Group:
     query: str
     doc_ids: tuple[str, ...]
     passages: tuple[str, ...]
+    judged_positive: frozenset[str] = frozenset()
+    """Every document judged relevant to the query: in-batch losses must not treat these as its negatives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +173,8 @@ def batch_at(examples: Sequence[Example], corpus: Mapping[str, str], *, step: in
         positive = rng.choice(example.positives)
         negatives = rng.sample(example.negatives, min(n_negatives, len(example.negatives)))
         doc_ids = (positive, *negatives)
-        groups.append(Group(example.query_id, example.query, doc_ids, tuple(corpus[doc] for doc in doc_ids)))
+        groups.append(Group(example.query_id, example.query, doc_ids, tuple(corpus[doc] for doc in doc_ids),
+                            frozenset(example.positives)))
     return groups
 
 

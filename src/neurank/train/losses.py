@@ -81,6 +81,7 @@ def contrastive_loss(
     *,
     similarity: Similarity = "cosine",
     temperature: float = 0.05,
+    keep: Tensor | None = None,
 ) -> Tensor:
     """Softmax cross-entropy of each query's own positive against in-batch and hard negatives (InfoNCE).
 
@@ -95,7 +96,10 @@ def contrastive_loss(
     Labels: implicit, query i's target is candidate i (its own positive).
     `similarity`: "cosine" (vectors L2-normalised first) or "dot". `temperature` divides the similarities:
     small values (0.05, sentence-transformers' scale 20) suit cosine; DPR uses dot with 1.0.
-    Returns: mean over the B queries of `-log softmax(sim(q_i, ·) / τ)[i]`.
+    `keep`: bool (B, C) over the C = B + N candidates (positives first, then the hard negatives flattened),
+    False for a candidate query i must not be pushed away from, e.g. another query's positive that is also
+    judged relevant to query i (a false in-batch negative); None keeps all. A query's own positive is kept.
+    Returns: mean over the B queries of `-log softmax(sim(q_i, ·) / τ)[i]` over the kept candidates.
     """
     if queries.ndim != 2 or queries.shape != positives.shape:
         raise ValueError(
@@ -111,16 +115,18 @@ def contrastive_loss(
         candidates = torch.cat([positives, hard_negatives.reshape(-1, positives.shape[1])])
     scores = _similarity(queries, candidates, similarity)
     targets = torch.arange(queries.shape[0], device=queries.device)
-    return contrastive_loss_from_scores(scores, targets, temperature=temperature)
+    return contrastive_loss_from_scores(scores, targets, temperature=temperature, keep=keep)
 
 
-def contrastive_loss_from_scores(scores: Tensor, targets: Tensor, *, temperature: float = 1.0) -> Tensor:
+def contrastive_loss_from_scores(scores: Tensor, targets: Tensor, *, temperature: float = 1.0,
+                                 keep: Tensor | None = None) -> Tensor:
     """Softmax cross-entropy over candidates whose scores are already computed (e.g. by a cross-encoder).
 
     Reference: as `contrastive_loss` (van den Oord et al., "Representation Learning with Contrastive
     Predictive Coding", arXiv:1807.03748, 2018, name it InfoNCE).
     Inputs: `scores` float (B, C), query i against its C candidates; `targets` int64 (B,), the index of
-    query i's positive in its row.
+    query i's positive in its row; `keep` bool (B, C), False drops a candidate from row i's softmax (the
+    target is always kept), None keeps all.
     Returns: mean over the B queries of `-log softmax(scores_i / τ)[targets_i]`.
     """
     _require_positive("temperature", temperature)
@@ -128,7 +134,13 @@ def contrastive_loss_from_scores(scores: Tensor, targets: Tensor, *, temperature
         raise ValueError(
             f"scores must be (B, C) and targets (B,), got {tuple(scores.shape)} and {tuple(targets.shape)}"
         )
-    return F.cross_entropy(scores / temperature, targets)
+    logits = scores / temperature
+    if keep is not None:
+        _require_same_shape(scores=scores, keep=keep)
+        keep = keep.clone()
+        keep[torch.arange(len(targets), device=targets.device), targets] = True
+        logits = logits.masked_fill(~keep, float("-inf"))
+    return F.cross_entropy(logits, targets)
 
 
 def triplet_margin_loss(positive_scores: Tensor, negative_scores: Tensor, *, margin: float = 1.0) -> Tensor:
