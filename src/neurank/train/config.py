@@ -13,6 +13,7 @@ from typing import Any
 from neurank.errors import ConfigError
 from neurank.train.first_stage import SOURCES, Source
 from neurank.train.loop import LoopConfig
+from neurank.train.mining import check_window
 
 _NOT_IN_FINGERPRINT = ("checkpoint_every", "time_limit_minutes", "threads", "resume", "eval_split", "patience")
 """Fields that do not change the path training takes, so a run may resume with other values."""
@@ -60,8 +61,7 @@ class TrainConfig:
         for name in ("batch_size", "n_negatives", "max_length", "dev_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.range_min < self.range_max:
-            raise ConfigError(f"mining needs 0 <= range_min < range_max, got {self.range_min} and {self.range_max}")
+        check_window(self.range_min, self.range_max)
         if self.dev_queries is not None and self.dev_queries < 1:
             raise ConfigError(f"dev_queries must be >= 1 (or None for all), got {self.dev_queries}")
         if self.threads is not None and self.threads < 1:

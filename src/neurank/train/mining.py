@@ -92,11 +92,16 @@ def _choose(candidates: list[str], n: int, sampling: Sampling, rng: random.Rando
     return [candidates[index] for index in sorted(picked)]
 
 
+def check_window(range_min: int, range_max: int) -> None:
+    """Refuse a mining window of ranks that holds no rank."""
+    if not 0 <= range_min < range_max:
+        raise ConfigError(f"need 0 <= range_min < range_max, got range_min={range_min}, range_max={range_max}")
+
+
 def _check_knobs(*, n_negatives: int, range_min: int, range_max: int, sampling: str, margin: float | None) -> None:
     if n_negatives < 1:
         raise ConfigError(f"n_negatives must be >= 1, got {n_negatives}")
-    if not 0 <= range_min < range_max:
-        raise ConfigError(f"need 0 <= range_min < range_max, got range_min={range_min}, range_max={range_max}")
+    check_window(range_min, range_max)
     if sampling not in SAMPLINGS:
         raise ConfigError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
     if margin is not None and margin < 0:
