@@ -12,9 +12,10 @@ from neurank.train.losses import (
     ranknet_loss,
     triplet_margin_loss,
 )
-from neurank.train.mining import mine_hard_negatives
+from neurank.train.mining import check_window, mine_hard_negatives
 
 __all__ = [
+    "check_window",
     "contrastive_loss",
     "contrastive_loss_from_scores",
     "flops_regularizer",
