@@ -28,6 +28,7 @@ from neurank.train.data import Group, TrainingData, batch_at, carve_dev, load_tr
 from neurank.train.dense import DenseOptions, DenseTrainee, train_dense
 from neurank.train.first_stage import first_stage_runs, indexed
 from neurank.train.loop import BEST, LAST, LoopConfig, fit
+from neurank.train.models import device_of, training_device
 from neurank.train.recipe import CHECKPOINTS, REPORT_FILE, Trainee
 from neurank.train.sparse import SparseOptions, SparseTrainee, train_sparse
 
@@ -336,11 +337,12 @@ def test_cli_trains_with_json_report(tiny_beir: Path, tiny_dense: Path, tmp_path
     args = ["train", "cross-encoder", "--dataset", str(tiny_beir), "--base", str(tiny_dense), "--out", str(out),
             "--steps", "2", "--batch-size", "2", "--negatives", "2", "--max-length", "32", "--eval-every", "2",
             "--dev-depth", "3", "--eval-split", "none", "--loss", "ranknet", "--range-min", "1", "--range-max", "4",
-            "--json"]
+            "--device", "cpu", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["loop"]["steps"] == 2 and report["evaluation"] is None
+    assert report["recipe"]["config"]["device"] == "cpu"
     assert (report["recipe"]["config"]["range_min"], report["recipe"]["config"]["range_max"]) == (1, 4)
     assert report["recipe"]["options"]["loss"] == "ranknet"
     assert json.loads((out / "training.json").read_text())["recipe"] == report["recipe"]
@@ -356,7 +358,37 @@ def test_config_rejects_bad_values(tiny_dense: Path) -> None:
         smoke_config(tiny_dense, range_min=50, range_max=50)
     with pytest.raises(ConfigError):
         CrossEncoderOptions(loss="listnet")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown training device 'gpu0'"):
+        smoke_config(tiny_dense, device="gpu0")
+    with pytest.raises(ConfigError, match="not supported"):
+        smoke_config(tiny_dense, device="meta")
     assert replace(smoke_config(tiny_dense), eval_split=None).eval_split is None
+
+
+def test_auto_device_is_the_gpu_torch_sees_or_the_cpu(tiny_dense: Path) -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert training_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            smoke_config(tiny_dense, device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_the_gpu_saves_weights_that_score_like_on_the_cpu(data: TrainingData, tiny_dense: Path,
+                                                                      tmp_path: Path) -> None:
+    """The loop, the loss and scoring run where the module lives; the saved folder reloads on the CPU."""
+    trainee = CrossEncoderTrainee(tiny_dense, max_length=32, options=CrossEncoderOptions())
+    trainee.module.to(training_device("cuda"))
+    batch = data.batch(0, batch_size=2, n_negatives=2)
+    config = LoopConfig(steps=4, learning_rate=1e-3, warmup=0.0, eval_every=2, checkpoint_every=2)
+    report = fit(trainee.module, lambda step: trainee.loss(batch, step), lambda: 0.0, config, tmp_path / "ckpt",
+                 fingerprint="gpu", progress=False)
+    assert report.steps == 4 and device_of(trainee.module).type == "cuda"
+    group = batch[0]
+    on_gpu = trainee.score(group.query, list(group.passages))
+    trainee.save(tmp_path / "model")
+    reloaded = CrossEncoderTrainee(tmp_path / "model", max_length=32, options=CrossEncoderOptions())
+    np.testing.assert_allclose(reloaded.score(group.query, list(group.passages)), on_gpu, atol=1e-3)
 
 
 @pytest.mark.slow

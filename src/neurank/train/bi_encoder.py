@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from neurank.config import Settings
 from neurank.train.data import Group, TrainingData
 from neurank.train.losses import Similarity, contrastive_loss
-from neurank.train.models import inference
+from neurank.train.models import device_of, inference
 
 
 def true_negatives(groups: Sequence[Group]) -> Tensor:
@@ -48,7 +48,7 @@ class BiEncoderTrainee:
 
     def encode(self, texts: Sequence[str]) -> Tensor:
         inputs = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True,
-                                return_tensors="pt")
+                                return_tensors="pt").to(device_of(self.module))
         return self.module(inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"))
 
     def loss(self, groups: Sequence[Group], step: int) -> Tensor:
@@ -56,7 +56,7 @@ class BiEncoderTrainee:
         passages = self.encode([passage for group in groups for passage in group.passages])
         per_group = passages.view(len(groups), -1, passages.shape[-1])
         loss = contrastive_loss(queries, per_group[:, 0], per_group[:, 1:], similarity=self.similarity,
-                                temperature=self.temperature, keep=true_negatives(groups))
+                                temperature=self.temperature, keep=true_negatives(groups).to(queries.device))
         return loss + self.extra_loss(groups, step, queries, per_group)
 
     def extra_loss(self, groups: Sequence[Group], step: int, queries: Tensor, passages: Tensor) -> Tensor | float:

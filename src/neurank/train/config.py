@@ -14,8 +14,10 @@ from neurank.errors import ConfigError
 from neurank.train.first_stage import SOURCES, Source
 from neurank.train.loop import LoopConfig
 from neurank.train.mining import check_window
+from neurank.train.models import training_device
 
-_NOT_IN_FINGERPRINT = ("checkpoint_every", "time_limit_minutes", "threads", "resume", "eval_split", "patience")
+_NOT_IN_FINGERPRINT = ("checkpoint_every", "time_limit_minutes", "threads", "device", "resume", "eval_split",
+                       "patience")
 """Fields that do not change the path training takes, so a run may resume with other values."""
 
 
@@ -39,6 +41,8 @@ class TrainConfig:
     checkpoint_every: int = 50
     time_limit_minutes: float | None = None
     threads: int | None = None
+    device: str = "auto"
+    """Where the model trains: `auto` (a CUDA GPU when torch sees one, else the CPU), `cpu`, `cuda`, `cuda:N`."""
     negatives_from: Source = "bm25"
     range_min: int = 2
     """Skip the first `range_min` ranks when mining: they hold most of the unjudged positives."""
@@ -66,6 +70,7 @@ class TrainConfig:
             raise ConfigError(f"dev_queries must be >= 1 (or None for all), got {self.dev_queries}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        training_device(self.device)
         self.loop_config()
 
     def with_overrides(self, *, no_final_evaluation: bool = False, **overrides: Any) -> TrainConfig:

@@ -30,7 +30,7 @@ from neurank.train.config import TrainConfig
 from neurank.train.data import Group, TrainingData
 from neurank.train.evaluation import EvalSetup
 from neurank.train.losses import contrastive_loss_from_scores, pointwise_bce, ranknet_loss
-from neurank.train.models import inference, save_tokenizer
+from neurank.train.models import device_of, inference, save_tokenizer
 from neurank.train.recipe import TrainReport, run_training
 
 CrossLoss = Literal["softmax", "bce", "ranknet"]
@@ -76,7 +76,7 @@ class CrossEncoderTrainee:
     def logits(self, queries: Sequence[str], passages: Sequence[str]) -> Tensor:
         inputs = self.tokenizer(list(queries), list(passages), truncation=True, max_length=self.max_length,
                                 padding=True, return_tensors="pt")
-        return self.module(**inputs).logits.squeeze(-1)
+        return self.module(**inputs.to(device_of(self.module))).logits.squeeze(-1)
 
     def loss(self, groups: Sequence[Group], step: int) -> Tensor:
         queries = [group.query for group in groups for _ in group.passages]
@@ -88,7 +88,7 @@ class CrossEncoderTrainee:
             return pointwise_bce(scores, labels)
         if self.options.loss == "ranknet":
             return ranknet_loss(scores, labels)
-        targets = torch.zeros(len(groups), dtype=torch.long)
+        targets = torch.zeros(len(groups), dtype=torch.long, device=scores.device)
         return contrastive_loss_from_scores(scores, targets, temperature=self.options.temperature)
 
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:

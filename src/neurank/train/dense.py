@@ -82,7 +82,8 @@ class DenseTrainee(BiEncoderTrainee):
         if self.similarity == "cosine":
             queries, passages = F.normalize(queries, dim=-1), F.normalize(passages, dim=-1)
         student = (queries.unsqueeze(1) * passages).sum(dim=-1) / self.temperature
-        teacher = torch.tensor([self.teacher_scores(group) for group in groups], dtype=student.dtype)
+        teacher = torch.tensor([self.teacher_scores(group) for group in groups], dtype=student.dtype,
+                               device=student.device)
         return self.options.distill_weight * listwise_kl_loss(student, teacher)
 
     def teacher_scores(self, group: Group) -> list[float]:

@@ -2,7 +2,7 @@
 
 The loop knows nothing about models or data: it gets a module, a function giving the loss of step n, and a
 function giving the dev metric (higher is better). Batches must be a pure function of the step (see
-`train/data.py`), so the checkpoint holds only the module, optimizer, scheduler, torch RNG and counters,
+`train/data.py`), so the checkpoint holds only the module, optimizer, scheduler, torch RNGs and counters,
 and a resumed run takes the same path as an uninterrupted one.
 
 Checkpoints live in one folder: `last.pt` (everything, written every `checkpoint_every` steps and after
@@ -200,6 +200,7 @@ def _save(path: Path, fingerprint: str, module: nn.Module, optimizer: torch.opti
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "report": asdict(report),
     }, path)
 
@@ -218,6 +219,8 @@ def _restore(path: Path, fingerprint: str, module: nn.Module, optimizer: torch.o
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     for key, value in state["report"].items():
         setattr(report, key, value)
     report.timed_out = False

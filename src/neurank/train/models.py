@@ -9,8 +9,35 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from neurank.errors import ConfigError
+
 SCORE_BATCH = 32
 """Texts per forward pass when scoring without gradients (the dev metric)."""
+
+
+def training_device(name: str) -> torch.device:
+    """The torch device `name` names; `auto` is the first CUDA GPU when torch sees one, else the CPU.
+
+    A device that torch cannot use here is refused before any data is ranked, not at the first step.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"unknown training device {name!r}; use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"training device {name!r} asked for, but torch sees no CUDA GPU here; use cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"training device {name!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"training device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def device_of(module: nn.Module) -> torch.device:
+    """Where `module`'s weights live: its inputs are moved there."""
+    return next(module.parameters()).device
 
 
 def save_tokenizer(tokenizer: Any, folder: Path, *, max_length: int) -> None:
@@ -24,4 +51,4 @@ def inference(module: nn.Module, forward: Callable[[list[str]], Tensor], texts: 
     module.eval()
     with torch.inference_mode():
         chunks = [forward(list(texts[i:i + SCORE_BATCH])) for i in range(0, len(texts), SCORE_BATCH)]
-    return torch.cat(chunks).float() if chunks else torch.zeros(0)
+    return torch.cat(chunks).float().cpu() if chunks else torch.zeros(0)

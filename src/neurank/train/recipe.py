@@ -25,6 +25,7 @@ from neurank.train.config import TrainConfig
 from neurank.train.data import Group, TrainingData, load_training_data
 from neurank.train.evaluation import DEV_MEASURE, EvalSetup, final_evaluation, rerank_metric
 from neurank.train.loop import LoopReport, fit, seed_everything
+from neurank.train.models import training_device
 from neurank.train.output import export_into
 
 REPORT_FILE = "training.json"
@@ -97,8 +98,10 @@ def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings
     tell(f"ranking the train and dev queries of {dataset.name} ({config.negatives_from}) and mining negatives")
     data = load_training_data(dataset, settings, config)
     seed_everything(config.seed)
-    tell(f"loading {config.base}")
+    device = training_device(config.device)
+    tell(f"loading {config.base} onto {device}")
     trainee = make()
+    trainee.module.to(device)
     loop = fit(
         trainee.module,
         lambda step: trainee.loss(data.batch(step, batch_size=config.batch_size, n_negatives=config.n_negatives),
