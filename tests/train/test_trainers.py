@@ -374,21 +374,35 @@ def test_auto_device_is_the_gpu_torch_sees_or_the_cpu(tiny_dense: Path) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_training_on_the_gpu_saves_weights_that_score_like_on_the_cpu(data: TrainingData, tiny_dense: Path,
-                                                                      tmp_path: Path) -> None:
-    """The loop, the loss and scoring run where the module lives; the saved folder reloads on the CPU."""
-    trainee = CrossEncoderTrainee(tiny_dense, max_length=32, options=CrossEncoderOptions())
+def test_training_on_the_gpu_saves_weights_that_score_like_on_the_cpu(tmp_path: Path) -> None:
+    """The loop, the loss and scoring run where the module lives; the saved folder reloads on the CPU.
+
+    Self-contained (a word-level vocabulary and a random 2-layer BERT) so that it runs on any GPU machine.
+    """
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    words = "the a cell cells gene protein virus vaccine cancer risk diet fat fiber heart blood"
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words.split()]))
+    BertTokenizerFast(vocab_file=str(base / "vocab.txt")).save_pretrained(base)
+    BertForSequenceClassification(BertConfig(vocab_size=len(words.split()) + 5, num_labels=1, hidden_size=32,
+                                             num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+                                  ).save_pretrained(base)
+    batch = [Group(f"q{i}", query, (f"p{i}", f"n{i}"), (positive, negative))
+             for i, (query, positive, negative) in enumerate([("cancer risk", "fat diet cancer risk", "the virus"),
+                                                               ("vaccine virus", "the vaccine virus", "heart blood")])]
+    trainee = CrossEncoderTrainee(base, max_length=16, options=CrossEncoderOptions())
     trainee.module.to(training_device("cuda"))
-    batch = data.batch(0, batch_size=2, n_negatives=2)
-    config = LoopConfig(steps=4, learning_rate=1e-3, warmup=0.0, eval_every=2, checkpoint_every=2)
+    config = LoopConfig(steps=6, learning_rate=1e-3, warmup=0.0, eval_every=3, checkpoint_every=3)
     report = fit(trainee.module, lambda step: trainee.loss(batch, step), lambda: 0.0, config, tmp_path / "ckpt",
                  fingerprint="gpu", progress=False)
-    assert report.steps == 4 and device_of(trainee.module).type == "cuda"
-    group = batch[0]
-    on_gpu = trainee.score(group.query, list(group.passages))
+    assert report.steps == 6 and report.losses[-1] < report.losses[0]
+    assert device_of(trainee.module).type == "cuda"
+    on_gpu = trainee.score(batch[0].query, list(batch[0].passages))
     trainee.save(tmp_path / "model")
-    reloaded = CrossEncoderTrainee(tmp_path / "model", max_length=32, options=CrossEncoderOptions())
-    np.testing.assert_allclose(reloaded.score(group.query, list(group.passages)), on_gpu, atol=1e-3)
+    reloaded = CrossEncoderTrainee(tmp_path / "model", max_length=16, options=CrossEncoderOptions())
+    np.testing.assert_allclose(reloaded.score(batch[0].query, list(batch[0].passages)), on_gpu, atol=1e-4)
 
 
 @pytest.mark.slow
