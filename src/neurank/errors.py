@@ -5,7 +5,8 @@
     ├── ConfigError           fix a setting or a flag
     ├── MissingExtraError     install an optional extra
     ├── ModelError            a model folder is missing, unreadable or not of the expected kind
-    │   └── ExportMissingError   run `neurank models export` first
+    │   ├── ExportMissingError   run `neurank models export` first
+    │   └── Int8Error            no int8 graph (parity or quantization failed): use the fp32 one
     ├── StoreError            the store refused an operation (final)
     │   ├── IndexNotFoundError
     │   └── StoreUnavailableError   transient: retry later
@@ -47,8 +48,16 @@ class ModelError(NeurankError):
     """A model cannot be found or loaded."""
 
 
-class Int8ParityError(ModelError):
+class Int8Error(ModelError):
+    """No int8 graph could be installed; the fp32 export is fine."""
+
+
+class Int8ParityError(Int8Error):
     """The int8 graph strays too far from PyTorch; the fp32 export is fine and was kept."""
+
+
+class Int8QuantizationError(Int8Error):
+    """onnxruntime failed to quantize the graph (some onnx / onnxruntime versions cannot handle it)."""
 
 
 class ExportMissingError(ModelError):

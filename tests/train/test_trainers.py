@@ -450,6 +450,25 @@ def test_calibrating_something_that_is_not_a_model_folder_is_refused(tiny_beir: 
                         indexed=indexed(tiny_beir, EncoderBundle(), settings), split="test")
 
 
+def test_a_quantizer_that_fails_leaves_the_fp32_export_and_the_run_finishes(
+        tiny_beir: Path, tiny_dense: Path, module_settings: Settings, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some onnx / onnxruntime versions fail inside quantize_dynamic's shape inference: the trained model stays."""
+    import onnxruntime.quantization
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("[ShapeInferenceError] Inferred shape and existing shape differ in dimension 0")
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", broken)
+    out = tmp_path / "dense-unquantized"
+    messages: list[str] = []
+    report = train_dense(tiny_beir, out, module_settings, smoke_config(tiny_dense, steps=2), progress=False,
+                         say=messages.append)
+    assert report.export["onnx_int8"] is None and set(report.evaluation or {}) == {"dense"}
+    assert (out / "onnx" / "model.onnx").is_file() and (out / REPORT_FILE).is_file()
+    assert any("could not quantize" in message and "ShapeInferenceError" in message for message in messages)
+
+
 def test_an_int8_graph_that_fails_parity_leaves_the_fp32_export_and_the_run_finishes(
         tiny_beir: Path, tiny_dense: Path, module_settings: Settings, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

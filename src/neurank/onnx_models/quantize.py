@@ -6,6 +6,8 @@ import logging
 from collections.abc import Collection
 from pathlib import Path
 
+from neurank.errors import Int8QuantizationError
+
 QUANTIZED_OPS = ("MatMul", "Gemm")
 
 
@@ -31,7 +33,9 @@ def quantize_int8(source: Path, target: Path, *, per_channel: bool, keep_fp32: C
     """Write `target`, the int8 version of the fp32 graph `source`: QInt8 weights for MatMul and Gemm.
 
     Nodes named in `keep_fp32` stay as they are (the ones whose quantization costs the most accuracy).
+    Any failure of onnxruntime's quantizer (its shape inference, say) becomes `Int8QuantizationError`.
     """
+    import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     hint = _DropPreprocessHint()
@@ -40,5 +44,8 @@ def quantize_int8(source: Path, target: Path, *, per_channel: bool, keep_fp32: C
     try:
         quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=per_channel,
                          op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=list(keep_fp32))
+    except Exception as exc:  # onnx and onnxruntime raise their own, unrelated exception types
+        raise Int8QuantizationError(f"onnxruntime {onnxruntime.__version__} could not quantize {source}: "
+                                    f"{exc.__class__.__name__}: {exc}") from exc
     finally:
         root.removeFilter(hint)

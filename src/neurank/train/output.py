@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from neurank.errors import Int8ParityError
+from neurank.errors import Int8Error
 from neurank.onnx_models.export import ExportReport, Progress, export_model
 from neurank.onnx_models.registry import PARITY_FILE
 
@@ -18,12 +18,12 @@ from neurank.onnx_models.registry import PARITY_FILE
 def export_into(folder: Path, *, home: Path, progress: Progress | None = None) -> ExportReport:
     """Export `folder` to ONNX fp32 and int8 (parity-checked), then copy the graphs into `folder/onnx/`.
 
-    An int8 graph that fails parity is left out, with a message; the fp32 graph alone is kept (the report's
-    `onnx_int8` is then None) rather than losing the whole training run.
+    An int8 graph that fails parity, or that onnxruntime fails to make, is left out with a message; the fp32
+    graph alone is kept (the report's `onnx_int8` is then None) rather than losing the whole training run.
     """
     try:
         report = export_model(str(folder), home=home, int8=True, progress=progress)
-    except Int8ParityError as exc:
+    except Int8Error as exc:
         if progress:
             progress(f"{exc}; keeping the fp32 export only")
         report = export_model(str(folder), home=home, int8=False, progress=progress)
