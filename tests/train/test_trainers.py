@@ -365,12 +365,12 @@ def test_config_rejects_bad_values(tiny_dense: Path) -> None:
     assert replace(smoke_config(tiny_dense), eval_split=None).eval_split is None
 
 
-def test_auto_device_is_the_gpu_torch_sees_or_the_cpu(tiny_dense: Path) -> None:
+def test_auto_device_is_the_gpu_torch_sees_or_the_cpu(tmp_path: Path) -> None:
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert training_device("auto").type == expected
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
-            smoke_config(tiny_dense, device="cuda")
+            smoke_config(tmp_path, device="cuda")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
