@@ -465,10 +465,11 @@ EvalSplitOpt = Annotated[str | None, typer.Option("--eval-split", help="final ev
 ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="continue from the checkpoint in --out")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="torch threads (default: all cores)")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto (a CUDA GPU if there is one), cpu, cuda, cuda:N")]
+PrecisionOpt = Annotated[str | None, typer.Option("--precision", help="fp32, or bf16 (autocast: faster on GPUs)")]
 TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="softmax temperature of the loss")]
 TRAIN_FLAGS = ("base", "steps", "batch_size", "n_negatives", "learning_rate", "head_learning_rate", "max_length",
                "seed", "eval_every", "patience", "time_limit_minutes", "negatives_from", "range_min", "range_max",
-               "dev_depth", "eval_split", "resume", "threads", "device")
+               "dev_depth", "eval_split", "resume", "threads", "device", "precision")
 """The parameters of the train commands that are `TrainConfig` fields (same names; a command may lack some)."""
 
 
@@ -508,7 +509,7 @@ def train_cross_encoder_command(
     patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
     range_min: RangeMinOpt = None, range_max: RangeMaxOpt = None, dev_depth: DevDepthOpt = None,
     eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
-    threads: ThreadsOpt = None, device: DeviceOpt = None,
+    threads: ThreadsOpt = None, device: DeviceOpt = None, precision: PrecisionOpt = None,
     head_learning_rate: Annotated[float | None, typer.Option("--head-lr", help="learning rate of the new head")] = (
         None),
     loss: Annotated[str, typer.Option(help="softmax (listwise), bce (pointwise) or ranknet (pairwise)")] = "softmax",
@@ -566,7 +567,7 @@ def train_dense_command(
     patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
     range_min: RangeMinOpt = None, range_max: RangeMaxOpt = None, dev_depth: DevDepthOpt = None,
     eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
-    threads: ThreadsOpt = None, device: DeviceOpt = None,
+    threads: ThreadsOpt = None, device: DeviceOpt = None, precision: PrecisionOpt = None,
     teacher: Annotated[str | None, typer.Option(help="cross-encoder folder to distil (listwise KL)")] = None,
     distill_weight: Annotated[float, typer.Option(help="weight of the distillation term")] = 1.0,
     temperature: TemperatureOpt = None, runtime: RuntimeOpt = None, as_json: JsonOpt = False,
@@ -588,7 +589,7 @@ def train_sparse_command(
     patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
     range_min: RangeMinOpt = None, range_max: RangeMaxOpt = None, dev_depth: DevDepthOpt = None,
     eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
-    threads: ThreadsOpt = None, device: DeviceOpt = None,
+    threads: ThreadsOpt = None, device: DeviceOpt = None, precision: PrecisionOpt = None,
     lambda_query: Annotated[float, typer.Option(help="final FLOPS weight on queries")] = 3e-4,
     lambda_document: Annotated[float, typer.Option(help="final FLOPS weight on documents")] = 1e-4,
     runtime: RuntimeOpt = None, as_json: JsonOpt = False,

@@ -154,6 +154,35 @@ def test_a_few_steps_lower_the_loss(kind: str, data: TrainingData, tiny_dense: P
     assert held_out_loss() < before
 
 
+def test_bf16_autocast_lowers_the_loss_and_keeps_fp32_weights(data: TrainingData, tiny_dense: Path,
+                                                                tiny_mlm: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    trainee = make_trainee("dense", tiny_dense, tiny_mlm)
+    batch = data.batch(0, batch_size=4, n_negatives=2)
+    autocast_seen: list[bool] = []
+
+    def loss_at(step: int) -> torch.Tensor:
+        autocast_seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return trainee.loss(batch, step)
+
+    trainee.module.eval()
+    with torch.no_grad():
+        before = float(trainee.loss(batch, 0))
+    config = LoopConfig(steps=5, learning_rate=1e-3, warmup=0.0, eval_every=100, checkpoint_every=100,
+                        precision="bf16")
+    fit(trainee.module, loss_at, lambda: 0.0, config, tmp_path, fingerprint="bf16", progress=False)
+    trainee.module.eval()
+    with torch.no_grad():
+        after = float(trainee.loss(batch, 0))
+    assert autocast_seen == [True] * 5 and after < before
+    assert {parameter.dtype for parameter in trainee.module.parameters()} == {torch.float32}
+
+
+def test_precision_is_fp32_or_bf16() -> None:
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
+        LoopConfig(precision="fp16")  # type: ignore[arg-type]
+
+
 # -- the loop: checkpoints, resume, early stopping --------------------------------------------------------------
 
 
@@ -337,12 +366,12 @@ def test_cli_trains_with_json_report(tiny_beir: Path, tiny_dense: Path, tmp_path
     args = ["train", "cross-encoder", "--dataset", str(tiny_beir), "--base", str(tiny_dense), "--out", str(out),
             "--steps", "2", "--batch-size", "2", "--negatives", "2", "--max-length", "32", "--eval-every", "2",
             "--dev-depth", "3", "--eval-split", "none", "--loss", "ranknet", "--range-min", "1", "--range-max", "4",
-            "--device", "cpu", "--json"]
+            "--device", "cpu", "--precision", "fp32", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["loop"]["steps"] == 2 and report["evaluation"] is None
-    assert report["recipe"]["config"]["device"] == "cpu"
+    assert (report["recipe"]["config"]["device"], report["recipe"]["config"]["precision"]) == ("cpu", "fp32")
     assert (report["recipe"]["config"]["range_min"], report["recipe"]["config"]["range_max"]) == (1, 4)
     assert report["recipe"]["options"]["loss"] == "ranknet"
     assert json.loads((out / "training.json").read_text())["recipe"] == report["recipe"]
@@ -374,7 +403,8 @@ def test_auto_device_is_the_gpu_torch_sees_or_the_cpu(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_training_on_the_gpu_saves_weights_that_score_like_on_the_cpu(tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_on_the_gpu_saves_weights_that_score_like_on_the_cpu(precision: str, tmp_path: Path) -> None:
     """The loop, the loss and scoring run where the module lives; the saved folder reloads on the CPU.
 
     Self-contained (a word-level vocabulary and a random 2-layer BERT) so that it runs on any GPU machine.
@@ -394,7 +424,8 @@ def test_training_on_the_gpu_saves_weights_that_score_like_on_the_cpu(tmp_path: 
                                                                ("vaccine virus", "the vaccine virus", "heart blood")])]
     trainee = CrossEncoderTrainee(base, max_length=16, options=CrossEncoderOptions())
     trainee.module.to(training_device("cuda"))
-    config = LoopConfig(steps=6, learning_rate=1e-3, warmup=0.0, eval_every=3, checkpoint_every=3)
+    config = LoopConfig(steps=6, learning_rate=1e-3, warmup=0.0, eval_every=3, checkpoint_every=3,
+                        precision=precision)  # type: ignore[arg-type]
     report = fit(trainee.module, lambda step: trainee.loss(batch, step), lambda: 0.0, config, tmp_path / "ckpt",
                  fingerprint="gpu", progress=False)
     assert report.steps == 6 and report.losses[-1] < report.losses[0]

@@ -12,7 +12,7 @@ from typing import Any
 
 from neurank.errors import ConfigError
 from neurank.train.first_stage import SOURCES, Source
-from neurank.train.loop import LoopConfig
+from neurank.train.loop import LoopConfig, Precision
 from neurank.train.mining import check_window
 from neurank.train.models import training_device
 
@@ -43,6 +43,8 @@ class TrainConfig:
     threads: int | None = None
     device: str = "auto"
     """Where the model trains: `auto` (a CUDA GPU when torch sees one, else the CPU), `cpu`, `cuda`, `cuda:N`."""
+    precision: Precision = "fp32"
+    """`bf16` runs forward passes under bfloat16 autocast: much faster on GPUs with bf16 tensor cores."""
     negatives_from: Source = "bm25"
     range_min: int = 2
     """Skip the first `range_min` ranks when mining: they hold most of the unjudged positives."""
@@ -83,7 +85,7 @@ class TrainConfig:
         return LoopConfig(steps=self.steps, learning_rate=self.learning_rate,
                           head_learning_rate=self.head_learning_rate, warmup=self.warmup,
                           weight_decay=self.weight_decay, eval_every=self.eval_every, patience=self.patience,
-                          checkpoint_every=self.checkpoint_every, time_limit_s=limit)
+                          checkpoint_every=self.checkpoint_every, time_limit_s=limit, precision=self.precision)
 
     def fingerprint_fields(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if key not in _NOT_IN_FINGERPRINT}

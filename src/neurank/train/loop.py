@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from neurank.errors import ConfigError, NeurankError
 LAST = "last.pt"
 BEST = "best.pt"
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +53,14 @@ class LoopConfig:
     checkpoint_every: int = 50
     time_limit_s: float | None = None
     """Stop (after a last evaluation) once this much training time has passed, resumed runs included."""
+    precision: Precision = "fp32"
+    """`bf16`: the forward pass and loss run under bfloat16 autocast (weights, optimizer and gradients stay
+    fp32; bf16 keeps fp32's range, so no loss scaling is needed). Dev scoring stays fp32."""
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; use fp32 or bf16 (fp16 would need loss "
+                              "scaling, bf16 does not)")
         for name in ("steps", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -106,6 +115,7 @@ def fit(module: nn.Module, loss_at: Callable[[int], Tensor], evaluate: Callable[
     is continued, one made with another raises `ConfigError`; without it, training starts over.
     """
     checkpoints.mkdir(parents=True, exist_ok=True)
+    device = next(module.parameters()).device
     optimizer = torch.optim.AdamW(_parameter_groups(module, config, head), lr=config.learning_rate)
     scheduler = _linear_schedule(optimizer, config)
     report = LoopReport()
@@ -119,7 +129,8 @@ def fit(module: nn.Module, loss_at: Callable[[int], Tensor], evaluate: Callable[
     try:
         while not _finished(report, config):
             module.train()
-            loss = loss_at(report.steps)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                loss = loss_at(report.steps)
             if not torch.isfinite(loss):
                 raise ConfigError(f"the loss became {loss.item()} at step {report.steps}; lower the learning rate")
             loss.backward()
