@@ -135,23 +135,24 @@ def make_trainee(kind: str, tiny_dense: Path, tiny_mlm: Path) -> Trainee:
     return SparseTrainee(tiny_mlm, max_length=64, options=SparseOptions(), warmup_steps=0)
 
 
+def held_out_loss(trainee: Trainee, batch: list[Group]) -> float:
+    """The batch's loss in eval mode (no dropout), without gradients: comparable before and after training."""
+    trainee.module.eval()
+    with torch.no_grad():
+        return float(trainee.loss(batch, 0))
+
+
 @pytest.mark.parametrize("kind", ["cross", "dense", "sparse"])
 def test_a_few_steps_lower_the_loss(kind: str, data: TrainingData, tiny_dense: Path, tiny_mlm: Path,
                                     tmp_path: Path) -> None:
     torch.manual_seed(0)
     trainee = make_trainee(kind, tiny_dense, tiny_mlm)
     batch = data.batch(0, batch_size=4, n_negatives=2)
-
-    def held_out_loss() -> float:
-        trainee.module.eval()
-        with torch.no_grad():
-            return float(trainee.loss(batch, 0))
-
-    before = held_out_loss()
+    before = held_out_loss(trainee, batch)
     config = LoopConfig(steps=5, learning_rate=1e-3, warmup=0.0, eval_every=100, checkpoint_every=100)
     fit(trainee.module, lambda step: trainee.loss(batch, step), lambda: 0.0, config, tmp_path,
         fingerprint=kind, progress=False)
-    assert held_out_loss() < before
+    assert held_out_loss(trainee, batch) < before
 
 
 def test_bf16_autocast_lowers_the_loss_and_keeps_fp32_weights(data: TrainingData, tiny_dense: Path,
@@ -165,16 +166,11 @@ def test_bf16_autocast_lowers_the_loss_and_keeps_fp32_weights(data: TrainingData
         autocast_seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
         return trainee.loss(batch, step)
 
-    trainee.module.eval()
-    with torch.no_grad():
-        before = float(trainee.loss(batch, 0))
+    before = held_out_loss(trainee, batch)
     config = LoopConfig(steps=5, learning_rate=1e-3, warmup=0.0, eval_every=100, checkpoint_every=100,
                         precision="bf16")
     fit(trainee.module, loss_at, lambda: 0.0, config, tmp_path, fingerprint="bf16", progress=False)
-    trainee.module.eval()
-    with torch.no_grad():
-        after = float(trainee.loss(batch, 0))
-    assert autocast_seen == [True] * 5 and after < before
+    assert autocast_seen == [True] * 5 and held_out_loss(trainee, batch) < before
     assert {parameter.dtype for parameter in trainee.module.parameters()} == {torch.float32}
 
 
@@ -425,18 +421,12 @@ def test_training_on_the_gpu_saves_weights_that_score_like_on_the_cpu(precision:
                                                                ("vaccine virus", "the vaccine virus", "heart blood")])]
     trainee = CrossEncoderTrainee(base, max_length=16, options=CrossEncoderOptions())
     trainee.module.to(training_device("cuda"))
-
-    def held_out_loss() -> float:
-        trainee.module.eval()
-        with torch.no_grad():
-            return float(trainee.loss(batch, 0))
-
-    before = held_out_loss()
+    before = held_out_loss(trainee, batch)
     config = LoopConfig(steps=20, learning_rate=1e-2, warmup=0.0, eval_every=10, checkpoint_every=10,
                         precision=precision)  # type: ignore[arg-type]
     report = fit(trainee.module, lambda step: trainee.loss(batch, step), lambda: 0.0, config, tmp_path / "ckpt",
                  fingerprint="gpu", progress=False)
-    assert report.steps == 20 and held_out_loss() < before
+    assert report.steps == 20 and held_out_loss(trainee, batch) < before
     assert device_of(trainee.module).type == "cuda"
     on_gpu = trainee.score(batch[0].query, list(batch[0].passages))
     trainee.save(tmp_path / "model")
@@ -506,6 +496,7 @@ def test_a_quantizer_that_fails_leaves_the_fp32_export_and_the_run_finishes(
     assert report.export["onnx_int8"] is None and set(report.evaluation or {}) == {"dense"}
     assert (out / "onnx" / "model.onnx").is_file() and (out / REPORT_FILE).is_file()
     assert any("could not quantize" in message and "ShapeInferenceError" in message for message in messages)
+    assert sum("exporting the dense graph" in message for message in messages) == 1  # the fp32 graph is reused
 
 
 def test_an_int8_graph_that_fails_parity_leaves_the_fp32_export_and_the_run_finishes(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from neurank.errors import Int8ParityError, ModelError
+from neurank.errors import Int8ParityError, Int8QuantizationError, ModelError
 from neurank.onnx_models.kinds import Kind, check_kind, model_kind
 from neurank.onnx_models.loading import load_tokenizer, torch_module
 from neurank.onnx_models.parity import (
@@ -142,12 +142,18 @@ def _export(ref: ModelRef, kind: Kind, target: Path, int8: bool, force: bool, sa
             raise ModelError(f"the ONNX export of {ref.requested} differs from PyTorch by "
                              f"{report.fp32.max_abs_diff:.3g} (tolerance {report.fp32_max_abs_diff}); "
                              "it was not installed")
+        quantization_failed: Int8QuantizationError | None = None
         if int8:
-            report = _quantize_best(report, staged, fp32_path, parity_of, say)
+            try:
+                report = _quantize_best(report, staged, fp32_path, parity_of, say)
+            except Int8QuantizationError as exc:  # the fp32 graph passed: install it all the same
+                quantization_failed = exc
         (staged / PARITY_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
         for file in staged.iterdir():
             if file.name != ONNX_INT8 or report.int8_passed:
                 os.replace(file, target / file.name)
+    if quantization_failed is not None:
+        raise quantization_failed
     if int8 and not report.int8_passed:
         assert report.int8 is not None
         kept = f" with {len(report.int8_kept_fp32)} weight nodes left fp32" if report.int8_kept_fp32 else ""
