@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from neurank.errors import ConfigError, NeurankError
+from neurank.train.models import device_of
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -115,7 +116,7 @@ def fit(module: nn.Module, loss_at: Callable[[int], Tensor], evaluate: Callable[
     is continued, one made with another raises `ConfigError`; without it, training starts over.
     """
     checkpoints.mkdir(parents=True, exist_ok=True)
-    device = next(module.parameters()).device
+    device = device_of(module)
     optimizer = torch.optim.AdamW(_parameter_groups(module, config, head), lr=config.learning_rate)
     scheduler = _linear_schedule(optimizer, config)
     report = LoopReport()
