@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    target = IndexedDataset(open_store(settings.store_url()), f"beir-{args.dataset.name}",
+    target = IndexedDataset(open_store(settings), f"beir-{args.dataset.name}",
                             EncoderBundle.from_settings(settings))
     index_dataset(args.dataset, target, settings)
     qrels = load_qrels(args.dataset, args.split)

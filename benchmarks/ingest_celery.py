@@ -111,7 +111,7 @@ def run_inline(corpus: Path, env: dict[str, str], threads: int) -> float:
         "from neurank.onnx_models.bundle import EncoderBundle\n"
         "from neurank.stores import open_store\n"
         "s = Settings(); e = EncoderBundle.from_settings(s); e.encode(list(read_corpus(Path(sys.argv[1])))[:4])\n"
-        "store = open_store(s.store_url()); start = time.perf_counter()\n"
+        "store = open_store(s); start = time.perf_counter()\n"
         "summary = ingest_records(read_corpus(Path(sys.argv[1])), store, s.index, e, s)\n"
         "print(summary.indexed / (time.perf_counter() - start))\n"
     )

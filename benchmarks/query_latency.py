@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = Settings()
-    store = open_store(base.store_url())
+    store = open_store(base)
     index = f"beir-{args.dataset.name}"
     qrels = load_qrels(args.dataset, args.split)
     queries = [text for qid, text in load_queries(args.dataset).items() if qid in qrels]

@@ -80,7 +80,7 @@ def count_lines(path: Path) -> int:
 def open_configured_store(settings: Settings) -> Any:
     from neurank.stores import open_store
 
-    return open_store(settings.store_url(), settings)
+    return open_store(settings)
 
 
 def index_for_eval(dataset: Path, settings: Settings) -> IndexedDataset:

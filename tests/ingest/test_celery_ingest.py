@@ -108,7 +108,7 @@ def test_thousand_documents_through_two_workers_with_one_killed(
     summary = run.result(timeout=900)
 
     assert counts(summary) == (1000, 0, 0, 0), summary.to_dict()
-    store = open_store(settings.store_url())
+    store = open_store(settings)
     assert store.count(settings.index) == len(set(ids)) == 1000
     stored = store.get(settings.index, ids)
     assert [doc.document.id for doc in stored] == ids
@@ -129,7 +129,7 @@ def test_store_outage_is_retried_then_dead_lettered_until_retry_dead(
     monkeypatch.setenv("NEURANK_INGEST_MAX_RETRIES", "3")
     fast_models["NEURANK_INGEST_MAX_RETRIES"] = "3"
     settings = Settings()
-    store = open_store(settings.store_url())
+    store = open_store(settings)
     ensure_index(store, settings.index, EncoderBundle.from_settings(settings).index_spec(settings))
     (worker,) = workers.start_ready("w1", busy_timeout_s=1.0)
 
@@ -168,7 +168,7 @@ def test_poison_document_is_dead_lettered_and_its_batch_mates_indexed(
     assert letter["id"] == "poison" and letter["source"] == f"{corpus}:31"
     assert "metadata cannot be stored as JSON" in letter["reason"]
     assert summary["failures"][0]["source"] == f"{corpus}:32"
-    store = open_store(settings.store_url())
+    store = open_store(settings)
     assert store.count(settings.index) == 30
     kept = DeadLetters(broker, namespace(store.url, settings.index)).get(["poison"])["poison"]
     assert kept.document.text == poison["text"] and kept.document.source == f"{corpus}:31"
@@ -212,7 +212,7 @@ def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
     max_deliveries = IngestOptions().max_deliveries
     (worker,) = workers.start_ready("w1")
     settings = Settings()
-    prefix = namespace(open_store(settings.store_url()).url, settings.index)
+    prefix = namespace(open_store(settings).url, settings.index)
 
     run = in_background(lambda: ingest_via_celery(read_corpus(corpus), settings))
     killed: dict[str, int] = {}
@@ -234,7 +234,7 @@ def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
     assert letter.id == "crasher" and letter.source == f"{corpus}:3"
     assert f"died during {max_deliveries} of its deliveries, with this document alone" in letter.reason
     assert killed == {f"{batch_id}:0": 1 for batch_id in doomed} | {f"{alone}:0": max_deliveries}
-    assert open_store(settings.store_url()).count(settings.index) == 2
+    assert open_store(settings).count(settings.index) == 2
 
 
 def test_an_interrupted_ingest_run_again_completes_without_duplicates(
@@ -262,4 +262,4 @@ def test_an_interrupted_ingest_run_again_completes_without_duplicates(
     wait_for(lambda: ingest_status(settings).done >= 2, "the two queued batches")
     again = ingest_via_celery(read_corpus(corpus), settings)
     assert again.skipped > 0 and again.indexed + again.skipped == 300 and not again.dead and not again.failures
-    assert open_store(settings.store_url()).count(settings.index) == 300
+    assert open_store(settings).count(settings.index) == 300

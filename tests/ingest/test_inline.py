@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from neurank.config import Settings
 from neurank.documents import read_corpus
 from neurank.ingest.inline import ingest_records
@@ -28,7 +30,7 @@ def test_bad_records_are_reported_and_reruns_skip(tmp_path: Path, settings: Sett
         {"title": "no id", "text": "orphan"},
         {"_id": "d4", "text": "Antibiotic resistance spreads when bacteria survive treatment."},
     ])
-    store = open_store(settings.store_url())
+    store = open_store(settings)
     encoders = EncoderBundle.from_settings(settings)
     summary = ingest_records(read_corpus(corpus), store, "docs", encoders, settings)
     assert (summary.indexed, summary.skipped, summary.failed) == (3, 0, 4)
@@ -47,3 +49,15 @@ def test_bad_records_are_reported_and_reruns_skip(tmp_path: Path, settings: Sett
     assert (third.indexed, third.skipped) == (1, 0)
     assert store.count("docs") == 3
     assert "Silicon" in store.get("docs", ["d1"])[0].document.text
+
+
+def test_library_calls_use_the_settings_they_are_given(tmp_path: Path, settings: Settings,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller's Settings is the only configuration: an environment that cannot even be parsed is never read."""
+    from neurank.ingest.run import run_ingest
+
+    monkeypatch.setenv("NEURANK_LOCAL_BUSY_TIMEOUT_S", "not a number")
+    corpus = write_corpus(tmp_path / "docs.jsonl", [{"_id": "d1", "text": "Solar cells turn light into power."}])
+    summary = run_ingest(settings, corpus)
+    assert summary.indexed == 1
+    assert open_store(settings).count(settings.index) == 1

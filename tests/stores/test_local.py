@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from tests.stores.contract import BM25_CORPUS, INDEX, SPEC, StoreContractTests, encoded, ids
 
+from neurank.config import Settings
 from neurank.errors import ConfigError, MissingExtraError, StoreError
 from neurank.stores import LocalStore, open_store
 from neurank.stores.protocol import IndexSpec, Store
@@ -200,7 +201,7 @@ def test_two_processes_writing_at_once_lose_nothing(store: LocalStore) -> None:
 
 
 def test_open_store_local(tmp_path: Path) -> None:
-    store = open_store(f"local:{tmp_path / 'store'}")
+    store = open_store(Settings(), f"local:{tmp_path / 'store'}")
     assert isinstance(store, LocalStore)
     assert store.path == tmp_path / "store"
 
@@ -208,20 +209,20 @@ def test_open_store_local(tmp_path: Path) -> None:
 @pytest.mark.parametrize("url", ["local:", "ftp://host", "/some/path", "opensearch"])
 def test_open_store_refuses_other_urls(url: str) -> None:
     with pytest.raises(ConfigError, match=r"local:PATH .* http\(s\)://host:port"):
-        open_store(url)
+        open_store(Settings(), url)
 
 
 def test_open_store_http_needs_the_opensearch_store(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "neurank.stores.opensearch", None)
     with pytest.raises(ConfigError, match="no OpenSearch store"):
-        open_store("http://localhost:9200")
+        open_store(Settings(), "http://localhost:9200")
 
 
 def test_open_store_http_builds_the_opensearch_store(monkeypatch: pytest.MonkeyPatch) -> None:
     module = types.ModuleType("neurank.stores.opensearch")
     module.OpenSearchStore = lambda url, settings: ("opensearch", url)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "neurank.stores.opensearch", module)
-    assert open_store("https://search:9200") == ("opensearch", "https://search:9200")
+    assert open_store(Settings(), "https://search:9200") == ("opensearch", "https://search:9200")
 
 
 def test_open_store_http_names_the_extra_when_the_client_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,7 +231,7 @@ def test_open_store_http_names_the_extra_when_the_client_is_missing(monkeypatch:
 
     monkeypatch.setattr("neurank.stores.importlib.import_module", import_module)
     with pytest.raises(MissingExtraError, match=r"neurank\[opensearch\]"):
-        open_store("http://localhost:9200")
+        open_store(Settings(), "http://localhost:9200")
 
 
 def test_a_new_connection_to_a_ready_store_reads_while_another_process_writes(tmp_path: Path) -> None:
@@ -249,7 +250,5 @@ def test_a_new_connection_to_a_ready_store_reads_while_another_process_writes(tm
 
 
 def test_open_store_takes_the_busy_timeout_from_settings(tmp_path: Path) -> None:
-    from neurank.config import Settings
-
-    store = open_store(f"local:{tmp_path}", Settings(local_busy_timeout_s=2.5))
+    store = open_store(Settings(local_busy_timeout_s=2.5), f"local:{tmp_path}")
     assert isinstance(store, LocalStore) and store.busy_timeout_s == 2.5

@@ -77,7 +77,7 @@ def create_configured_index(settings: Settings) -> Store:
     """The configured index in the configured store, created for the configured models (`neurank index create`)."""
     from neurank.stores import open_store
 
-    store = open_store(settings.store_url(), settings)
+    store = open_store(settings)
     ensure_index(store, settings.index, EncoderBundle.from_settings(settings).index_spec(settings))
     return store
 

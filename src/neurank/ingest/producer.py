@@ -147,7 +147,7 @@ def open_run(settings: Settings, app: IngestApp | None, store: Store | None,
     from neurank.stores import open_store
 
     app = app or make_app(settings)
-    store = store or open_store(settings.store_url())
+    store = store or open_store(settings)
     encoders = EncoderBundle.from_settings(settings)
     ensure_index(store, settings.index, encoders.index_spec(settings))
     return QueuedRun(app, store, settings.index, encoders.models(), on_progress)

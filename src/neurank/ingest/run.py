@@ -33,5 +33,5 @@ def run_ingest(settings: Settings, path: Path | None, *, via: Via = "inline",
         return ingest_via_celery(read_corpus(path), settings, on_progress=on_progress)
     from neurank.stores import open_store
 
-    return ingest_records(read_corpus(path), open_store(settings.store_url()), settings.index,
+    return ingest_records(read_corpus(path), open_store(settings), settings.index,
                           EncoderBundle.from_settings(settings), settings, on_progress=on_progress)

@@ -37,7 +37,7 @@ class IngestStatus:
 def ingest_status(settings: Settings) -> IngestStatus:
     from neurank.stores import open_store
 
-    store_url = open_store(settings.store_url()).url
+    store_url = open_store(settings).url
     client = connect_broker(settings.broker_url)
     prefix = namespace(store_url, settings.index)
     dead = len(DeadLetters(client, prefix))

@@ -57,7 +57,7 @@ class WorkerState:
         from neurank.stores import open_store
 
         settings = app.settings
-        return cls(store=open_store(settings.store_url()), encoders=EncoderBundle.from_settings(settings),
+        return cls(store=open_store(settings), encoders=EncoderBundle.from_settings(settings),
                    redis=redis_client(app.conf.broker_url))
 
     def warm_up(self) -> None:

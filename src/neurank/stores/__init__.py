@@ -1,6 +1,6 @@
 """Stores: where documents are written and searched, behind one `Store` protocol.
 
-`open_store(url)` picks the implementation from the URL: `local:PATH` (embedded, SQLite + in-memory
+`open_store(settings)` picks the implementation from the store URL: `local:PATH` (embedded, SQLite + in-memory
 search) or `http(s)://host:port` (an OpenSearch cluster, needs the `opensearch` extra; credentials, TLS and
 timeouts come from `Settings`).
 """
@@ -49,7 +49,7 @@ __all__ = [
 _ACCEPTED = "local:PATH (a folder for the embedded store) or http(s)://host:port (an OpenSearch cluster)"
 
 
-def _opensearch_store(url: str, settings: Settings | None) -> Store:
+def _opensearch_store(url: str, settings: Settings) -> Store:
     """Import the OpenSearch store only when asked for, so the embedded store needs no client library."""
     try:
         module = importlib.import_module("neurank.stores.opensearch")
@@ -62,18 +62,18 @@ def _opensearch_store(url: str, settings: Settings | None) -> Store:
     return module.OpenSearchStore(url, settings)
 
 
-def open_store(url: str, settings: Settings | None = None) -> Store:
-    """The store at `url`. Nothing is opened yet: stores connect on first use.
+def open_store(settings: Settings, url: str | None = None) -> Store:
+    """The store at `url` (default: `settings.store_url()`). Nothing is opened yet: stores connect on first use.
 
     A store reads its timeouts (and an OpenSearch store its credentials and TLS options) from `settings`,
-    from the environment when None.
+    never from the environment behind the caller's back.
     """
+    url = settings.store_url() if url is None else url
     if url.startswith("local:"):
         path = url.removeprefix("local:")
         if not path:
             raise ConfigError(f"store URL {url!r} names no folder; expected {_ACCEPTED}")
-        busy_timeout_s = (settings or Settings()).local_busy_timeout_s
-        return LocalStore(Path(path).expanduser(), busy_timeout_s=busy_timeout_s)
+        return LocalStore(Path(path).expanduser(), busy_timeout_s=settings.local_busy_timeout_s)
     if url.startswith(("http://", "https://")):
         return _opensearch_store(url, settings)
     raise ConfigError(f"unsupported store URL {url!r}; expected {_ACCEPTED}")

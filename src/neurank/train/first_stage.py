@@ -27,7 +27,7 @@ SOURCES: tuple[Source, ...] = ("bm25", "dense", "hybrid")
 
 def training_store(settings: Settings) -> Store:
     """The local store that training indexes into, apart from the user's configured store."""
-    return open_store(f"local:{settings.home / 'train' / 'store'}")
+    return open_store(settings, f"local:{settings.home / 'train' / 'store'}")
 
 
 def index_name(dataset: Path, encoders: EncoderBundle) -> str:
