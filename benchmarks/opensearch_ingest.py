@@ -26,7 +26,8 @@ from osmem_server import OsmemServer
 from common import header
 from neurank.config import Settings
 from neurank.documents import Document, read_corpus
-from neurank.ingest.inline import batched, ingest_records
+from neurank.ingest.core import batched
+from neurank.ingest.inline import ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.stores.opensearch import OpenSearchStore
 from neurank.stores.protocol import EncodedDocument

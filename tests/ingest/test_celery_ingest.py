@@ -6,6 +6,7 @@ document the store refuses.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -22,13 +23,15 @@ from typing import Any
 
 import pytest
 import redis
+from opensearchpy import OpenSearch
 from typer.testing import CliRunner
 
 from neurank.cli import app as cli
 from neurank.config import IngestOptions, Settings
 from neurank.documents import Document, read_corpus
+from neurank.ingest.core import IngestSummary
 from neurank.ingest.dead_letters import DeadLetters
-from neurank.ingest.inline import IngestSummary, ensure_index
+from neurank.ingest.inline import ensure_index
 from neurank.ingest.ledger import namespace
 from neurank.ingest.messages import BatchMessage
 from neurank.ingest.producer import ingest_via_celery, retry_dead_letters
@@ -263,3 +266,23 @@ def test_an_interrupted_ingest_run_again_completes_without_duplicates(
     again = ingest_via_celery(read_corpus(corpus), settings)
     assert again.skipped > 0 and again.indexed + again.skipped == 300 and not again.dead and not again.failures
     assert open_store(settings).count(settings.index) == 300
+
+
+def test_a_model_change_ingested_through_celery_makes_the_new_version_searchable(
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], osmem_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NEURANK_STORE", osmem_url)
+    fast_models["NEURANK_STORE"] = osmem_url
+    settings = Settings()
+    store = open_store(settings)
+    spec = EncoderBundle.from_settings(settings).index_spec(settings)
+    store.create_index(settings.index, dataclasses.replace(spec, models={"dense": "an older model"}))
+    workers.start_ready("w1")
+
+    summary = ingest_via_celery(read_corpus(corpus_slice(12)), settings)
+
+    assert counts(summary) == (12, 0, 0, 0), summary.to_dict()
+    aliases = OpenSearch(hosts=[osmem_url]).indices.get_alias(index=f"{settings.index}-v*")
+    assert aliases == {f"{settings.index}-v2": {"aliases": {settings.index: {}}}}
+    assert store.count(settings.index) == 12

@@ -8,9 +8,9 @@ from neurank.config import IngestOptions
 from neurank.documents import Document
 from neurank.errors import ConfigError
 from neurank.ingest.app import ENCODE_TASK, make_app
+from neurank.ingest.core import backoff_delay
 from neurank.ingest.messages import BatchMessage, BatchOutcome, DeadLetter
 from neurank.ingest.producer import estimate_tokens, form_batches
-from neurank.ingest.tasks import backoff_delay
 from neurank.stores.protocol import WriteFailure
 
 

@@ -2,51 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from itertools import islice
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from neurank.config import Settings
 from neurank.documents import Document
 from neurank.errors import ConfigError, InputError
+from neurank.ingest.core import IngestSummary, batched, encode_isolating_failures, end_run, stale_documents
 from neurank.onnx_models.bundle import EncoderBundle
-from neurank.stores.protocol import EncodedDocument, IndexSpec, Store, VersionedStore, WriteFailure
-
-
-def batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def failure_to_dict(failure: WriteFailure) -> dict[str, Any]:
-    return {"id": failure.id, "source": failure.source, "reason": failure.reason}
-
-
-@dataclass(slots=True)
-class IngestSummary:
-    indexed: int = 0
-    skipped: int = 0
-    failures: list[WriteFailure] = field(default_factory=list)
-    truncated: int = 0
-    dead: list[WriteFailure] = field(default_factory=list)
-    """Documents left in the dead letters (queued ingest only), each with its reason."""
-
-    @property
-    def failed(self) -> int:
-        return len(self.failures)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "indexed": self.indexed,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "dead": len(self.dead),
-            "truncated": self.truncated,
-            "failures": [failure_to_dict(f) for f in self.failures],
-            "dead_letters": [failure_to_dict(f) for f in self.dead],
-        }
+from neurank.stores.protocol import IndexSpec, Store, VersionedStore
 
 
 def ensure_index(store: Store, index: str, spec: IndexSpec) -> None:
@@ -82,25 +45,6 @@ def create_configured_index(settings: Settings) -> Store:
     return store
 
 
-def encode_isolating_failures(
-    encoders: EncoderBundle, documents: Sequence[Document]
-) -> tuple[list[EncodedDocument], list[WriteFailure]]:
-    """Encode a batch; if the batch fails, encode one by one so a poison document fails alone."""
-    try:
-        return encoders.encode(documents), []
-    except Exception:
-        if len(documents) == 1:
-            raise
-    encoded: list[EncodedDocument] = []
-    failures: list[WriteFailure] = []
-    for doc in documents:
-        try:
-            encoded.extend(encoders.encode([doc]))
-        except Exception as exc:
-            failures.append(WriteFailure(doc.id, f"encoding failed: {exc}", doc.source))
-    return encoded, failures
-
-
 def ingest_records(
     records: Iterable[Document | InputError],
     store: Store,
@@ -116,14 +60,8 @@ def ingest_records(
     models = encoders.models()
     summary = IngestSummary()
     for chunk in batched(records, batch_size):
-        documents: list[Document] = []
-        for record in chunk:
-            if isinstance(record, InputError):
-                summary.failures.append(WriteFailure(id="", reason=str(record), source=record.source))
-            else:
-                documents.append(record)
-        stored = store.stored_state(index, [doc.id for doc in documents])
-        todo = [doc for doc in documents if stored.get(doc.id) != (doc.content_hash, models)]
+        documents = summary.documents(chunk)
+        todo = stale_documents(store, index, documents, models)
         summary.skipped += len(documents) - len(todo)
         if todo:
             encoded, failures = encode_isolating_failures(encoders, todo)
@@ -134,6 +72,5 @@ def ingest_records(
         if on_progress:
             on_progress(len(chunk))
     summary.truncated = encoders.truncated
-    if isinstance(store, VersionedStore):
-        store.commit(index)
+    end_run(store, index)
     return summary

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neurank.documents import Document
-from neurank.ingest.inline import failure_to_dict
+from neurank.ingest.core import failure_to_dict
 from neurank.stores.protocol import WriteFailure
 
 

@@ -18,12 +18,13 @@ from neurank.config import IngestOptions, Settings
 from neurank.documents import Document
 from neurank.errors import InputError
 from neurank.ingest.app import ENCODE_TASK, IngestApp, make_app
+from neurank.ingest.core import IngestSummary, batched, end_run, stale_documents
 from neurank.ingest.dead_letters import DeadLetters
-from neurank.ingest.inline import IngestSummary, batched, ensure_index
+from neurank.ingest.inline import ensure_index
 from neurank.ingest.ledger import Ledger, broker_display, connect_broker, namespace
 from neurank.ingest.messages import BatchMessage, BatchOutcome
 from neurank.onnx_models.bundle import EncoderBundle
-from neurank.stores.protocol import Store, WriteFailure
+from neurank.stores.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +82,13 @@ class QueuedRun:
     def select(self, records: Iterable[Document | InputError]) -> Iterator[Document]:
         """The documents to send: valid, not stored as they are, not already dead as they are."""
         for chunk in batched(records, LOOKUP_CHUNK):
-            documents = [record for record in chunk if isinstance(record, Document)]
-            for record in chunk:
-                if isinstance(record, InputError):
-                    self.summary.failures.append(WriteFailure(id="", reason=str(record), source=record.source))
-            ids = [doc.id for doc in documents]
-            stored = self.store.stored_state(self.index, ids)
-            dead = self.dead_letters.get(ids)
+            documents = self.summary.documents(chunk)
+            stale = stale_documents(self.store, self.index, documents, self.models)
+            self.summary.skipped += len(documents) - len(stale)
+            dead = self.dead_letters.get([doc.id for doc in stale])
             todo = []
-            for doc in documents:
-                if stored.get(doc.id) == (doc.content_hash, self.models):
-                    self.summary.skipped += 1
-                elif doc.id in dead and dead[doc.id].document.content_hash == doc.content_hash:
+            for doc in stale:
+                if doc.id in dead and dead[doc.id].document.content_hash == doc.content_hash:
                     self.summary.dead.append(dead[doc.id].failure)
                 else:
                     todo.append(doc)
@@ -137,7 +133,9 @@ class QueuedRun:
                 self.settle(child, self.unclaimed.pop(child))
 
     def finish(self) -> IngestSummary:
+        """Wait for every batch, then end the run as an inline one ends: what the workers wrote is searchable."""
         self.wait_below(1)
+        end_run(self.store, self.index)
         return self.summary
 
 

@@ -14,7 +14,6 @@ in exactly one place: indexed, or in the dead letters with its reason.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,8 +25,8 @@ from celery.signals import worker_process_init
 
 from neurank.documents import Document
 from neurank.errors import StoreUnavailableError
+from neurank.ingest.core import backoff_delay, document_failure, encode_isolating_failures, stale_documents
 from neurank.ingest.dead_letters import DeadLetters
-from neurank.ingest.inline import encode_isolating_failures
 from neurank.ingest.ledger import Ledger, namespace, redis_client
 from neurank.ingest.messages import BatchMessage, BatchOutcome, DeadLetter
 from neurank.onnx_models.bundle import EncoderBundle
@@ -91,12 +90,6 @@ def _warm_up_worker_process(**_: Any) -> None:
     state = worker_state(app)
     state.warm_up()
     log.info("worker process ready: store %s, models %s", state.store.url, state.encoders.models())
-
-
-def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
-    """Exponential backoff with equal jitter: half the step is fixed, half random, so workers spread out."""
-    step = min(cap_s, base_s * 2**attempt)
-    return step / 2 + random.uniform(0, step / 2)
 
 
 def encode_batch(task: Task, message: dict[str, Any]) -> dict[str, Any]:
@@ -177,9 +170,7 @@ def refusal_reason(state: WorkerState, batch: BatchMessage) -> str | None:
 def write_batch(state: WorkerState, batch: BatchMessage, dead_letters: DeadLetters) -> BatchOutcome:
     """Encode what the store lacks, upsert it, and dead-letter the documents that fail alone."""
     ids = [doc.id for doc in batch.documents]
-    models = state.encoders.models()
-    stored = state.store.stored_state(batch.index, ids)
-    todo = [doc for doc in batch.documents if stored.get(doc.id) != (doc.content_hash, models)]
+    todo = stale_documents(state.store, batch.index, batch.documents, state.encoders.models())
     truncated_before = state.encoders.truncated
     encoded, failures = encode_isolating_failures(state.encoders, todo)
     failures = failures + (state.store.upsert(batch.index, encoded).failed if encoded else [])
@@ -192,7 +183,7 @@ def write_batch(state: WorkerState, batch: BatchMessage, dead_letters: DeadLette
 
 def bury(dead_letters: DeadLetters, batch: BatchMessage, documents: list[Document], reason: str) -> BatchOutcome:
     """Dead-letter `documents` with one reason."""
-    return buried_outcome(dead_letters, batch, [WriteFailure(doc.id, reason, doc.source) for doc in documents])
+    return buried_outcome(dead_letters, batch, [document_failure(doc, reason) for doc in documents])
 
 
 def buried_outcome(dead_letters: DeadLetters, batch: BatchMessage, failures: list[WriteFailure]) -> BatchOutcome:
