@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from neurank.config import Settings
-from neurank.documents import read_corpus
+from neurank.documents import Document, read_corpus
+from neurank.errors import ModelError
 from neurank.ingest.inline import ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
+from neurank.onnx_models.registry import resolve_model
 from neurank.stores import open_store
 
 
@@ -61,3 +65,21 @@ def test_library_calls_use_the_settings_they_are_given(tmp_path: Path, settings:
     summary = run_ingest(settings, corpus)
     assert summary.indexed == 1
     assert open_store(settings).count(settings.index) == 1
+
+
+def test_a_model_that_cannot_load_stops_the_run_before_the_corpus_is_read(tmp_path: Path, settings: Settings) -> None:
+    """A systemic error is raised once, not recorded against every document."""
+    folder = tmp_path / "broken-minilm"
+    shutil.copytree(resolve_model("minilm-l6", settings.home).path, folder)
+    (folder / "model.safetensors").unlink()
+    settings = settings.model_copy(update={"sparse_model": "none", "dense_model": str(folder)})
+    read: list[str] = []
+
+    def records() -> Iterator[Document]:
+        for doc_id in ("d1", "d2"):
+            read.append(doc_id)
+            yield Document(id=doc_id, text="Solar cells turn light into power.")
+
+    with pytest.raises(ModelError, match="broken-minilm"):
+        ingest_records(records(), open_store(settings), "docs", EncoderBundle.from_settings(settings), settings)
+    assert read == []

@@ -55,8 +55,13 @@ def ingest_records(
     batch_size: int = 256,
     on_progress: Callable[[int], None] | None = None,
 ) -> IngestSummary:
-    """Index every valid record; invalid ones and failed writes are reported, never dropped silently."""
+    """Index every valid record; invalid ones and failed writes are reported, never dropped silently.
+
+    The index is checked (or created) and the encoders loaded before the first record is read, so that a
+    missing model, a bad setting or an unreachable store stops the run once, with its own typed error.
+    """
     ensure_index(store, index, encoders.index_spec(settings))
+    encoders.warm_up()
     models = encoders.models()
     summary = IngestSummary()
     for chunk in batched(records, batch_size):
