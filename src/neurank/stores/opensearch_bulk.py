@@ -5,6 +5,10 @@ rejected with 429 (`max_retries`, backoff doubling from `initial_backoff_s` up t
 still transient after that — 429, 5xx, a chunk that got no answer — is sent again by `write`, after a backoff
 with full jitter, at most `attempts` rounds; then `StoreUnavailableError` (the caller retries later; writes are
 idempotent by id). A 4xx item is final: it is reported with OpenSearch's reason and never retried.
+
+A request the cluster refuses as a whole with a 4xx (one id over 512 bytes fails the validation of the whole
+`_bulk`) blames no item: its items are sent again in halves until the items that cause it are alone. Those
+fail with the cluster's reason; the rest is written.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import AuthenticationException, AuthorizationException, SSLError
+from opensearchpy.exceptions import AuthenticationException, AuthorizationException, SSLError, TransportError
 from opensearchpy.helpers import streaming_bulk
 
 from neurank.errors import StoreUnavailableError
-from neurank.stores.opensearch_errors import error_reason, is_transient
+from neurank.stores.opensearch_errors import error_reason, is_transient, root_cause
 
 _CONFIG_ERRORS = (AuthenticationException, AuthorizationException, SSLError)
 """A chunk that failed for one of these fails the write at once: no retry and no per-item blame cures them."""
@@ -73,6 +77,14 @@ def _item_reason(item: dict[str, Any]) -> str:
     return error_reason(error) if error is not None else f"status {_item_status(item)}"
 
 
+def _refusal(item: dict[str, Any]) -> str | None:
+    """Why the cluster refused the whole request that held this item (a 4xx answer to `_bulk` itself), if it did."""
+    exc = item.get("exception")
+    if isinstance(exc, TransportError) and not is_transient(exc.status_code):
+        return f"the cluster refused the request ({exc.status_code}): {root_cause(exc.info)}"
+    return None
+
+
 def write(
     client: OpenSearch,
     actions: Sequence[Action],
@@ -93,6 +105,7 @@ def write(
         if round_:
             sleep(backoff_s(round_ - 1, policy, rng))
         transient = []
+        refused: dict[int, str] = {}
         positions: dict[tuple[str, str], deque[int]] = defaultdict(deque)
         for i in pending:
             positions[(actions[i].get("_op_type", "index"), str(actions[i]["_id"]))].append(i)
@@ -114,8 +127,11 @@ def write(
                 raise item["exception"]
             position = positions[(op_type, str(item["_id"]))].popleft()
             status = _item_status(item)
+            refusal = None if ok else _refusal(item)
             if ok:
                 outcome.done[position] = item
+            elif refusal is not None:
+                refused[position] = refusal
             elif op_type == "delete" and status == 404:
                 outcome.not_found.add(position)
             elif is_transient(status):
@@ -123,6 +139,7 @@ def write(
                 last_reason = _item_reason(item)
             else:
                 outcome.failed[position] = _item_reason(item)
+        _isolate(client, actions, refused, outcome, policy, sleep=sleep, rng=rng)
         if not transient:
             return outcome
         pending = transient
@@ -130,3 +147,19 @@ def write(
         f"{len(pending)} of {len(actions)} bulk items still failed after {policy.attempts} rounds "
         f"(last: {last_reason}); retry later"
     )
+
+
+def _isolate(client: OpenSearch, actions: Sequence[Action], refused: dict[int, str], outcome: BulkOutcome,
+             policy: BulkPolicy, *, sleep: Callable[[float], None], rng: Callable[[], float]) -> None:
+    """Settle the items of requests refused as a whole: one alone takes the refusal; more are written again
+    in halves, so that only the items that cause the refusal fail (about 2·log2(n) requests per culprit)."""
+    if len(refused) <= 1:
+        outcome.failed.update(refused)
+        return
+    group = sorted(refused)
+    middle = len(group) // 2
+    for half in (group[:middle], group[middle:]):
+        part = write(client, [actions[i] for i in half], policy, sleep=sleep, rng=rng)
+        outcome.done.update({half[i]: item for i, item in part.done.items()})
+        outcome.failed.update({half[i]: reason for i, reason in part.failed.items()})
+        outcome.not_found.update(half[i] for i in part.not_found)
