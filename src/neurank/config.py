@@ -31,6 +31,9 @@ class IngestOptions(BaseSettings):
     max_retries: int = Field(default=6, ge=0, description="retries of a batch while the store is unavailable")
     retry_backoff_s: float = Field(default=1.0, gt=0, description="first retry delay; doubles each time")
     retry_backoff_max_s: float = Field(default=60.0, gt=0, description="longest retry delay")
+    worker_wait_s: float = Field(default=60.0, gt=0,
+                                 description="a producer whose batches see no progress this long checks for live "
+                                             "workers, and stops when none consumes its queue")
     warm_up_timeout_s: float = Field(default=300.0, gt=0,
                                      description="a pool process may take this long to load its models")
     max_deliveries: int = Field(default=3, ge=1,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -37,6 +38,7 @@ from neurank.ingest.messages import BatchMessage
 from neurank.ingest.producer import ingest_via_celery, retry_dead_letters
 from neurank.ingest.status import ingest_status
 from neurank.onnx_models.bundle import EncoderBundle
+from neurank.onnx_models.registry import resolve_model
 from neurank.stores import open_store
 from neurank.stores.local import DATABASE_FILE
 
@@ -286,3 +288,52 @@ def test_a_model_change_ingested_through_celery_makes_the_new_version_searchable
     aliases = OpenSearch(hosts=[osmem_url]).indices.get_alias(index=f"{settings.index}-v*")
     assert aliases == {f"{settings.index}-v2": {"aliases": {settings.index: {}}}}
     assert store.count(settings.index) == 12
+
+
+@pytest.mark.parametrize(("store", "reason"), [
+    ("ftp://127.0.0.1", "unsupported store URL 'ftp://127.0.0.1'"),
+    ("http://neurank:s3cret@127.0.0.1:9200", "carries credentials"),
+    ("http://127.0.0.1:1", "cannot reach http://127.0.0.1:1"),
+    ("no weights", "cannot load"),
+])
+def test_a_worker_that_cannot_serve_refuses_to_start(
+    fast_models: dict[str, str], workers: Any, tmp_path: Path, store: str, reason: str
+) -> None:
+    if store == "no weights":
+        folder = tmp_path / "minilm-without-weights"
+        shutil.copytree(resolve_model("minilm-l6", tmp_path).path, folder)
+        (folder / "model.safetensors").unlink()
+        fast_models["NEURANK_DENSE_MODEL"] = str(folder)
+    else:
+        fast_models["NEURANK_STORE"] = store
+    worker = workers.start("w1")
+
+    assert worker.wait_exit() == 1
+    text = worker.text()
+    assert "this worker cannot serve, so it does not start" in text and reason in text
+    assert " ready." not in text and "s3cret" not in text
+
+
+def test_a_producer_stops_when_no_worker_consumes_its_queue_and_waits_for_a_busy_one(
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, broker: redis.Redis,
+) -> None:
+    monkeypatch.setenv("NEURANK_INGEST_WORKER_WAIT_S", "2")
+    corpus = corpus_slice(8)
+    command = [str(Path(sys.executable).with_name("neurank")), "ingest", str(corpus), "--via", "celery"]
+    alone = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert alone.returncode != 0
+    message = " ".join(alone.stderr.split())
+    assert "no live worker consumes queue 'neurank.encode' of redis://127.0.0.1:6379/15" in message
+    settings = Settings()
+    assert broker.llen(settings.ingest.queue) == 1, "the batch sent stays queued"
+    broker.delete(settings.ingest.queue)
+
+    store = open_store(settings)
+    assert store.index_spec(settings.index) is not None
+    workers.start_ready("w1")
+    locked_until = time.monotonic() + 6
+    with write_lock(settings.store_url(), until=lambda: time.monotonic() > locked_until):
+        summary = ingest_via_celery(read_corpus(corpus), settings, store=store)
+    assert counts(summary) == (8, 0, 0, 0)
+    assert "consume queue 'neurank.encode'" in caplog.text

@@ -5,19 +5,29 @@ process dies goes back to the queue (`reject_on_worker_lost`). The Redis transpo
 never acknowledged to another worker once `visibility_timeout_s` has passed, so that timeout must stay above
 the longest a task can run (its hard time limit plus the longest retry countdown); `Settings.ingest`
 refuses values that break this.
+
+A worker that cannot serve never says ready: before it consumes, its main process opens and reaches its
+store and loads its models (exporting missing ONNX exports first); if it cannot, it logs why and exits
+with status 1, instead of taking batches it can only fail.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from neurank.config import Settings
-from neurank.errors import MissingExtraError
+from neurank.errors import MissingExtraError, NeurankError
 
 try:
-    from celery import Celery
+    from celery import Celery, bootsteps
 except ModuleNotFoundError as exc:
     raise MissingExtraError("celery", "celery") from exc
 
 ENCODE_TASK = "neurank.ingest.encode_batch"
+EXIT_CANNOT_SERVE = 1
+
+log = logging.getLogger(__name__)
 
 
 class IngestApp(Celery):
@@ -27,6 +37,21 @@ class IngestApp(Celery):
         super().__init__("neurank", broker=settings.broker_url, set_as_current=True)
         self.settings = settings
         self.options = settings.ingest
+
+
+class ServeCheck(bootsteps.StartStopStep):
+    """A worker step that runs before the consumer starts: the worker stops here if it cannot serve."""
+
+    label = "neurank serve check"
+
+    def start(self, parent: Any) -> None:
+        from neurank.ingest.tasks import check_can_serve
+
+        try:
+            check_can_serve(parent.app.settings)
+        except NeurankError as exc:
+            log.critical("this worker cannot serve, so it does not start: %s", exc)
+            raise SystemExit(EXIT_CANNOT_SERVE) from exc
 
 
 def make_app(settings: Settings) -> IngestApp:
@@ -58,5 +83,6 @@ def make_app(settings: Settings) -> IngestApp:
             "unacked_restore_throttle": 1,
         },
     )
+    app.steps["worker"].add(ServeCheck)
     app.task(bind=True, name=ENCODE_TASK)(encode_batch)
     return app

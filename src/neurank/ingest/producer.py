@@ -4,7 +4,9 @@ A document already stored with the same content hash and model fingerprints is s
 dead letters with the same content is counted as dead again and not sent (`--retry-dead` sends those). The
 rest go out in batches bounded by estimated tokens, count and bytes, with at most `max_in_flight` batches
 unfinished at any time. A run ends when every batch sent has an outcome, whatever happened to workers on
-the way; stopped early, it can simply be run again: writes are idempotent and finished documents are skipped.
+the way; when no batch finishes for `worker_wait_s` and no live worker consumes the queue, it stops with an
+error instead of waiting forever. Stopped early, it can simply be run again: writes are idempotent and
+finished documents are skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from itertools import count
 
 from neurank.config import IngestOptions, Settings
 from neurank.documents import Document
-from neurank.errors import InputError
+from neurank.errors import ConfigError, InputError
 from neurank.ingest.app import ENCODE_TASK, IngestApp, make_app
 from neurank.ingest.core import IngestSummary, batched, end_run, stale_documents
 from neurank.ingest.dead_letters import DeadLetters
@@ -30,7 +32,8 @@ log = logging.getLogger(__name__)
 
 LOOKUP_CHUNK = 256
 """Records checked against the store and the dead letters per round trip."""
-STALL_WARNING_S = 120.0
+INSPECT_TIMEOUT_S = 1.0
+"""How long live workers have to answer the producer's question about the queues they consume."""
 
 Progress = Callable[[int], None]
 """Called with a number of documents whose fate is settled (skipped, failed, or their batch finished)."""
@@ -112,11 +115,24 @@ class QueuedRun:
                 self.settle(batch_id, outcome)
             if finished:
                 quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > STALL_WARNING_S:
-                log.warning("no batch finished for %.0f s (%d unfinished); is a worker consuming queue %r of %s?",
-                            STALL_WARNING_S, len(self.pending), self.app.options.queue,
-                            broker_display(self.app.conf.broker_url))
+            elif time.monotonic() - quiet_since > self.app.options.worker_wait_s:
+                self.check_workers(time.monotonic() - quiet_since)
                 quiet_since = time.monotonic()
+
+    def check_workers(self, quiet_s: float) -> None:
+        """Stop when no live worker consumes the queue, since the batches would wait forever; else say who does."""
+        queue = self.app.options.queue
+        where = f"queue {queue!r} of {broker_display(self.app.conf.broker_url)}"
+        replies = self.app.control.inspect(timeout=INSPECT_TIMEOUT_S).active_queues() or {}
+        consumers = sorted(name for name, queues in replies.items() if any(q.get("name") == queue for q in queues))
+        if not consumers:
+            raise ConfigError(
+                f"no live worker consumes {where}: no batch finished for {quiet_s:.0f} s; start one with "
+                "`neurank worker` (same NEURANK_BROKER_URL and store), then run the same command again: the "
+                f"{len(self.pending)} unfinished batches stay queued, and what is indexed by then is skipped"
+            )
+        log.warning("no batch finished for %.0f s (%d unfinished); %s consume %s", quiet_s, len(self.pending),
+                    ", ".join(consumers), where)
 
     def settle(self, batch_id: str, outcome: BatchOutcome) -> None:
         if batch_id not in self.pending:

@@ -23,13 +23,14 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 
+from neurank.config import Settings
 from neurank.documents import Document
 from neurank.errors import StoreUnavailableError
 from neurank.ingest.core import backoff_delay, document_failure, encode_isolating_failures, stale_documents
 from neurank.ingest.dead_letters import DeadLetters
 from neurank.ingest.ledger import Ledger, namespace, redis_client
 from neurank.ingest.messages import BatchMessage, BatchOutcome, DeadLetter
-from neurank.onnx_models.bundle import EncoderBundle
+from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
 from neurank.stores.protocol import Store, WriteFailure
 
 if TYPE_CHECKING:
@@ -61,6 +62,17 @@ class WorkerState:
 
     def warm_up(self) -> None:
         self.encoders.warm_up()
+
+
+def check_can_serve(settings: Settings) -> None:
+    """Raise why a worker with these Settings could not index a batch: a store it cannot open or reach, or
+    models it cannot load. Missing ONNX exports are made first; the models loaded here are dropped again,
+    each pool process loads its own."""
+    from neurank.stores import open_store
+
+    open_store(settings).index_spec(settings.index)
+    ensure_exports([settings])
+    EncoderBundle.from_settings(settings).warm_up()
 
 
 _state: WorkerState | None = None
