@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import redis
 from opensearchpy import OpenSearch
+from tests.stores.conftest import Recorder
 from typer.testing import CliRunner
 
 from neurank.cli import app as cli
@@ -41,6 +42,7 @@ from neurank.onnx_models.bundle import EncoderBundle
 from neurank.onnx_models.registry import resolve_model
 from neurank.stores import open_store
 from neurank.stores.local import DATABASE_FILE
+from neurank.stores.opensearch import OpenSearchStore
 
 pytestmark = pytest.mark.integration
 
@@ -270,24 +272,30 @@ def test_an_interrupted_ingest_run_again_completes_without_duplicates(
     assert open_store(settings).count(settings.index) == 300
 
 
-def test_a_model_change_ingested_through_celery_makes_the_new_version_searchable(
+def test_a_queued_run_ends_as_an_inline_one_new_version_searched_and_writes_refreshed(
     fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], osmem_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("NEURANK_STORE", osmem_url)
     fast_models["NEURANK_STORE"] = osmem_url
     settings = Settings()
-    store = open_store(settings)
+    recorder = Recorder()
+    store = OpenSearchStore(osmem_url, settings, client=recorder.attach(OpenSearch(hosts=[osmem_url], timeout=30)))
     spec = EncoderBundle.from_settings(settings).index_spec(settings)
     store.create_index(settings.index, dataclasses.replace(spec, models={"dense": "an older model"}))
     workers.start_ready("w1")
 
-    summary = ingest_via_celery(read_corpus(corpus_slice(12)), settings)
-
-    assert counts(summary) == (12, 0, 0, 0), summary.to_dict()
+    after_model_change = ingest_via_celery(read_corpus(corpus_slice(12)), settings, store=store)
+    assert counts(after_model_change) == (12, 0, 0, 0), after_model_change.to_dict()
     aliases = OpenSearch(hosts=[osmem_url]).indices.get_alias(index=f"{settings.index}-v*")
     assert aliases == {f"{settings.index}-v2": {"aliases": {settings.index: {}}}}
     assert store.count(settings.index) == 12
+
+    recorder.requests.clear()
+    more = ingest_via_celery(read_corpus(corpus_slice(18)), settings, store=store)
+    assert counts(more) == (6, 12, 0, 0), more.to_dict()
+    assert [request.url for request in recorder.requests][-1] == f"/{settings.index}/_refresh"
+    assert store.count(settings.index) == 18
 
 
 @pytest.mark.parametrize(("store", "reason"), [

@@ -152,6 +152,9 @@ class FakeEncoders:
         self.fail_on = fail_on
         self.truncated = 0
 
+    def warm_up(self) -> None:
+        """Nothing to load: inline ingest calls it before reading the first record."""
+
     def models(self) -> dict[str, str]:
         return dict(self._models)
 

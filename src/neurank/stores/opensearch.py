@@ -321,7 +321,7 @@ class OpenSearchStore:
         pending = versions.pending
         with self._errors(name):
             if pending is None:
-                if versions.current is not None and name in self._dirty:
+                if versions.current is not None:  # other processes (Celery workers) may have written
                     self.client.indices.refresh(index=name)
                 self._dirty.discard(name)
                 return None
