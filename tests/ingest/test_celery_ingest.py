@@ -345,3 +345,17 @@ def test_a_producer_stops_when_no_worker_consumes_its_queue_and_waits_for_a_busy
         summary = ingest_via_celery(read_corpus(corpus), settings, store=store)
     assert counts(summary) == (8, 0, 0, 0)
     assert "consume queue 'neurank.encode'" in caplog.text
+
+
+def test_a_worker_makes_its_missing_onnx_exports_before_it_says_ready(
+    fast_models: dict[str, str], workers: Any
+) -> None:
+    fast_models.update({"NEURANK_RUNTIME": "onnx", "NEURANK_SPARSE_MODEL": "splade-tiny", "NEURANK_DEEPCT": "false",
+                        "NEURANK_DENSE_MODEL": "none"})
+    home = Path(fast_models["NEURANK_HOME"])
+    assert not list(home.glob("exports/*/*.onnx"))
+
+    (worker,) = workers.start_ready("w1")
+
+    assert [path.parent.name.split("-")[:2] for path in home.glob("exports/*/*.onnx")] == [["splade", "tiny"]]
+    assert "worker process ready" in worker.text()
