@@ -6,18 +6,20 @@ never acknowledged to another worker once `visibility_timeout_s` has passed, so 
 the longest a task can run (its hard time limit plus the longest retry countdown); `Settings.ingest`
 refuses values that break this.
 
-A worker that cannot serve never says ready: before it consumes, its main process opens and reaches its
-store and loads its models (exporting missing ONNX exports first); if it cannot, it logs why and exits
-with status 1, instead of taking batches it can only fail.
+A worker that cannot serve never says ready: before it consumes, it opens and reaches its store and loads
+its models (exporting missing ONNX exports first); if it cannot, it logs why and exits with status 1,
+instead of taking batches it can only fail.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from neurank.config import Settings
-from neurank.errors import MissingExtraError, NeurankError
+from neurank.errors import MissingExtraError
 
 try:
     from celery import Celery, bootsteps
@@ -39,19 +41,22 @@ class IngestApp(Celery):
         self.options = settings.ingest
 
 
-class ServeCheck(bootsteps.StartStopStep):
-    """A worker step that runs before the consumer starts: the worker stops here if it cannot serve."""
+class ServeCheck(bootsteps.Step):
+    """A worker step that runs while the worker is built, before the pool forks and the consumer starts: the
+    worker stops here if it cannot serve."""
 
     label = "neurank serve check"
 
-    def start(self, parent: Any) -> None:
-        from neurank.ingest.tasks import check_can_serve
+    def create(self, parent: Any) -> None:
+        from neurank.ingest.tasks import serve_problem
 
-        try:
-            check_can_serve(parent.app.settings)
-        except NeurankError as exc:
-            log.critical("this worker cannot serve, so it does not start: %s", exc)
-            raise SystemExit(EXIT_CANNOT_SERVE) from exc
+        # In a fresh interpreter: exporting or loading models here would leave torch's and onnxruntime's
+        # threads and locks in the process that the pool forks its children from, and a child can hang on them.
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as check:
+            problem = check.submit(serve_problem, parent.app.settings).result()
+        if problem is not None:
+            log.critical("this worker cannot serve, so it does not start: %s", problem)
+            raise SystemExit(EXIT_CANNOT_SERVE)
 
 
 def make_app(settings: Settings) -> IngestApp:

@@ -25,7 +25,7 @@ from celery.signals import worker_process_init
 
 from neurank.config import Settings
 from neurank.documents import Document
-from neurank.errors import StoreUnavailableError
+from neurank.errors import NeurankError, StoreUnavailableError
 from neurank.ingest.core import backoff_delay, document_failure, encode_isolating_failures, stale_documents
 from neurank.ingest.dead_letters import DeadLetters
 from neurank.ingest.ledger import Ledger, namespace, redis_client
@@ -64,15 +64,18 @@ class WorkerState:
         self.encoders.warm_up()
 
 
-def check_can_serve(settings: Settings) -> None:
-    """Raise why a worker with these Settings could not index a batch: a store it cannot open or reach, or
-    models it cannot load. Missing ONNX exports are made first; the models loaded here are dropped again,
-    each pool process loads its own."""
+def serve_problem(settings: Settings) -> str | None:
+    """Why a worker with these Settings could not index a batch (a store it cannot open or reach, models it
+    cannot load), or None. Missing ONNX exports are made first; the models loaded here are dropped again."""
     from neurank.stores import open_store
 
-    open_store(settings).index_spec(settings.index)
-    ensure_exports([settings])
-    EncoderBundle.from_settings(settings).warm_up()
+    try:
+        open_store(settings).index_spec(settings.index)
+        ensure_exports([settings])
+        EncoderBundle.from_settings(settings).warm_up()
+    except NeurankError as exc:
+        return str(exc)
+    return None
 
 
 _state: WorkerState | None = None
