@@ -18,7 +18,8 @@ from neurank.eval.metrics import evaluate
 from neurank.eval.runner import IndexedDataset, index_dataset
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.fusion import fuse
-from neurank.query.plan import COMBINATIONS, Fusion, RetrievalPlan
+from neurank.query.plan import RetrievalPlan
+from neurank.retrieval import COMBINATIONS, Fusion
 from neurank.stores import open_store
 
 WEIGHT_GRID = [None, (0.4, 0.3, 0.3), (0.3, 0.3, 0.4), (0.2, 0.4, 0.4), (0.5, 0.25, 0.25), (0.2, 0.3, 0.5)]

@@ -23,11 +23,13 @@ from common import header
 from neurank.config import Settings
 from neurank.documents import Document, read_corpus
 from neurank.eval.datasets import load_qrels, load_queries
+from neurank.index_spec import IndexSpec
 from neurank.onnx_models import SparseEncoder
+from neurank.retrieval import ScoredIds
 from neurank.stores import LocalStore
 from neurank.stores.agreement import same_top_k
 from neurank.stores.opensearch import OpenSearchStore
-from neurank.stores.protocol import EncodedDocument, IndexSpec, ScoredIds, Store
+from neurank.stores.protocol import EncodedDocument, Store
 
 K = 10
 SPEC = IndexSpec(language="english", bm25_k1=1.2, bm25_b=0.75)

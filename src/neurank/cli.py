@@ -20,11 +20,12 @@ from typer.core import TyperGroup
 
 from neurank.config import Settings
 from neurank.errors import NeurankError
-from neurank.query.plan import DEFAULT_HYBRID_FUSION
 from neurank.query.rerank import load_reranker
+from neurank.retrieval import DEFAULT_HYBRID_FUSION
 
 if TYPE_CHECKING:
-    from neurank.eval.runner import IndexedDataset
+    from neurank.query.target import SearchTarget
+    from neurank.retrieval import Fusion
 
 app = typer.Typer(no_args_is_help=True, help="Neural ranking for OpenSearch, with an embedded default store.")
 models_app = typer.Typer(no_args_is_help=True, help="Bundled models: list, export to ONNX, quantize.")
@@ -83,17 +84,38 @@ def open_configured_store(settings: Settings) -> Any:
     return open_store(settings)
 
 
-def index_for_eval(dataset: Path, settings: Settings) -> IndexedDataset:
+def index_for_eval(dataset: Path, settings: Settings) -> SearchTarget:
     """`dataset` indexed in the configured store as `neurank eval` searches it (reused when unchanged)."""
-    from neurank.eval.runner import IndexedDataset, index_dataset
-    from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
+    from neurank.eval.runner import index_dataset
+    from neurank.onnx_models.bundle import ensure_exports
+    from neurank.query.target import SearchTarget
 
     ensure_exports([settings], console.status)
-    target = IndexedDataset(open_configured_store(settings), f"beir-{dataset.name}",
-                            EncoderBundle.from_settings(settings))
+    target = SearchTarget.from_settings(settings, f"beir-{dataset.name}")
     with progress_bar(f"index {dataset.name}", count_lines(dataset)) as advance:
         index_dataset(dataset, target, settings, on_progress=advance)
     return target
+
+
+FusionOpt = Annotated[str, typer.Option("--fusion", help="rrf, min_max, l2 or z_score")]
+CombinationOpt = Annotated[str, typer.Option(help="arithmetic_mean, geometric_mean, harmonic_mean")]
+WeightsOpt = Annotated[str | None, typer.Option(help="comma-separated, one per stage in the mode's order")]
+RankConstantOpt = Annotated[int, typer.Option(help="RRF rank constant")]
+
+
+def fusion_from(technique: str, combination: str, weights: str | None, rank_constant: int) -> Fusion:
+    """The fusion the flags describe; a weight that is not a number is a PlanError naming it."""
+    from neurank.errors import PlanError
+    from neurank.retrieval import Fusion
+
+    parsed = None
+    if weights:
+        try:
+            parsed = tuple(float(weight) for weight in weights.split(","))
+        except ValueError as exc:
+            raise PlanError(f"--weights takes comma-separated numbers, got {weights!r}") from exc
+    return Fusion(technique=technique, combination=combination, rank_constant=rank_constant,  # type: ignore[arg-type]
+                  weights=parsed)
 
 
 def stage_cell(hit: Any, stage: str) -> str:
@@ -265,7 +287,8 @@ def search(
     query: Annotated[str, typer.Argument()],
     store: StoreOpt = None,
     index: IndexOpt = None,
-    mode: Annotated[str, typer.Option(help="bm25, sparse, dense or hybrid")] = "hybrid",
+    mode: Annotated[str, typer.Option(help="bm25, sparse, dense, hybrid (every stage the index has), or a set "
+                                           "such as bm25+dense")] = "hybrid",
     rerank_model: RerankOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     k: Annotated[int, typer.Option(help="hits to return")] = 10,
@@ -274,37 +297,31 @@ def search(
     sparse_model: SparseOpt = None,
     dense_model: DenseOpt = None,
     explain: Annotated[bool, typer.Option("--explain", help="show the terms that scored")] = False,
+    fusion: FusionOpt = DEFAULT_HYBRID_FUSION.technique,
+    combination: CombinationOpt = DEFAULT_HYBRID_FUSION.combination,
+    weights: WeightsOpt = None,
+    rank_constant: RankConstantOpt = 60,
     as_json: JsonOpt = False,
 ) -> None:
     """Search an index; every hit carries each stage's raw and normalized score."""
-    from neurank.onnx_models.bundle import EncoderBundle
-    from neurank.query.explain import explain_hits
-    from neurank.query.plan import RetrievalPlan
-    from neurank.query.searcher import Searcher
+    from neurank.query.target import SearchTarget
 
     settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
                              dense_model=dense_model, rerank_model=rerank_model,
                              rerank_first_stage_weight=first_stage_weight)
     try:
-        reranker = load_reranker(settings)
-        plan = RetrievalPlan.for_mode(mode, k=k, depth=depth, rerank_depth=depth if reranker else 0)
-        target = open_configured_store(settings)
-        encoders = EncoderBundle.from_settings(settings)
-        result = Searcher(target, settings.index, encoders, plan, reranker).search(query)
-        explanations = explain_hits(target, settings.index, encoders, query, result.hits) if explain else None
+        searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings))
+        plan = searcher.plan(mode, k=k, depth=depth, fusion=fusion_from(fusion, combination, weights, rank_constant))
+        result = searcher.search(query, plan, explain=explain)
     except NeurankError as exc:
         fail(exc)
     if as_json:
-        payload = result.to_dict()
-        if explanations is not None:
-            for hit, explanation in zip(payload["hits"], explanations, strict=True):
-                hit["explain"] = explanation.to_dict()
-        emit_json(payload)
+        emit_json(result.to_dict())
         return
     console.print(hits_table(f"“{query}” ({mode}, {result.timings_ms['total']:.1f} ms)", result))
     for note in result.notes:
         console.print(f"[yellow]{note}[/yellow]")
-    for hit, explanation in zip(result.hits, explanations or [], strict=False):
+    for hit, explanation in zip(result.hits, result.explanations or [], strict=False):
         console.print(f"[bold]{hit.id}[/bold] {explanation.render()}")
 
 
@@ -312,35 +329,32 @@ def search(
 def eval_command(
     dataset: Annotated[Path, typer.Option(help="BEIR-layout folder")],
     split: Annotated[str, typer.Option(help="qrels split")] = "test",
-    modes: Annotated[str, typer.Option(help="comma-separated: bm25,sparse,dense,hybrid[,…+rerank]")] = (
-        "bm25,sparse,dense,hybrid"),
+    modes: Annotated[str, typer.Option(help="comma-separated: bm25, sparse, dense, hybrid or a set such as "
+                                            "bm25+dense, each optionally +rerank")] = "bm25,sparse,dense,hybrid",
     rerank_model: RerankOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     store: StoreOpt = None,
     runtime: RuntimeOpt = None,
-    fusion: Annotated[str, typer.Option(help="rrf, min_max, l2 or z_score")] = DEFAULT_HYBRID_FUSION.technique,
-    combination: Annotated[str, typer.Option(help="arithmetic_mean, geometric_mean, harmonic_mean")] = (
-        "arithmetic_mean"),
-    weights: Annotated[str | None, typer.Option(help="comma-separated, one per sub-query")] = None,
-    rank_constant: Annotated[int, typer.Option(help="RRF rank constant")] = 60,
+    fusion: FusionOpt = DEFAULT_HYBRID_FUSION.technique,
+    combination: CombinationOpt = DEFAULT_HYBRID_FUSION.combination,
+    weights: WeightsOpt = None,
+    rank_constant: RankConstantOpt = 60,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and p50 latency per mode, on a BEIR dataset's split."""
     from neurank.eval.runner import evaluate_modes
-    from neurank.query.plan import Fusion
 
     settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
                              rerank_first_stage_weight=first_stage_weight)
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     try:
-        fusion_spec = Fusion(technique=fusion, combination=combination, rank_constant=rank_constant,  # type: ignore[arg-type]
-                             weights=tuple(float(w) for w in weights.split(",")) if weights else None)
-        indexed = index_for_eval(dataset, settings)
+        fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
+        target = index_for_eval(dataset, settings)
         from neurank.eval.datasets import load_qrels
 
         n_queries = len(load_qrels(dataset, split)) * len(mode_list)
         with progress_bar(f"queries ({split})", n_queries) as advance:
-            reports = evaluate_modes(dataset, mode_list, indexed, settings, split=split,
+            reports = evaluate_modes(dataset, mode_list, target, settings, split=split,
                                      fusion=fusion_spec, reranker=load_reranker(settings),
                                      runs_dir=settings.home / "runs", on_query=advance)
     except NeurankError as exc:
@@ -539,10 +553,10 @@ def calibrate_command(
     settings = settings_from(store=store, runtime=runtime)
     stages = [stage.strip() for stage in first_stages.split(",") if stage.strip()]
     try:
-        indexed = index_for_eval(dataset, settings)
+        target = index_for_eval(dataset, settings)
         qrels = dev_sample(dataset, split=split, queries=queries)
         with progress_bar(f"rerank dev candidates ({split})", len(qrels) * len(stages)) as advance:
-            chosen = calibrate_model(rerank_model, dataset, qrels, settings, indexed=indexed, first_stages=stages,
+            chosen = calibrate_model(rerank_model, dataset, qrels, settings, target=target, first_stages=stages,
                                      split=split, on_query=advance)
     except NeurankError as exc:
         fail(exc)

@@ -27,7 +27,7 @@ from neurank.query.fusion import (
     weighted_sum,
     z_score,
 )
-from neurank.query.plan import Fusion
+from neurank.retrieval import Fusion
 
 F32 = np.float32
 

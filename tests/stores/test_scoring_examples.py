@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from neurank.index_spec import SpaceType
 from neurank.stores import scoring
-from neurank.stores.protocol import SpaceType
 
 F32 = np.float32
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from neurank.config import Settings
 from neurank.documents import Document
-from neurank.stores.protocol import EncodedDocument, IndexSpec
+from neurank.index_spec import IndexSpec
+from neurank.stores.protocol import EncodedDocument
 
 DISABLED = {"", "none", "off"}
 

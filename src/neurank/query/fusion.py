@@ -21,8 +21,7 @@ from typing import Literal
 import numpy as np
 
 from neurank.errors import PlanError
-from neurank.query.plan import Combination, Fusion, Technique
-from neurank.stores.protocol import ScoredIds
+from neurank.retrieval import Combination, Fusion, ScoredIds, Technique
 
 __all__ = [
     "FusedHit",

@@ -21,8 +21,7 @@ import numpy as np
 from neurank.config import Settings
 from neurank.errors import ModelError, PlanError
 from neurank.query.fusion import fuse
-from neurank.query.plan import TECHNIQUES, Fusion, Technique
-from neurank.stores.protocol import ScoredIds
+from neurank.retrieval import TECHNIQUES, Fusion, ScoredIds, Technique
 
 
 @dataclass(frozen=True, slots=True)

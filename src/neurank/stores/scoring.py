@@ -11,12 +11,10 @@ uses, so that the local store and a cluster give the same scores, not merely the
 
 from __future__ import annotations
 
-from typing import get_args
-
 import numpy as np
 from numpy.typing import ArrayLike
 
-from neurank.stores.protocol import SpaceType
+from neurank.index_spec import SPACE_TYPES, SpaceType
 
 F32 = np.float32
 FLOAT_MIN_NORMAL = F32(np.finfo(np.float32).tiny)
@@ -24,8 +22,6 @@ FLOAT_MIN_NORMAL = F32(np.finfo(np.float32).tiny)
 
 _SMALLFLOAT_FREE_VALUES = 24
 """SmallFloat.intToByte4 stores 0..23 as themselves, then 4 significant bits (255 - longToInt4(MAX_INT))."""
-
-SPACE_TYPES: tuple[str, ...] = get_args(SpaceType)
 
 
 # -- section 1: length norms -------------------------------------------------------------------------------

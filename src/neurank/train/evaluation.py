@@ -20,7 +20,7 @@ from neurank.eval.metrics import evaluate
 from neurank.eval.runner import evaluate_modes
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.rerank import Reranker
-from neurank.stores.protocol import ScoredIds
+from neurank.retrieval import ScoredIds
 from neurank.train.first_stage import indexed
 
 Scorer = Callable[[str, Sequence[str]], np.ndarray]

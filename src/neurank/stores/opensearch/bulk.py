@@ -21,7 +21,7 @@ from opensearchpy.exceptions import AuthenticationException, AuthorizationExcept
 from opensearchpy.helpers import streaming_bulk
 
 from neurank.errors import StoreUnavailableError
-from neurank.stores.opensearch_errors import error_reason, is_transient
+from neurank.stores.opensearch.errors import error_reason, is_transient
 
 _CONFIG_ERRORS = (AuthenticationException, AuthorizationException, SSLError)
 """A chunk that failed for one of these fails the write at once: no retry and no per-item blame cures them."""
