@@ -1,4 +1,4 @@
-"""A plan is refused when it is built, with OpenSearch's own rules (../SCORING.md §5)."""
+"""A plan is refused when it is built, with OpenSearch's own rules (docs/SCORING.md §5)."""
 
 from __future__ import annotations
 

@@ -70,12 +70,18 @@ class QueryEncodings:
 
 
 class Searcher:
-    """Searches one target with any plan; building it does no I/O (the index's spec is read on first use)."""
+    """Searches one target with any plan; building it does no I/O (the index's spec is read on first use).
 
-    def __init__(self, target: SearchTarget, reranker: Reranker | None = None) -> None:
+    `check_models=False` searches even with other encoders than the index was built with (a latency benchmark
+    of another runtime, say), and every result says so in its notes.
+    """
+
+    def __init__(self, target: SearchTarget, reranker: Reranker | None = None, *, check_models: bool = True) -> None:
         self.target = target
         self.reranker = reranker
+        self.check_models = check_models
         self._spec: IndexSpec | None = None
+        self._overridden: list[str] = []
 
     @property
     def spec(self) -> IndexSpec:
@@ -125,13 +131,14 @@ class Searcher:
                 raise PlanError(f"index {self.target.index!r} holds no {role} field: it was built without a "
                                 f"{role} model")
             if encoder.fingerprint != built_with:
-                raise ConfigError(
-                    f"index {self.target.index!r} was built with another {role} model (fingerprint {built_with}) "
-                    f"than the configured {encoder.model!r} (runtime {encoder.runtime}, "
-                    f"{'int8' if encoder.int8 else 'fp32'}: {encoder.fingerprint}); its queries would not match "
-                    "the stored vectors or weights: search with the models and runtime it was built with, or "
-                    "re-ingest it"
-                )
+                mismatch = (f"index {self.target.index!r} was built with another {role} model (fingerprint "
+                            f"{built_with}) than the configured {encoder.model!r} (runtime {encoder.runtime}, "
+                            f"{'int8' if encoder.int8 else 'fp32'}: {encoder.fingerprint})")
+                if self.check_models:
+                    raise ConfigError(f"{mismatch}; its queries would not match the stored vectors or weights: "
+                                      "search with the models and runtime it was built with, or re-ingest it")
+                if mismatch not in self._overridden:
+                    self._overridden.append(mismatch)
 
     def stage_results(self, query: str, plan: RetrievalPlan, encodings: QueryEncodings | None = None
                       ) -> list[ScoredIds]:
@@ -147,7 +154,7 @@ class Searcher:
             raise InputError("the query is empty: give at least one word to search for", field="query")
         self.check(plan)
         timings: dict[str, float] = {}
-        notes: list[str] = []
+        notes = [f"{mismatch}: searched anyway" for mismatch in self._overridden]
         encodings = QueryEncodings(self.target, query)
         documents = _Documents(self.target)
         store = self.target.store

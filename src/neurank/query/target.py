@@ -27,7 +27,7 @@ class SearchTarget:
         """The configured store, index (or `index`) and encoders; nothing is opened or loaded yet."""
         return cls(open_store(settings), index or settings.index, EncoderBundle.from_settings(settings))
 
-    def searcher(self, reranker: Reranker | None = None) -> Searcher:
+    def searcher(self, reranker: Reranker | None = None, *, check_models: bool = True) -> Searcher:
         from neurank.query.searcher import Searcher
 
-        return Searcher(self, reranker)
+        return Searcher(self, reranker, check_models=check_models)
