@@ -20,7 +20,7 @@ def ensure_exports(settings_list: Sequence[Settings],
 
     `announce` wraps each export with its message (a CLI spinner): a first export takes a minute or two.
     """
-    from neurank.onnx_models.export import export_model
+    from neurank.onnx_models.export import export_model, logger
 
     if not settings_list:
         return
@@ -29,7 +29,7 @@ def ensure_exports(settings_list: Sequence[Settings],
              for name in (s.sparse_model, s.dense_model) if name.lower() not in DISABLED}
     for name in sorted(names):
         with announce(f"ONNX export of {name}{' (int8)' if first.int8 else ''} …"):
-            export_model(name, home=first.home, int8=first.int8)
+            export_model(name, home=first.home, int8=first.int8, progress=logger.info)
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from neurank.errors import ModelError
+from neurank.errors import ExportMissingError, ModelError
 from neurank.onnx_models.kinds import Kind, check_kind
 from neurank.onnx_models.registry import ModelRef, find_export
 from neurank.onnx_models.runtimes import (
@@ -69,6 +69,22 @@ def torch_module(ref: ModelRef, kind: Kind) -> Any:
     return module.eval()
 
 
+def onnx_graph(ref: ModelRef, home: Path, *, int8: bool) -> Path:
+    """The ONNX graph to run, exported (parity-checked, cached by fingerprint) when there is none yet.
+
+    Progress goes to the `neurank.onnx_models.export` logger: a first export takes a minute or two. Processes
+    that miss the same export at once make it once (`export_model` holds a file lock).
+    """
+    try:
+        return find_export(ref, home, int8=int8)
+    except ExportMissingError:
+        from neurank.onnx_models.export import export_model, logger
+
+        logger.info("no ONNX export of %s yet: exporting it once%s …", ref.requested, " (int8)" if int8 else "")
+        export_model(ref.requested, home=home, int8=int8, progress=logger.info)
+        return find_export(ref, home, int8=int8)
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
     tokenizer: Any
@@ -86,9 +102,10 @@ def load(ref: ModelRef, kind: Kind, runtime: Runtime, *, int8: bool, home: Path,
     """The model ready to run, loaded on first request in this process and shared afterwards.
 
     Keyed by fingerprint, kind and the file run (weights folder or ONNX graph), so two folders holding the
-    same weights but different ONNX graphs stay apart. `int8` applies to the onnx runtime only.
+    same weights but different ONNX graphs stay apart. `int8` applies to the onnx runtime only; a missing
+    export is made first (see `onnx_graph`).
     """
-    source = str(find_export(ref, home, int8=int8)) if runtime == "onnx" else str(ref.path)
+    source = str(onnx_graph(ref, home, int8=int8)) if runtime == "onnx" else str(ref.path)
     key = (ref.fingerprint, kind, source, threads if runtime == "onnx" else None)
     with _lock:
         if key not in _loaded:
