@@ -252,7 +252,7 @@ def test_an_interrupted_ingest_run_again_completes_without_duplicates(
     # producer the default disposition, as a terminal's Ctrl-C would find it.
     producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ},
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    wait_for(lambda: broker.llen(settings.ingest.queue) >= 2, "two batches on the broker")
+    wait_for(lambda: broker.llen(settings.ingest_options().queue) >= 2, "two batches on the broker")
     producer.send_signal(signal.SIGINT)
     _, err = producer.communicate(timeout=60)
     assert producer.returncode != 0 and b"run the same command again" in err
