@@ -76,17 +76,8 @@ class Hit:
         }
 
 
-def document_from_record(record: Any, source: str, *, id_keys: tuple[str, ...] = ("_id", "id")) -> Document:
-    """Validate one decoded JSON record; raise `InputError` naming `source` and the field at fault."""
-    if not isinstance(record, dict):
-        raise InputError(f"expected a JSON object, got {type(record).__name__}", source=source)
-    doc_id = next((record[key] for key in id_keys if key in record), None)
-    if doc_id is None:
-        raise InputError(f"missing document id (one of {', '.join(id_keys)})", source=source, field=id_keys[0])
-    if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
-        raise InputError(f"id must be a string or integer, got {type(doc_id).__name__}", source=source,
-                         field="id")
-    doc_id = str(doc_id)
+def checked_id(doc_id: str, source: str) -> str:
+    """`doc_id` when every store accepts it as given; one rule for the local store and OpenSearch."""
     if not doc_id.strip():
         raise InputError("empty document id", source=source, field="id")
     if doc_id != doc_id.strip():
@@ -99,6 +90,37 @@ def document_from_record(record: Any, source: str, *, id_keys: tuple[str, ...] =
     if id_bytes > MAX_ID_BYTES:
         raise InputError(f"id is {id_bytes:,} bytes in UTF-8, above OpenSearch's limit of {MAX_ID_BYTES}",
                          source=source, field="id")
+    return doc_id
+
+
+def read_ids(path: Path) -> list[str]:
+    """The ids in a file, one per line (blank lines skipped); the first bad line raises `InputError`."""
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    ids = []
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            source = f"{path}:{line_no}"
+            try:
+                line = raw.removeprefix(codecs.BOM_UTF8 if line_no == 1 else b"").decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"invalid UTF-8 at byte {exc.start}", source=source) from None
+            if line.strip():
+                ids.append(checked_id(line.rstrip("\r\n"), source))
+    return ids
+
+
+def document_from_record(record: Any, source: str, *, id_keys: tuple[str, ...] = ("_id", "id")) -> Document:
+    """Validate one decoded JSON record; raise `InputError` naming `source` and the field at fault."""
+    if not isinstance(record, dict):
+        raise InputError(f"expected a JSON object, got {type(record).__name__}", source=source)
+    doc_id = next((record[key] for key in id_keys if key in record), None)
+    if doc_id is None:
+        raise InputError(f"missing document id (one of {', '.join(id_keys)})", source=source, field=id_keys[0])
+    if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
+        raise InputError(f"id must be a string or integer, got {type(doc_id).__name__}", source=source,
+                         field="id")
+    doc_id = checked_id(str(doc_id), source)
     title = record.get("title") or ""
     text = record.get("text")
     for name, value in (("title", title), ("text", text)):
