@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from neurank.errors import ConfigError, redact
 
+Runtime = Literal["torch", "onnx"]
+"""What runs the encoders: PyTorch, or ONNX Runtime on exported graphs."""
 _Model = TypeVar("_Model", bound=BaseSettings)
 STORE_URL_FORMS = "local:PATH (a folder for the embedded store) or http(s)://host:port (an OpenSearch cluster)"
 
@@ -78,7 +80,7 @@ class Settings(BaseSettings):
     rerank_int8: bool | None = Field(
         default=None, description="run the cross-encoder's int8 export; None: as `int8` says (a cross-encoder "
                                   "loses more to int8 than the encoders do, see docs/BENCHMARKS.md)")
-    runtime: str = Field(default="onnx", description="torch or onnx")
+    runtime: Runtime = Field(default="onnx", description="torch or onnx")
     int8: bool = True
     max_length: int = 256
     batch_tokens: int = 4096

@@ -59,6 +59,7 @@ def torch_module(ref: ModelRef, kind: Kind) -> Any:
 
     auto = {"sparse": AutoModelForMaskedLM, "dense": AutoModel, "cross": AutoModelForSequenceClassification}[kind]
     model = pretrained(auto, ref.path)
+    module: SpladePooling | EmbeddingPooling | Logits
     if kind == "sparse":
         module = SpladePooling(model)
     elif kind == "dense":

@@ -103,7 +103,7 @@ class RetrievalPlan:
         if mode == "hybrid":
             names = STAGE_NAMES
         elif mode in STAGE_NAMES:
-            names = (mode,)  # type: ignore[assignment]
+            names = (mode,)
         else:
             raise PlanError(f"unknown mode {mode!r}; choose one of bm25, sparse, dense, hybrid")
         stages = tuple(Stage(name, k=max(depth, k), field=sparse_field) for name in names)

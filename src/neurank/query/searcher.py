@@ -109,6 +109,7 @@ class Searcher:
         vector = self.encoders.dense.encode_queries([query])[0] if dense else None
         timings["encode"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
+        assert isinstance(self.store, HybridStore)
         fused = self.store.search_hybrid(self.index, plan, query, tokens, vector)
         timings["hybrid"] = (time.perf_counter() - start) * 1000
         if fused and all(raw is None for raw in fused[0].raw):
@@ -129,7 +130,7 @@ class Searcher:
         names = [stage.name for stage in plan.stages]
         hits = []
         for fused in fused_hits:
-            stages = {
+            stages: dict[str, StageScore] = {
                 name: StageScore(raw, norm, rank)
                 for name, raw, norm, rank in zip(names, fused.raw, fused.normalized, fused.ranks, strict=True)
                 if raw is not None
@@ -142,6 +143,7 @@ class Searcher:
         head, tail = hits[: plan.rerank_depth], hits[plan.rerank_depth:]
         stored = {doc.document.id: doc.document for doc in self.store.get(self.index, [h.id for h in head])}
         head = [hit for hit in head if hit.id in stored]
+        assert self.reranker is not None
         rescored = self.reranker.rescore(query, [(hit.id, hit.score) for hit in head],
                                          [stored[hit.id].passage for hit in head], first_stage=plan.first_stage)
         order = np.argsort(-rescored.final, kind="stable")
