@@ -82,7 +82,7 @@ class ConsoleLogHandler(logging.Handler):
     """Shows neurank's progress messages (ONNX exports made on first use) on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        console.print(f"[dim]{plain(record.getMessage())}[/dim]")
+        console.print(f"[dim]{plain(record.getMessage())}[/dim]", soft_wrap=True)
 
 
 @app.callback()
@@ -94,6 +94,7 @@ def quiet_model_loading() -> None:
     if not any(isinstance(handler, ConsoleLogHandler) for handler in logger.handlers):
         logger.addHandler(ConsoleLogHandler())
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # shown here once, not again by a root handler a library may have installed
 
 
 app.add_typer(models_app, name="models")
@@ -497,7 +498,7 @@ def models_export(
     from neurank.onnx_models import export_model
 
     with handled(), console.status(f"exporting {plain(model)} …"):
-        report = export_model(model, home=settings_from().home, int8=int8)
+        report = export_model(model, home=settings_from().home, int8=int8, progress=lambda m: console.print(plain(m)))
     payload = report.to_dict()
     if as_json:
         emit_json(payload)

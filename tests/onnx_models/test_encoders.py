@@ -15,6 +15,7 @@ from transformers import AutoTokenizer
 
 from neurank.errors import ConfigError, ModelError
 from neurank.onnx_models import CrossEncoder, DenseEncoder, SparseEncoder, feature_name, resolve_model
+from neurank.onnx_models.loading import torch_module
 
 QUERY = "how do vaccines train the immune system"
 RELEVANT = "Vaccines expose the immune system to an antigen so that it builds antibodies and memory cells."
@@ -197,3 +198,10 @@ def test_cross_encoder_predicts_one_logit_per_passage_in_order(tiny_cross: Path,
     alone = np.array([encoder.predict(QUERY, [passage])[0] for passage in PASSAGES])
     np.testing.assert_allclose(scores, alone, atol=1e-5)
     assert encoder.predict(QUERY, []).shape == (0,)
+
+
+def test_loading_weights_prints_nothing(tiny_cross: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    capfd.readouterr()
+    torch_module(resolve_model(str(tiny_cross), tmp_path), "cross")
+    printed = capfd.readouterr()
+    assert printed.err == "" and printed.out == ""

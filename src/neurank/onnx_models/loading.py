@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -46,9 +48,27 @@ def pretrained(auto: Any, path: Path, **kwargs: Any) -> Any:
     import torch
 
     try:
-        return auto.from_pretrained(str(path), dtype=torch.float32, **kwargs)
+        with quiet_transformers():
+            return auto.from_pretrained(str(path), dtype=torch.float32, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load {path} as {auto.__name__}: {exc}") from exc
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No per-load progress bar or load report (e.g. the unused pooler of the e5 folder): they say nothing a
+    neurank user can act on. Errors still show; the previous settings come back afterwards."""
+    from transformers.utils import logging as transformers_logging
+
+    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
 
 
 def torch_module(ref: ModelRef, kind: Kind) -> Any:
