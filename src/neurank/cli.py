@@ -86,7 +86,7 @@ class ConsoleLogHandler(logging.Handler):
 
 
 @app.callback()
-def quiet_model_loading() -> None:
+def set_up_console() -> None:
     """Say what neurank does (exports on first use); keep transformers' per-load bars and reports off the console."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -147,7 +147,7 @@ def index_for_eval(dataset: Path, settings: Settings) -> IndexedDataset:
     from neurank.eval.runner import IndexedDataset, index_dataset
     from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
 
-    ensure_exports([settings], console.status)
+    ensure_exports([settings], lambda message: console.status(plain(message)))
     target = IndexedDataset(open_configured_store(settings), f"beir-{dataset.name}",
                             EncoderBundle.from_settings(settings))
     with progress_bar(f"index {dataset.name}", count_lines(dataset)) as advance:
@@ -208,7 +208,7 @@ def demo(
         if settings.store is None:
             settings = settings.model_copy(update={"store": f"local:{settings.home / 'demo'}"})
         corpora = [dataset_corpus(dataset, settings)] if dataset else sample_corpora(settings)
-        ensure_exports([c.settings for c in corpora], console.status)
+        ensure_exports([c.settings for c in corpora], lambda message: console.status(plain(message)))
         reranker = load_reranker(settings)
         output = []
         with progress_bar("indexing", None) as advance:
