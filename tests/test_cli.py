@@ -182,6 +182,17 @@ def test_credentials_in_a_store_url_are_never_echoed(bm25_env: dict[str, str], u
     assert "s3cret" not in result.output and "***" in result.stderr
 
 
+def test_failure_reasons_are_redacted_in_both_outputs(bm25_env: dict[str, str], tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "d.jsonl", {"_id": " https://admin:s3cret@mirror.example/doc", "text": "t"})
+    as_json = invoke("ingest", str(corpus), "--json")
+    assert "whitespace" in json.loads(as_json.stdout)["failures"][0]["reason"]
+    as_text = invoke("ingest", str(corpus))
+    assert "whitespace" in as_text.stderr
+    for result in (as_json, as_text):
+        assert result.exit_code == ExitCode.PARTIAL
+        assert "s3cret" not in result.output and "admin:***@mirror.example" in result.output
+
+
 def test_an_invalid_ingest_setting_stops_only_what_ingests(bm25_env: dict[str, str],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEURANK_INGEST_MAX_RETRIES", "-1")

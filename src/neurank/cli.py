@@ -274,7 +274,10 @@ def ingest(
         with progress_bar(escape(description), None if path is None else count_lines(path)) as advance:
             summary = run_ingest(settings, path, via=via.value, on_progress=advance)
     if as_json:
-        emit_json(summary.to_dict())
+        payload = summary.to_dict()
+        for failure in (*payload["failures"], *payload["dead_letters"]):
+            failure["reason"] = redact(failure["reason"])  # a server may echo a credential back
+        emit_json(payload)
     else:
         console.print(f"indexed {summary.indexed}, skipped {summary.skipped} (unchanged), failed {summary.failed}, "
                       f"dead {len(summary.dead)}"
