@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import gzip
 import json
@@ -117,3 +118,10 @@ def test_lines_python_cannot_parse_fail_alone(tmp_path: Path) -> None:
     assert [type(r) for r in results] == [InputError, InputError, Document]
     assert "nested too deeply" in str(results[0]) and f"{corpus}:1" in str(results[0])
     assert "4300 digits" in str(results[1]) and f"{corpus}:2" in str(results[1])
+
+
+def test_other_compressed_files_are_refused_by_name(tmp_path: Path) -> None:
+    packed = tmp_path / "docs.jsonl.bz2"
+    packed.write_bytes(bz2.compress(record(_id="a", text="one")))
+    with pytest.raises(InputError, match="is a bzip2 file"):
+        list(read_corpus(packed))

@@ -23,6 +23,8 @@ MAX_DOCUMENT_BYTES = 512 * 1024
 MAX_ID_BYTES = 512
 """OpenSearch refuses a longer `_id`; the local store takes the same rule so an index can move between them."""
 _GZIP_MAGIC = b"\x1f\x8b"
+_UNREAD_FORMATS = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip"}
+"""Compressed formats read by no reader here: refused by name instead of as lines of invalid UTF-8."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +195,11 @@ def _parse_line(raw: bytes, source: str) -> Document | InputError:
 def open_corpus(path: Path) -> Any:
     """The file as a binary stream, decompressed when it starts with the gzip magic bytes."""
     with path.open("rb") as probe:
-        compressed = probe.read(2) == _GZIP_MAGIC
-    return gzip.open(path, "rb") if compressed else path.open("rb")
+        head = probe.read(8)
+    for magic, name in _UNREAD_FORMATS.items():
+        if head.startswith(magic):
+            raise InputError(f"{path} is a {name} file; decompress it, or recompress it with gzip")
+    return gzip.open(path, "rb") if head.startswith(_GZIP_MAGIC) else path.open("rb")
 
 
 def corpus_path(path: Path) -> Path:
