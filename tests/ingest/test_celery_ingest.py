@@ -57,9 +57,9 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 120.0)
         time.sleep(0.3)
 
 
-def cli_json(*args: str) -> Any:
+def cli_json(*args: str, exit_code: int = 0) -> Any:
     result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     return json.loads(result.stdout)
 
 
@@ -161,7 +161,7 @@ def test_poison_document_is_dead_lettered_and_its_batch_mates_indexed(
     workers.start_ready("w1")
     settings = Settings()
 
-    summary = cli_json("ingest", str(corpus), "--via", "celery", "--json")
+    summary = cli_json("ingest", str(corpus), "--via", "celery", "--json", exit_code=1)  # some failed or dead
     assert {key: summary[key] for key in ("indexed", "skipped", "failed", "dead")} == {
         "indexed": 30, "skipped": 0, "failed": 1, "dead": 1}
     (letter,) = summary["dead_letters"]
@@ -177,7 +177,7 @@ def test_poison_document_is_dead_lettered_and_its_batch_mates_indexed(
     assert {key: status[key] for key in ("queued", "in_flight", "indexed", "dead")} == {
         "queued": 0, "in_flight": 0, "indexed": 30, "dead": 1}
 
-    again = cli_json("ingest", str(corpus), "--via", "celery", "--json")
+    again = cli_json("ingest", str(corpus), "--via", "celery", "--json", exit_code=1)
     assert (again["indexed"], again["skipped"], again["failed"], again["dead"]) == (0, 30, 1, 1)
     status = ingest_status(settings)
     assert (status.documents, status.done) == (0, 0)
