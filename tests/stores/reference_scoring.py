@@ -48,7 +48,7 @@ def legacy_bm25(
 ) -> np.ndarray:
     """SCORING.md §1: `LegacyBM25Similarity` (OpenSearch 1.x/2.x default): BM25 with boost × (1 + k1)."""
     legacy_boost = F32(boost) * (F32(1) + F32(k1))
-    return bm25(freq, doc_length, doc_freq, doc_count, avgdl, k1=k1, b=b, boost=legacy_boost)
+    return bm25(freq, doc_length, doc_freq, doc_count, avgdl, k1=k1, b=b, boost=float(legacy_boost))
 
 
 def rank_feature_pivot(total_term_freq: int, doc_freq: int) -> np.float32:
@@ -59,7 +59,7 @@ def rank_feature_pivot(total_term_freq: int, doc_freq: int) -> np.float32:
     if doc_freq == 0:
         return F32(1)
     average = F32(total_term_freq / doc_freq)
-    return scoring.rank_feature_from_freq(np.uint32(int(average)))[()]
+    return F32(scoring.rank_feature_from_freq(np.uint32(int(average)))[()])
 
 
 def saturation(s: ArrayLike, pivot: float, weight: float = 1.0) -> np.ndarray:

@@ -26,14 +26,14 @@ class IngestApp(Celery):
     def __init__(self, settings: Settings) -> None:
         super().__init__("neurank", broker=settings.broker_url, set_as_current=True)
         self.settings = settings
-        self.options = settings.ingest
+        self.options = settings.ingest_options()
 
 
 def make_app(settings: Settings) -> IngestApp:
     """The ingestion app with its one task registered; building it opens no connection."""
     from neurank.ingest.tasks import encode_batch
 
-    options = settings.ingest
+    options = settings.ingest_options()
     app = IngestApp(settings)
     restore_interval = max(1, int(options.visibility_timeout_s // 10))
     app.conf.update(

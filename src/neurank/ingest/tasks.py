@@ -101,7 +101,7 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
 
 def encode_batch(task: Task, message: dict[str, Any]) -> dict[str, Any]:
     """Index one batch; record its outcome for the producer. Registered on the app by `make_app`."""
-    app: IngestApp = task.app  # type: ignore[assignment]
+    app: IngestApp = task.app
     batch = BatchMessage.from_dict(message)
     state = worker_state(app)
     prefix = namespace(batch.store, batch.index)
@@ -135,7 +135,7 @@ def split_or_bury(task: Task, batch: BatchMessage, ledger: Ledger, dead_letters:
 
 def index_batch(task: Task, state: WorkerState, batch: BatchMessage, ledger: Ledger,
                 dead_letters: DeadLetters) -> BatchOutcome:
-    app: IngestApp = task.app  # type: ignore[assignment]
+    app: IngestApp = task.app
     options = app.options
     refusal = refusal_reason(state, batch)
     if refusal:

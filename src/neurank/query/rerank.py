@@ -144,6 +144,7 @@ def load_reranker(settings: Settings, model: str | None = None) -> Reranker | No
     from neurank.onnx_models import CrossEncoder
 
     weights: dict[str, float] = {}
+    normalization: str
     if settings.rerank_first_stage_weight is None:
         weights, normalization = calibrated_weights(model)
         weight = weights.get(CALIBRATION_DEFAULT, 0.0)

@@ -69,8 +69,8 @@ class Store(Protocol):
     def create_index(self, name: str, spec: IndexSpec) -> None:
         """Create `name`; if it exists with another spec, raise StoreError (the caller drops or versions)."""
 
-    def drop_index(self, name: str) -> None:
-        """Delete `name` and everything in it; no error if it does not exist."""
+    def drop_index(self, name: str) -> bool:
+        """Delete `name` and everything in it; return whether it existed (no error if it did not)."""
 
     def index_spec(self, name: str) -> IndexSpec | None:
         """The spec `name` was created with, or None when there is no such index."""

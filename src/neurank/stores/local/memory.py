@@ -116,7 +116,7 @@ class MemoryIndex:
         doc_freq = np.diff(self.freqs.indptr)
         self.idf = scoring.bm25_idf(doc_freq, max(doc_count, 1))
         avgdl = scoring.bm25_avgdl(int(lengths.sum()), doc_count) if doc_count else np.float32(1)
-        cache = scoring.bm25_norm_inverse(avgdl, self.spec.bm25_k1, self.spec.bm25_b)
+        cache = scoring.bm25_norm_inverse(float(avgdl), self.spec.bm25_k1, self.spec.bm25_b)
         self.norm_inverse = cache[scoring.int_to_byte4(lengths)]
         term_of_entry = np.repeat(np.arange(doc_freq.size), doc_freq)
         contributions = scoring.bm25_term_score(
@@ -135,7 +135,7 @@ class MemoryIndex:
         self.vector_rows = np.array(rows, dtype=np.int64)
         dimension = self.spec.dense_dimension or 0
         self.vectors = (
-            np.vstack([parsed[row].embedding for row in rows])
+            np.vstack([vector for row in rows if (vector := parsed[row].embedding) is not None])
             if rows
             else np.zeros((0, dimension), np.float32)
         )

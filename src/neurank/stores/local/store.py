@@ -282,11 +282,12 @@ class LocalStore:
                     f"({existing.describe_changes(spec)}); drop it or choose a new name"
                 )
 
-    def drop_index(self, name: str) -> None:
+    def drop_index(self, name: str) -> bool:
         with self._transaction(write=True) as db:
             db.execute("DELETE FROM documents WHERE idx = ?", (name,))
-            db.execute("DELETE FROM indexes WHERE name = ?", (name,))
+            existed = db.execute("DELETE FROM indexes WHERE name = ?", (name,)).rowcount > 0
         self._searchers.pop(name, None)
+        return existed
 
     def index_spec(self, name: str) -> IndexSpec | None:
         with self._transaction() as db:

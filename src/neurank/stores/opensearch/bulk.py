@@ -104,8 +104,8 @@ def write(
             raise_on_error=False,
             raise_on_exception=False,
             max_retries=policy.max_retries,
-            initial_backoff=policy.initial_backoff_s,
-            max_backoff=policy.max_backoff_s,
+            initial_backoff=policy.initial_backoff_s,  # type: ignore[arg-type]  # annotated int; sleeps floats
+            max_backoff=policy.max_backoff_s,  # type: ignore[arg-type]
         )
         # One result per action, but not in order: items resent after a 429 come after their chunk-mates.
         for ok, result in results:

@@ -312,14 +312,18 @@ class OpenSearchStore:
         log.info("%s in %s now searches %s", name, self.url, pending)
         return pending
 
-    def drop_index(self, name: str) -> None:
+    def drop_index(self, name: str) -> bool:
         versions = self._versions(name)
         with self._errors(name):
             if versions.by_number:
                 self.client.indices.delete(index=",".join(versions.by_number.values()), ignore_unavailable=True)
+                existed = True
             else:
-                self.client.indices.delete(index=name, ignore_unavailable=True)
+                existed = bool(self.client.indices.exists(index=name))
+                if existed:
+                    self.client.indices.delete(index=name, ignore_unavailable=True)
         self._dirty.discard(name)
+        return existed
 
     def index_spec(self, name: str) -> IndexSpec | None:
         """The spec of the newest version: the one writes go to."""
