@@ -94,6 +94,9 @@ def test_eval_reports_every_mode(env: dict[str, str], small_beir: Path) -> None:
     assert run("eval", "--dataset", str(small_beir), "--modes", "bm25", "--json") == {
         "bm25": {**report["bm25"], "latency_ms_p50": pytest.approx(report["bm25"]["latency_ms_p50"], rel=10)}
     }
+    written = Path(env["NEURANK_HOME"]) / "runs" / f"{small_beir.name}-test-hybrid.trec"
+    rescored = run("eval", "--dataset", str(small_beir), "--run", str(written), "--json")
+    assert rescored == {str(written): {**report["hybrid"], "latency_ms_p50": None}}
 
 
 def test_rerank_mode_without_model_is_a_clear_error(env: dict[str, str], small_beir: Path) -> None:

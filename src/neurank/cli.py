@@ -390,24 +390,29 @@ def eval_command(
     combination: CombinationOpt = DEFAULT_HYBRID_FUSION.combination,
     weights: WeightsOpt = None,
     rank_constant: RankConstantOpt = 60,
+    run: Annotated[list[Path] | None, typer.Option(
+        "--run", help="score this TREC run file instead of searching (repeatable; --modes is ignored)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and p50 latency per mode, on a BEIR dataset's split."""
-    from neurank.eval.runner import evaluate_modes
+    from neurank.eval.runner import evaluate_modes, evaluate_runs
 
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
     with handled():
-        settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
-                                 rerank_first_stage_weight=first_stage_weight)
-        fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
-        target = index_for_eval(dataset, settings)
-        from neurank.eval.datasets import load_qrels
+        if run:
+            reports = evaluate_runs(dataset, run, split=split)
+        else:
+            settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
+                                     rerank_first_stage_weight=first_stage_weight)
+            fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
+            target = index_for_eval(dataset, settings)
+            from neurank.eval.datasets import load_qrels
 
-        n_queries = len(load_qrels(dataset, split)) * len(mode_list)
-        with progress_bar(f"queries ({split})", n_queries) as advance:
-            reports = evaluate_modes(dataset, mode_list, target, settings, split=split,
-                                     fusion=fusion_spec, reranker=load_reranker(settings),
-                                     runs_dir=settings.home / "runs", on_query=advance)
+            n_queries = len(load_qrels(dataset, split)) * len(mode_list)
+            with progress_bar(f"queries ({split})", n_queries) as advance:
+                reports = evaluate_modes(dataset, mode_list, target, settings, split=split,
+                                         fusion=fusion_spec, reranker=load_reranker(settings),
+                                         runs_dir=settings.home / "runs", on_query=advance)
     if as_json:
         emit_json({mode: report.to_dict() for mode, report in reports.items()})
         return
@@ -416,8 +421,8 @@ def eval_command(
         table.add_column(column, justify="left" if column == "mode" else "right")
     for mode, report in reports.items():
         m = report.metrics
-        table.add_row(Text(mode), f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}",
-                      f"{report.latency_ms_p50:.1f}")
+        latency = "—" if report.latency_ms_p50 is None else f"{report.latency_ms_p50:.1f}"
+        table.add_row(Text(mode), f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}", latency)
     console.print(table)
 
 

@@ -14,7 +14,7 @@ from neurank.documents import read_corpus
 from neurank.errors import ConfigError
 from neurank.eval.datasets import load_qrels, load_queries
 from neurank.eval.metrics import evaluate
-from neurank.eval.runs import write_run
+from neurank.eval.runs import read_run, write_run
 from neurank.ingest.inline import IngestSummary, ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.plan import RetrievalPlan
@@ -30,10 +30,11 @@ RERANK_SUFFIX = "+rerank"
 class ModeReport:
     mode: str
     metrics: dict[str, float]
-    latency_ms_p50: float
+    latency_ms_p50: float | None
+    """None for a run read from a file: its latency is unknown."""
     queries: int
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float | None]:
         return {**self.metrics, "latency_ms_p50": self.latency_ms_p50}
 
 
@@ -109,3 +110,10 @@ def run_metadata(plan: RetrievalPlan, encoders: EncoderBundle, settings: Setting
         "int8": settings.int8,
         "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b},
     }
+
+
+def evaluate_runs(dataset: Path, runs: Sequence[Path], *, split: str = "test") -> dict[str, ModeReport]:
+    """Score TREC run files (an earlier `neurank eval`'s, or another system's) on `dataset`'s `split`, one report
+    per file; every judged query counts, 0 where a run has nothing for it (as for a searched mode)."""
+    qrels = load_qrels(dataset, split)
+    return {str(path): ModeReport(str(path), evaluate(qrels, read_run(path)), None, len(qrels)) for path in runs}

@@ -51,7 +51,7 @@ def rerank_metric(score: Scorer, queries: Mapping[str, str], qrels: Qrels, runs:
 
 
 def final_evaluation(dataset: Path, setup: EvalSetup, settings: Settings, *, split: str,
-                     runs_dir: Path | None = None, progress: bool = True) -> dict[str, dict[str, float]]:
+                     runs_dir: Path | None = None, progress: bool = True) -> dict[str, dict[str, float | None]]:
     """Index the corpus with `setup.encoders` in the training store, then run `setup.modes` on `split`."""
     target = indexed(dataset, setup.encoders, settings)
     total = len(load_qrels(dataset, split)) * len(setup.modes)
