@@ -6,7 +6,7 @@ STAMP := $(VENV)/.neurank-installed
 TORCH := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint redis venv clean
+.PHONY: demo test unit lint redis venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ redis:
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+unit: venv lint
+	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
 test: venv redis lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

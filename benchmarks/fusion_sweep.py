@@ -15,11 +15,10 @@ from common import header
 from neurank.config import Settings
 from neurank.eval.datasets import load_qrels, load_queries
 from neurank.eval.metrics import evaluate
-from neurank.eval.runner import IndexedDataset, index_dataset
-from neurank.onnx_models.bundle import EncoderBundle
+from neurank.eval.runner import index_dataset
 from neurank.query.fusion import fuse
-from neurank.query.plan import COMBINATIONS, Fusion, RetrievalPlan
-from neurank.stores import open_store
+from neurank.query.target import SearchTarget
+from neurank.retrieval import COMBINATIONS, Fusion
 
 WEIGHT_GRID = [None, (0.4, 0.3, 0.3), (0.3, 0.3, 0.4), (0.2, 0.4, 0.4), (0.5, 0.25, 0.25), (0.2, 0.3, 0.5)]
 
@@ -41,17 +40,13 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    target = IndexedDataset(open_store(settings), f"beir-{args.dataset.name}",
-                            EncoderBundle.from_settings(settings))
+    target = SearchTarget.from_settings(settings, f"beir-{args.dataset.name}")
     index_dataset(args.dataset, target, settings)
     qrels = load_qrels(args.dataset, args.split)
     queries = {qid: text for qid, text in load_queries(args.dataset).items() if qid in qrels}
-    stages = RetrievalPlan.for_mode("hybrid", k=args.depth, depth=args.depth).stages
-    searcher = target.searcher(RetrievalPlan(stages=stages[:1], k=args.depth))
-    per_query = {
-        qid: [searcher.run_stage(stage, text) for stage in stages]
-        for qid, text in track(queries.items(), description="stages")
-    }
+    searcher = target.searcher()
+    plan = searcher.plan("bm25+sparse+dense", k=args.depth, depth=args.depth, rerank_depth=0)
+    per_query = {qid: searcher.stage_results(text, plan) for qid, text in track(queries.items(), description="stages")}
     rows = []
     for name, i in (("bm25", 0), ("sparse", 1), ("dense", 2)):
         run = {qid: dict(results[i]) for qid, results in per_query.items()}

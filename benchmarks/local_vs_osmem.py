@@ -23,11 +23,13 @@ from common import header
 from neurank.config import Settings
 from neurank.documents import Document, read_corpus
 from neurank.eval.datasets import load_qrels, load_queries
+from neurank.index_spec import IndexSpec
 from neurank.onnx_models import SparseEncoder
+from neurank.retrieval import ScoredIds, SparseQuery, TextQuery
 from neurank.stores import LocalStore
 from neurank.stores.agreement import same_top_k
 from neurank.stores.opensearch import OpenSearchStore
-from neurank.stores.protocol import EncodedDocument, IndexSpec, ScoredIds, Store
+from neurank.stores.protocol import EncodedDocument, Store
 
 K = 10
 SPEC = IndexSpec(language="english", bm25_k1=1.2, bm25_b=0.75)
@@ -79,11 +81,11 @@ def main() -> None:
                                         zip(sliced, weights, strict=True)])
         tokens = encoder.encode_queries(queries)
         rows = [
-            ("bm25", len(documents), compare(queries, lambda q: local.search_bm25("bm25", q, 100),
-                                             lambda q: osmem.search_bm25("bm25", q, K))),
+            ("bm25", len(documents), compare(queries, lambda q: local.search("bm25", [TextQuery(q, 100)])[0],
+                                             lambda q: osmem.search("bm25", [TextQuery(q, K)])[0])),
             ("sparse (rank_feature)", len(sliced),
-             compare(tokens, lambda t: local.search_sparse("sparse", "splade", t, 100),
-                     lambda t: osmem.search_sparse("sparse", "splade", t, K))),
+             compare(tokens, lambda t: local.search("sparse", [SparseQuery("splade", t, 100)])[0],
+                     lambda t: osmem.search("sparse", [SparseQuery("splade", t, K)])[0])),
         ]
     print(header(f"osmem-server {version('osmem-server')}, {len(queries)} {args.split} queries, top {K}, "
                  "no warm-up, one run"))

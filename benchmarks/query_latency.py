@@ -22,6 +22,7 @@ from neurank.eval.datasets import load_qrels, load_queries
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.plan import RetrievalPlan
 from neurank.query.searcher import Searcher
+from neurank.query.target import SearchTarget
 from neurank.stores import open_store
 
 MODES = ("bm25", "sparse", "dense", "hybrid")
@@ -56,9 +57,11 @@ def main() -> None:
     for label, settings in runtimes.items():
         encoders = EncoderBundle.from_settings(settings)
         encoders.warm_up()
+        # The index was built by one runtime; the other encodes queries for their latency alone.
+        searcher = SearchTarget(store, index, encoders).searcher(check_models=False)
         for mode in MODES:
-            plan = RetrievalPlan.for_mode(mode, k=100, depth=100)
-            timings = latencies(Searcher(store, index, encoders, plan), plan, queries, args.warmup)
+            plan = searcher.plan(mode, k=100, depth=100)
+            timings = latencies(searcher, plan, queries, args.warmup)
             rows.append((mode, label, statistics.median(timings), float(np.percentile(timings, 95))))
     print(header(f"dataset {args.dataset.name} ({args.split}, {len(queries)} queries), k=depth=100, "
                  f"{args.warmup} warm-up queries, local store, load average {os.getloadavg()[0]:.1f}"))

@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
-from neurank.cli import app
+from neurank.cli import ExitCode, app, exit_code_for
+from neurank.config import load_settings
+from neurank.errors import ConfigError, IndexNotFoundError, InputError, StoreError, StoreUnavailableError
+from neurank.stores import open_store
 
 
 @pytest.fixture
@@ -52,7 +55,9 @@ def test_ingest_search_info(env: dict[str, str], tmp_path: Path) -> None:
         {"_id": "vax", "title": "Vaccines", "text": "A vaccine trains the immune system against a virus."},
         {"_id": "bad"},
     ]) + "\n")
-    summary = run("ingest", str(corpus), "--json")
+    ingested = CliRunner().invoke(app, ["ingest", str(corpus), "--json"])
+    assert ingested.exit_code == ExitCode.PARTIAL, ingested.output
+    summary = json.loads(ingested.stdout)
     assert summary["indexed"] == 2 and summary["failed"] == 1
     assert summary["failures"][0]["source"] == f"{corpus}:3"
 
@@ -89,9 +94,144 @@ def test_eval_reports_every_mode(env: dict[str, str], small_beir: Path) -> None:
     assert run("eval", "--dataset", str(small_beir), "--modes", "bm25", "--json") == {
         "bm25": {**report["bm25"], "latency_ms_p50": pytest.approx(report["bm25"]["latency_ms_p50"], rel=10)}
     }
+    written = Path(env["NEURANK_HOME"]) / "runs" / f"{small_beir.name}-test-hybrid.trec"
+    rescored = run("eval", "--dataset", str(small_beir), "--run", str(written), "--json")
+    assert rescored == {str(written): {**report["hybrid"], "latency_ms_p50": None}}
 
 
 def test_rerank_mode_without_model_is_a_clear_error(env: dict[str, str], small_beir: Path) -> None:
     result = CliRunner().invoke(app, ["eval", "--dataset", str(small_beir), "--modes", "bm25+rerank"])
     assert result.exit_code == 2
     assert "reranking is off" in result.stderr
+
+
+@pytest.fixture
+def bm25_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The CLI with BM25 alone: no encoder, so these tests need no model weights."""
+    for key in ("NEURANK_SPARSE_MODEL", "NEURANK_DENSE_MODEL"):
+        monkeypatch.setenv(key, "none")
+    return env
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def write_corpus(path: Path, *documents: dict) -> Path:
+    path.write_text("".join(json.dumps(document) + "\n" for document in documents))
+    return path
+
+
+def test_a_metadata_correction_is_indexed_again(bm25_env: dict[str, str], tmp_path: Path) -> None:
+    first = write_corpus(tmp_path / "v1.jsonl", {"_id": "a", "text": "statins lower cholesterol", "year": 2091})
+    assert run("ingest", str(first), "--json")["indexed"] == 1
+    fixed = write_corpus(tmp_path / "v2.jsonl", {"_id": "a", "text": "statins lower cholesterol", "year": 2019})
+    summary = run("ingest", str(fixed), "--json")
+    assert (summary["indexed"], summary["skipped"]) == (1, 0)
+    stored = open_store(load_settings()).get("cli", ["a"])
+    assert stored[0].document.metadata == {"year": 2019}
+    assert run("ingest", str(fixed), "--json")["skipped"] == 1
+
+
+def test_ingest_exit_code_says_whether_every_document_was_indexed(bm25_env: dict[str, str],
+                                                                  tmp_path: Path) -> None:
+    good = write_corpus(tmp_path / "good.jsonl", {"_id": "a", "text": "one"})
+    assert invoke("ingest", str(good)).exit_code == ExitCode.OK
+    assert invoke("ingest", str(good)).exit_code == ExitCode.OK  # skipped as unchanged
+    mixed = write_corpus(tmp_path / "mixed.jsonl", {"_id": "b", "text": "two"}, {"_id": "c"})
+    result = invoke("ingest", str(mixed), "--json")
+    assert result.exit_code == ExitCode.PARTIAL
+    assert json.loads(result.stdout)["failed"] == 1
+
+
+def test_brackets_in_queries_titles_and_errors_are_shown_as_text(bm25_env: dict[str, str],
+                                                                 tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "docs.jsonl",
+                          {"_id": "p[1]", "title": "[/i] Protein folding", "text": "protein cells fold quickly"})
+    run("ingest", str(corpus), "--json")
+    result = invoke("search", "protein [/x] cells", "--mode", "bm25")
+    assert result.exit_code == 0, result.output
+    for text in ("protein [/x] cells", "[/i] Protein folding", "p[1]"):
+        assert text in result.stderr
+    missing = invoke("ingest", str(tmp_path / "corpus[knn].jsonl"))
+    assert missing.exit_code == ExitCode.USAGE
+    assert f"error: {tmp_path / 'corpus[knn].jsonl'} does not exist" in missing.stderr
+
+
+@pytest.mark.parametrize(("variable", "value", "named"), [
+    ("NEURANK_THREADS", "0", "NEURANK_THREADS='0'"),
+    ("NEURANK_LOCAL_BUSY_TIMEOUT_S", "abc", "NEURANK_LOCAL_BUSY_TIMEOUT_S='abc'"),
+    ("NEURANK_STORE", "host:notaport", "unsupported store URL 'host:notaport'"),
+    ("NEURANK_STORE", "http://host:notaport", "malformed store URL 'http://host:notaport'"),
+    ("NEURANK_STORE", "http://[::1", "malformed store URL 'http://[::1'"),
+])
+def test_a_bad_setting_is_one_error_line_with_the_usage_code(bm25_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                             variable: str, value: str, named: str) -> None:
+    monkeypatch.setenv(variable, value)
+    result = invoke("search", "anything")
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr.startswith("error: ") and named in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("url", "code"), [
+    ("admin:s3cret@search.example:9200", ExitCode.USAGE),
+    ("https://admin:s3cret@search.example:9200", ExitCode.USAGE),
+    ("http://127.0.0.1:9/?token=s3cret", ExitCode.STORE),  # nothing listens on port 9: unreachable
+])
+def test_credentials_in_a_store_url_are_never_echoed(bm25_env: dict[str, str], url: str, code: ExitCode) -> None:
+    result = invoke("search", "anything", "--mode", "bm25", "--store", url)
+    assert result.exit_code == code
+    assert "s3cret" not in result.output and "***" in result.stderr
+
+
+def test_failure_reasons_are_redacted_in_both_outputs(bm25_env: dict[str, str], tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "d.jsonl", {"_id": " https://admin:s3cret@mirror.example/doc", "text": "t"})
+    as_json = invoke("ingest", str(corpus), "--json")
+    assert "whitespace" in json.loads(as_json.stdout)["failures"][0]["reason"]
+    as_text = invoke("ingest", str(corpus))
+    assert "whitespace" in as_text.stderr
+    for result in (as_json, as_text):
+        assert result.exit_code == ExitCode.PARTIAL
+        assert "s3cret" not in result.output and "admin:***@mirror.example" in result.output
+
+
+def test_an_invalid_ingest_setting_stops_only_what_ingests(bm25_env: dict[str, str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEURANK_INGEST_MAX_RETRIES", "-1")
+    assert invoke("index", "create").exit_code == ExitCode.OK
+    assert run("index", "info", "cli", "--json")["count"] == 0
+    with pytest.raises(ConfigError, match="NEURANK_INGEST_MAX_RETRIES='-1'"):
+        load_settings().ingest_options()
+
+
+def test_index_drop_says_whether_there_was_an_index(bm25_env: dict[str, str], tmp_path: Path) -> None:
+    run("ingest", str(write_corpus(tmp_path / "d.jsonl", {"_id": "a", "text": "one"})), "--json")
+    missing = invoke("index", "drop", "nothing-here")
+    assert missing.exit_code == ExitCode.PARTIAL and "no index nothing-here" in missing.stderr
+    dropped = invoke("index", "drop", "cli")
+    assert dropped.exit_code == ExitCode.OK and "dropped cli" in dropped.stderr
+    assert invoke("index", "info", "cli").exit_code == ExitCode.USAGE
+
+
+def test_delete_by_argument_and_by_file(bm25_env: dict[str, str], tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "d.jsonl", *({"_id": name, "text": f"document {name}"} for name in "abcd"))
+    run("ingest", str(corpus), "--json")
+    ids = tmp_path / "ids.txt"
+    ids.write_text("b\n\nc\n")
+    assert run("delete", "a", "--file", str(ids), "--json") == {"index": "cli", "deleted": 3, "not_found": 0}
+    assert run("index", "info", "cli", "--json")["count"] == 1
+    again = invoke("delete", "a", "d", "--json")
+    assert again.exit_code == ExitCode.PARTIAL
+    assert json.loads(again.stdout) == {"index": "cli", "deleted": 1, "not_found": 1}
+    ids.write_text(" padded\n")
+    bad = invoke("delete", "--file", str(ids))
+    assert bad.exit_code == ExitCode.USAGE and f"{ids}:1" in bad.stderr and "'id'" in bad.stderr
+    assert invoke("delete", "a", "--index", "absent").exit_code == ExitCode.USAGE
+
+
+def test_exit_codes_come_from_one_mapping() -> None:
+    assert exit_code_for(KeyboardInterrupt()) == 130
+    assert exit_code_for(StoreUnavailableError("down")) == exit_code_for(StoreError("refused")) == 3
+    assert exit_code_for(IndexNotFoundError("x", "local:/tmp")) == 2
+    assert exit_code_for(ConfigError("bad")) == exit_code_for(InputError("bad")) == 2

@@ -4,41 +4,102 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
-from neurank.config import Settings
-from neurank.errors import NeurankError
-from neurank.query.plan import DEFAULT_HYBRID_FUSION
+from neurank.config import Settings, load_settings
+from neurank.errors import IndexNotFoundError, NeurankError, StoreError, redact
 from neurank.query.rerank import load_reranker
+from neurank.retrieval import DEFAULT_HYBRID_FUSION
 
 if TYPE_CHECKING:
-    from neurank.eval.runner import IndexedDataset
+    from neurank.query.target import SearchTarget
+    from neurank.retrieval import Fusion
 
 app = typer.Typer(no_args_is_help=True, help="Neural ranking for OpenSearch, with an embedded default store.")
 models_app = typer.Typer(no_args_is_help=True, help="Bundled models: list, export to ONNX, quantize.")
 index_app = typer.Typer(no_args_is_help=True, help="Inspect and manage indexes.")
 
 
+console = Console(stderr=True)
+
+
+class ExitCode(IntEnum):
+    """What a command's exit status means (the README's table); `exit_code_for` maps errors onto it."""
+
+    OK = 0
+    """everything was indexed, skipped as unchanged, found or done"""
+    PARTIAL = 1
+    """some documents failed or went to dead letters, or what was to be dropped did not exist"""
+    USAGE = 2
+    """a bad flag, setting, input file or model, or an index that does not exist"""
+    STORE = 3
+    """the store could not be reached or refused the operation"""
+    INTERRUPTED = 130
+    """Ctrl-C"""
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The one place an error becomes an exit status."""
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, StoreError) and not isinstance(exc, IndexNotFoundError):
+        return ExitCode.STORE
+    return ExitCode.USAGE
+
+
+@contextmanager
+def handled(on_interrupt: str = "") -> Iterator[None]:
+    """Turn a neurank error into one redacted `error:` line and its exit status; Ctrl-C into 130."""
+    try:
+        yield
+    except NeurankError as exc:
+        console.print(f"[red]error:[/red] {plain(exc)}", soft_wrap=True)
+        raise typer.Exit(code=exit_code_for(exc)) from exc
+    except KeyboardInterrupt as exc:
+        console.print("[yellow]interrupted[/yellow]" + (f": {escape(on_interrupt)}" if on_interrupt else ""))
+        raise typer.Exit(code=exit_code_for(exc)) from None
+
+
+def plain(value: object) -> str:
+    """`value` as text for `console.print`: credentials redacted, brackets shown as brackets, not Rich markup."""
+    return escape(redact(str(value)))
+
+
+class ConsoleLogHandler(logging.Handler):
+    """Shows neurank's progress messages (ONNX exports made on first use) on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(f"[dim]{plain(record.getMessage())}[/dim]", soft_wrap=True)
+
+
 @app.callback()
-def quiet_model_loading() -> None:
-    """Keep transformers' per-load progress bars and load reports off the console (set the variables to see them)."""
+def set_up_console() -> None:
+    """Say what neurank does (exports on first use); keep transformers' per-load bars and reports off the console."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    logger = logging.getLogger("neurank")
+    if not any(isinstance(handler, ConsoleLogHandler) for handler in logger.handlers):
+        logger.addHandler(ConsoleLogHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # shown here once, not again by a root handler a library may have installed
+
+
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
-console = Console(stderr=True)
 
 StoreOpt = Annotated[str | None, typer.Option("--store", help="local:PATH or http(s)://host:port")]
 IndexOpt = Annotated[str | None, typer.Option("--index", help="index name (default NEURANK_INDEX)")]
@@ -53,9 +114,8 @@ FirstStageWeightOpt = Annotated[float | None, typer.Option(
 
 
 def settings_from(**overrides: Any) -> Settings:
-    """Environment first (NEURANK_*), then the flags that were given."""
-    base = Settings()
-    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    """Environment first (NEURANK_*), then the flags that were given; a bad value is a `ConfigError`."""
+    return load_settings(**overrides)
 
 
 def emit_json(payload: Any) -> None:
@@ -71,9 +131,9 @@ def progress_bar(description: str, total: int | None) -> Iterator[Any]:
 
 
 def count_lines(path: Path) -> int:
-    from neurank.documents import corpus_path
+    from neurank.documents import corpus_path, open_corpus
 
-    with corpus_path(path).open("rb") as handle:
+    with open_corpus(corpus_path(path)) as handle:
         return sum(1 for _ in handle)
 
 
@@ -83,17 +143,38 @@ def open_configured_store(settings: Settings) -> Any:
     return open_store(settings)
 
 
-def index_for_eval(dataset: Path, settings: Settings) -> IndexedDataset:
+def index_for_eval(dataset: Path, settings: Settings) -> SearchTarget:
     """`dataset` indexed in the configured store as `neurank eval` searches it (reused when unchanged)."""
-    from neurank.eval.runner import IndexedDataset, index_dataset
-    from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
+    from neurank.eval.runner import index_dataset
+    from neurank.onnx_models.bundle import ensure_exports
+    from neurank.query.target import SearchTarget
 
-    ensure_exports([settings], console.status)
-    target = IndexedDataset(open_configured_store(settings), f"beir-{dataset.name}",
-                            EncoderBundle.from_settings(settings))
+    ensure_exports([settings], lambda message: console.status(plain(message)))
+    target = SearchTarget.from_settings(settings, f"beir-{dataset.name}")
     with progress_bar(f"index {dataset.name}", count_lines(dataset)) as advance:
         index_dataset(dataset, target, settings, on_progress=advance)
     return target
+
+
+def float_list(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=flag) from None
+
+
+FusionOpt = Annotated[str, typer.Option("--fusion", help="rrf, min_max, l2 or z_score")]
+CombinationOpt = Annotated[str, typer.Option(help="arithmetic_mean, geometric_mean, harmonic_mean")]
+WeightsOpt = Annotated[str | None, typer.Option(help="comma-separated, one per stage in the mode's order")]
+RankConstantOpt = Annotated[int, typer.Option(help="RRF rank constant")]
+
+
+def fusion_from(technique: str, combination: str, weights: str | None, rank_constant: int) -> Fusion:
+    """The fusion the flags describe."""
+    from neurank.retrieval import Fusion
+
+    return Fusion(technique=technique, combination=combination, rank_constant=rank_constant,  # type: ignore[arg-type]
+                  weights=float_list(weights, "--weights") if weights else None)
 
 
 def stage_cell(hit: Any, stage: str) -> str:
@@ -104,18 +185,22 @@ def stage_cell(hit: Any, stage: str) -> str:
 
 
 def hits_table(title: str, result: Any) -> Table:
+    """Hits with each stage's score; the title, ids and stored titles are shown as text, never as markup."""
     stages = [s for s in ("bm25", "sparse", "dense", "rerank") if any(s in h.stages for h in result.hits)]
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")
     for column in ("#", "id", "score", *stages, "title"):
         table.add_column(column, justify="right" if column not in {"id", "title"} else "left")
     for rank, hit in enumerate(result.hits, start=1):
-        table.add_row(str(rank), hit.id, f"{hit.score:.4f}", *(stage_cell(hit, s) for s in stages), hit.title)
+        table.add_row(str(rank), Text(hit.id), f"{hit.score:.4f}", *(stage_cell(hit, s) for s in stages),
+                      Text(hit.title))
     return table
 
 
-def fail(exc: NeurankError) -> None:
-    console.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(code=2) from exc
+def key_value_table(title: str, payload: dict[str, Any]) -> Table:
+    table = Table(title=Text(title), show_header=False)
+    for key, value in payload.items():
+        table.add_row(Text(key), Text(json.dumps(value) if isinstance(value, dict | list) else str(value)))
+    return table
 
 
 @app.command()
@@ -132,13 +217,13 @@ def demo(
     from neurank.demo import dataset_corpus, run_demo, sample_corpora
     from neurank.onnx_models.bundle import ensure_exports
 
-    settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
-                             rerank_first_stage_weight=first_stage_weight)
-    if settings.store is None:
-        settings = settings.model_copy(update={"store": f"local:{settings.home / 'demo'}"})
-    try:
+    with handled():
+        settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
+                                 rerank_first_stage_weight=first_stage_weight)
+        if settings.store is None:
+            settings = settings.model_copy(update={"store": f"local:{settings.home / 'demo'}"})
         corpora = [dataset_corpus(dataset, settings)] if dataset else sample_corpora(settings)
-        ensure_exports([c.settings for c in corpora], console.status)
+        ensure_exports([c.settings for c in corpora], lambda message: console.status(plain(message)))
         reranker = load_reranker(settings)
         output = []
         with progress_bar("indexing", None) as advance:
@@ -148,14 +233,12 @@ def demo(
             output.append({"index": run.corpus.index, "ingest": run.ingest.to_dict(),
                            "queries": [r.to_dict() for r in run.results]})
             if not as_json:
-                console.print(f"[bold]{run.corpus.index}[/bold]: {run.ingest.indexed} indexed, "
+                console.print(f"[bold]{plain(run.corpus.index)}[/bold]: {run.ingest.indexed} indexed, "
                               f"{run.ingest.skipped} unchanged, {run.ingest.failed} failed")
                 for result in run.results:
                     console.print(hits_table(f"“{result.query}”", result))
                 for note in dict.fromkeys(note for result in run.results for note in result.notes):
-                    console.print(f"[yellow]{note}[/yellow]")
-    except NeurankError as exc:
-        fail(exc)
+                    console.print(f"[yellow]{plain(note)}[/yellow]")
     if as_json:
         emit_json(output)
 
@@ -163,7 +246,7 @@ def demo(
 class DefaultCommandGroup(TyperGroup):
     """A group that sends arguments naming none of its subcommands to `run`: `neurank ingest PATH` still works."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click.Context, not exported
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["run", *args]
         return super().parse_args(ctx, args)
@@ -198,47 +281,41 @@ def ingest(
 
     if (path is None) != retry_dead:
         raise typer.BadParameter("give a PATH to ingest, or --retry-dead without one")
-    settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
-                             dense_model=dense_model, language=language)
     description = "retry dead letters" if path is None else f"ingest {path.name} ({via.value})"
-    try:
-        with progress_bar(description, None if path is None else count_lines(path)) as advance:
+    with handled(on_interrupt="run the same command again to finish; what is already indexed is skipped, "
+                              "and batches already queued still run on the workers"):
+        settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
+                                 dense_model=dense_model, language=language)
+        with progress_bar(escape(description), None if path is None else count_lines(path)) as advance:
             summary = run_ingest(settings, path, via=via.value, on_progress=advance)
-    except NeurankError as exc:
-        fail(exc)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: run the same command again to finish; what is already "
-                      "indexed is skipped, and batches already queued still run on the workers")
-        raise typer.Exit(code=130) from None
     if as_json:
-        emit_json(summary.to_dict())
-        return
-    console.print(f"indexed {summary.indexed}, skipped {summary.skipped} (unchanged), failed {summary.failed}, "
-                  f"dead {len(summary.dead)}"
-                  + (f", {summary.truncated} truncated to the model window" if summary.truncated else ""))
-    for failure in summary.failures:
-        console.print(f"  [red]failed[/red] {failure.source or failure.id}: {failure.reason}")
-    for letter in summary.dead:
-        console.print(f"  [red]dead[/red] {letter.id} ({letter.source}): {letter.reason}")
+        payload = summary.to_dict()
+        for failure in (*payload["failures"], *payload["dead_letters"]):
+            failure["reason"] = redact(failure["reason"])  # a server may echo a credential back
+        emit_json(payload)
+    else:
+        console.print(f"indexed {summary.indexed}, skipped {summary.skipped} (unchanged), failed {summary.failed}, "
+                      f"dead {len(summary.dead)}"
+                      + (f", {summary.truncated} truncated to the model window" if summary.truncated else ""))
+        for failure in summary.failures:
+            console.print(f"  [red]failed[/red] {plain(failure.source or failure.id)}: {plain(failure.reason)}")
+        for letter in summary.dead:
+            console.print(f"  [red]dead[/red] {plain(letter.id)} ({plain(letter.source)}): {plain(letter.reason)}")
+    if summary.failed or summary.dead:
+        raise typer.Exit(code=ExitCode.PARTIAL)
 
 
 @ingest_app.command("status")
 def ingest_status(store: StoreOpt = None, index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Where the latest queued ingest of an index stands: batches queued, in flight, done; dead letters."""
-    settings = settings_from(store=store, index=index)
-    try:
+    with handled():
         from neurank.ingest.status import ingest_status as read_status
 
-        status = read_status(settings)
-    except NeurankError as exc:
-        fail(exc)
+        status = read_status(settings_from(store=store, index=index))
     if as_json:
         emit_json(status.to_dict())
         return
-    table = Table(title=f"ingest of {status.index} into {status.store}", show_header=False)
-    for key, value in status.to_dict().items():
-        table.add_row(key, str(value))
-    console.print(table)
+    console.print(key_value_table(f"ingest of {status.index} into {status.store}", status.to_dict()))
 
 
 @app.command()
@@ -251,13 +328,11 @@ def worker(
     dense_model: DenseOpt = None,
 ) -> None:
     """Run a Celery worker that encodes queued batches and writes them to its own store."""
-    settings = settings_from(store=store, runtime=runtime, sparse_model=sparse_model, dense_model=dense_model)
-    try:
+    with handled():
         from neurank.ingest.worker import run_worker
 
+        settings = settings_from(store=store, runtime=runtime, sparse_model=sparse_model, dense_model=dense_model)
         run_worker(settings, concurrency=concurrency, queues=queues.split(",") if queues else None)
-    except NeurankError as exc:
-        fail(exc)
 
 
 @app.command()
@@ -265,7 +340,8 @@ def search(
     query: Annotated[str, typer.Argument()],
     store: StoreOpt = None,
     index: IndexOpt = None,
-    mode: Annotated[str, typer.Option(help="bm25, sparse, dense or hybrid")] = "hybrid",
+    mode: Annotated[str, typer.Option(help="bm25, sparse, dense, hybrid (every stage the index has), or a set "
+                                           "such as bm25+dense")] = "hybrid",
     rerank_model: RerankOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     k: Annotated[int, typer.Option(help="hits to return")] = 10,
@@ -274,107 +350,93 @@ def search(
     sparse_model: SparseOpt = None,
     dense_model: DenseOpt = None,
     explain: Annotated[bool, typer.Option("--explain", help="show the terms that scored")] = False,
+    fusion: FusionOpt = DEFAULT_HYBRID_FUSION.technique,
+    combination: CombinationOpt = DEFAULT_HYBRID_FUSION.combination,
+    weights: WeightsOpt = None,
+    rank_constant: RankConstantOpt = 60,
     as_json: JsonOpt = False,
 ) -> None:
     """Search an index; every hit carries each stage's raw and normalized score."""
-    from neurank.onnx_models.bundle import EncoderBundle
-    from neurank.query.explain import explain_hits
-    from neurank.query.plan import RetrievalPlan
-    from neurank.query.searcher import Searcher
+    from neurank.query.target import SearchTarget
 
-    settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
-                             dense_model=dense_model, rerank_model=rerank_model,
-                             rerank_first_stage_weight=first_stage_weight)
-    try:
-        reranker = load_reranker(settings)
-        plan = RetrievalPlan.for_mode(mode, k=k, depth=depth, rerank_depth=depth if reranker else 0)
-        target = open_configured_store(settings)
-        encoders = EncoderBundle.from_settings(settings)
-        result = Searcher(target, settings.index, encoders, plan, reranker).search(query)
-        explanations = explain_hits(target, settings.index, encoders, query, result.hits) if explain else None
-    except NeurankError as exc:
-        fail(exc)
+    with handled():
+        settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
+                                 dense_model=dense_model, rerank_model=rerank_model,
+                                 rerank_first_stage_weight=first_stage_weight)
+        searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings))
+        plan = searcher.plan(mode, k=k, depth=depth, fusion=fusion_from(fusion, combination, weights, rank_constant))
+        result = searcher.search(query, plan, explain=explain)
     if as_json:
-        payload = result.to_dict()
-        if explanations is not None:
-            for hit, explanation in zip(payload["hits"], explanations, strict=True):
-                hit["explain"] = explanation.to_dict()
-        emit_json(payload)
+        emit_json(result.to_dict())
         return
     console.print(hits_table(f"“{query}” ({mode}, {result.timings_ms['total']:.1f} ms)", result))
     for note in result.notes:
-        console.print(f"[yellow]{note}[/yellow]")
-    for hit, explanation in zip(result.hits, explanations or [], strict=False):
-        console.print(f"[bold]{hit.id}[/bold] {explanation.render()}")
+        console.print(f"[yellow]{plain(note)}[/yellow]")
+    for hit, explanation in zip(result.hits, result.explanations or [], strict=False):
+        console.print(f"[bold]{plain(hit.id)}[/bold] {plain(explanation.render())}")
 
 
 @app.command(name="eval")
 def eval_command(
     dataset: Annotated[Path, typer.Option(help="BEIR-layout folder")],
     split: Annotated[str, typer.Option(help="qrels split")] = "test",
-    modes: Annotated[str, typer.Option(help="comma-separated: bm25,sparse,dense,hybrid[,…+rerank]")] = (
-        "bm25,sparse,dense,hybrid"),
+    modes: Annotated[str, typer.Option(help="comma-separated: bm25, sparse, dense, hybrid or a set such as "
+                                            "bm25+dense, each optionally +rerank")] = "bm25,sparse,dense,hybrid",
     rerank_model: RerankOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     store: StoreOpt = None,
     runtime: RuntimeOpt = None,
-    fusion: Annotated[str, typer.Option(help="rrf, min_max, l2 or z_score")] = DEFAULT_HYBRID_FUSION.technique,
-    combination: Annotated[str, typer.Option(help="arithmetic_mean, geometric_mean, harmonic_mean")] = (
-        "arithmetic_mean"),
-    weights: Annotated[str | None, typer.Option(help="comma-separated, one per sub-query")] = None,
-    rank_constant: Annotated[int, typer.Option(help="RRF rank constant")] = 60,
+    fusion: FusionOpt = DEFAULT_HYBRID_FUSION.technique,
+    combination: CombinationOpt = DEFAULT_HYBRID_FUSION.combination,
+    weights: WeightsOpt = None,
+    rank_constant: RankConstantOpt = 60,
+    run: Annotated[list[Path] | None, typer.Option(
+        "--run", help="score this TREC run file instead of searching (repeatable; --modes is ignored)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and p50 latency per mode, on a BEIR dataset's split."""
-    from neurank.eval.runner import evaluate_modes
-    from neurank.query.plan import Fusion
+    from neurank.eval.runner import evaluate_modes, evaluate_runs
 
-    settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
-                             rerank_first_stage_weight=first_stage_weight)
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
-    try:
-        fusion_spec = Fusion(technique=fusion, combination=combination, rank_constant=rank_constant,  # type: ignore[arg-type]
-                             weights=tuple(float(w) for w in weights.split(",")) if weights else None)
-        indexed = index_for_eval(dataset, settings)
-        from neurank.eval.datasets import load_qrels
+    with handled():
+        if run:
+            reports = evaluate_runs(dataset, run, split=split)
+        else:
+            settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
+                                     rerank_first_stage_weight=first_stage_weight)
+            fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
+            target = index_for_eval(dataset, settings)
+            from neurank.eval.datasets import load_qrels
 
-        n_queries = len(load_qrels(dataset, split)) * len(mode_list)
-        with progress_bar(f"queries ({split})", n_queries) as advance:
-            reports = evaluate_modes(dataset, mode_list, indexed, settings, split=split,
-                                     fusion=fusion_spec, reranker=load_reranker(settings),
-                                     runs_dir=settings.home / "runs", on_query=advance)
-    except NeurankError as exc:
-        fail(exc)
+            n_queries = len(load_qrels(dataset, split)) * len(mode_list)
+            with progress_bar(f"queries ({split})", n_queries) as advance:
+                reports = evaluate_modes(dataset, mode_list, target, settings, split=split,
+                                         fusion=fusion_spec, reranker=load_reranker(settings),
+                                         runs_dir=settings.home / "runs", on_query=advance)
     if as_json:
         emit_json({mode: report.to_dict() for mode, report in reports.items()})
         return
-    table = Table(title=f"{dataset.name} ({split}, {next(iter(reports.values())).queries} queries)")
+    table = Table(title=Text(f"{dataset.name} ({split}, {next(iter(reports.values())).queries} queries)"))
     for column in ("mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms"):
         table.add_column(column, justify="left" if column == "mode" else "right")
     for mode, report in reports.items():
         m = report.metrics
-        table.add_row(mode, f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}",
-                      f"{report.latency_ms_p50:.1f}")
+        latency = "—" if report.latency_ms_p50 is None else f"{report.latency_ms_p50:.1f}"
+        table.add_row(Text(mode), f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}", latency)
     console.print(table)
 
 
 @index_app.command("info")
 def index_info(name: Annotated[str, typer.Argument()], store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Document count and the model fingerprints an index was built with."""
-    settings = settings_from(store=store)
-    try:
-        target = open_configured_store(settings)
-        info = describe_index(target, name)
-    except NeurankError as exc:
-        fail(exc)
+    with handled():
+        info = describe_index(open_configured_store(settings_from(store=store)), name)
     print_index(info, as_json)
 
 
 def describe_index(target: Any, name: str) -> dict[str, Any]:
     spec = target.index_spec(name)
     if spec is None:
-        from neurank.errors import IndexNotFoundError
-
         raise IndexNotFoundError(name, target.url)
     return {"index": name, "store": target.url, "count": target.count(name), "models": dict(spec.models),
             "language": spec.language, "dense_dimension": spec.dense_dimension,
@@ -385,10 +447,7 @@ def print_index(info: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(info)
         return
-    table = Table(title=f"index {info['index']}", show_header=False)
-    for key, value in info.items():
-        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
-    console.print(table)
+    console.print(key_value_table(f"index {info['index']}", info))
 
 
 @index_app.command("create")
@@ -397,23 +456,51 @@ def index_create(name: Annotated[str | None, typer.Argument(help="index name (de
     """Create an index for the configured models (and its fusion pipeline on a cluster with neural-search)."""
     from neurank.ingest.inline import create_configured_index
 
-    settings = settings_from(store=store, index=name)
-    try:
+    with handled():
+        settings = settings_from(store=store, index=name)
         info = describe_index(create_configured_index(settings), settings.index)
-    except NeurankError as exc:
-        fail(exc)
     print_index(info, as_json)
 
 
 @index_app.command("drop")
 def index_drop(name: Annotated[str, typer.Argument()], store: StoreOpt = None) -> None:
-    """Delete an index and its documents."""
-    settings = settings_from(store=store)
-    try:
-        open_configured_store(settings).drop_index(name)
-    except NeurankError as exc:
-        fail(exc)
-    console.print(f"dropped {name}")
+    """Delete an index and its documents; exit 1 when there was no such index."""
+    with handled():
+        target = open_configured_store(settings_from(store=store))
+        existed = target.drop_index(name)
+    if not existed:
+        console.print(f"[yellow]no index {plain(name)}[/yellow] in {plain(target.url)}: nothing dropped")
+        raise typer.Exit(code=ExitCode.PARTIAL)
+    console.print(f"dropped {plain(name)}")
+
+
+@app.command()
+def delete(
+    ids: Annotated[list[str] | None, typer.Argument(help="document ids")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="a file of ids, one per line")] = None,
+    store: StoreOpt = None,
+    index: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete documents by id (on a cluster through the index alias); exit 1 when some ids were not stored."""
+    from neurank.documents import read_ids
+
+    if not ids and file is None:
+        raise typer.BadParameter("give document ids, or --file with one id per line")
+    with handled():
+        settings = settings_from(store=store, index=index)
+        wanted = list(dict.fromkeys([*(ids or []), *(read_ids(file) if file else [])]))
+        target = open_configured_store(settings)
+        if target.index_spec(settings.index) is None:
+            raise IndexNotFoundError(settings.index, target.url)
+        deleted = target.delete(settings.index, wanted)
+    if as_json:
+        emit_json({"index": settings.index, "deleted": deleted, "not_found": len(wanted) - deleted})
+    else:
+        console.print(f"deleted {deleted} of {len(wanted)} from {plain(settings.index)}"
+                      + (f" ({len(wanted) - deleted} not stored)" if deleted < len(wanted) else ""))
+    if deleted < len(wanted):
+        raise typer.Exit(code=ExitCode.PARTIAL)
 
 
 @models_app.command("export")
@@ -425,20 +512,13 @@ def models_export(
     """Export to ONNX (dynamo exporter), optionally quantize to int8, and report parity with PyTorch."""
     from neurank.onnx_models import export_model
 
-    settings = settings_from()
-    try:
-        with console.status(f"exporting {model} …"):
-            report = export_model(model, home=settings.home, int8=int8)
-    except NeurankError as exc:
-        fail(exc)
+    with handled(), console.status(f"exporting {plain(model)} …"):
+        report = export_model(model, home=settings_from().home, int8=int8, progress=lambda m: console.print(plain(m)))
     payload = report.to_dict()
     if as_json:
         emit_json(payload)
         return
-    table = Table(title=f"ONNX export of {model}", show_header=False)
-    for key, value in payload.items():
-        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
-    console.print(table)
+    console.print(key_value_table(f"ONNX export of {model}", payload))
 
 
 train_app = typer.Typer(no_args_is_help=True, help="Train cross-encoder, dense and sparse models on a BEIR dataset.")
@@ -482,22 +562,20 @@ def run_trainer(train: Any, defaults: Any, options: Any, flags: dict[str, Any], 
     dataset, out, runtime = flags.pop("dataset"), flags.pop("out"), flags.pop("runtime")
     skip = (flags.get("eval_split") or "").lower() == "none"
     shared = {name: flags.get(name) for name in TRAIN_FLAGS}
-    settings = settings_from(runtime=runtime)
-    try:
+    with handled(on_interrupt="run the same command again to resume from the last checkpoint"):
+        settings = settings_from(runtime=runtime)
         config = defaults.with_overrides(**{**shared, "eval_split": None if skip else shared["eval_split"]},
                                          no_final_evaluation=skip)
-        report = train(dataset, out, settings, config, options(), say=console.print)
-    except NeurankError as exc:
-        fail(exc)
+        report = train(dataset, out, settings, config, options(), say=lambda message: console.print(plain(message)))
     if as_json:
         emit_json(report.to_dict())
         return
     loop = report.loop
-    console.print(f"{report.kind} model in {report.out}: {loop.steps} steps in {loop.seconds / 60:.1f} min, "
+    console.print(f"{report.kind} model in {plain(report.out)}: {loop.steps} steps in {loop.seconds / 60:.1f} min, "
                   f"best dev {report.dev_measure} {loop.best_metric:.4f} at step {loop.best_step}"
                   + (" (stopped early)" if loop.stopped_early else "") + (" (time limit)" if loop.timed_out else ""))
     for mode, metrics in (report.evaluation or {}).items():
-        console.print(f"  {report.dataset} {report.eval_split} {mode}: nDCG@10 {metrics['ndcg@10']:.4f}, "
+        console.print(f"  {plain(report.dataset)} {report.eval_split} {plain(mode)}: nDCG@10 {metrics['ndcg@10']:.4f}, "
                       f"Recall@100 {metrics['recall@100']:.4f}, MRR@10 {metrics['mrr@10']:.4f}")
 
 
@@ -536,20 +614,18 @@ def calibrate_command(
     """Choose a reranker's first-stage weight per first stage on a collection; updates the folder's rerank.json."""
     from neurank.train.calibration import calibrate_model, dev_sample
 
-    settings = settings_from(store=store, runtime=runtime)
     stages = [stage.strip() for stage in first_stages.split(",") if stage.strip()]
-    try:
-        indexed = index_for_eval(dataset, settings)
+    with handled():
+        settings = settings_from(store=store, runtime=runtime)
+        target = index_for_eval(dataset, settings)
         qrels = dev_sample(dataset, split=split, queries=queries)
         with progress_bar(f"rerank dev candidates ({split})", len(qrels) * len(stages)) as advance:
-            chosen = calibrate_model(rerank_model, dataset, qrels, settings, indexed=indexed, first_stages=stages,
+            chosen = calibrate_model(rerank_model, dataset, qrels, settings, target=target, first_stages=stages,
                                      split=split, on_query=advance)
-    except NeurankError as exc:
-        fail(exc)
     if as_json:
         emit_json([dataclasses.asdict(calibration) for calibration in chosen])
         return
-    table = Table(title=f"first-stage weight on {dataset.name} {split} ({chosen[0].measure}, chosen marked)")
+    table = Table(title=Text(f"first-stage weight on {dataset.name} {split} ({chosen[0].measure}, chosen marked)"))
     table.add_column("weight", justify="right")
     for calibration in chosen:
         table.add_column(calibration.first_stage, justify="right")

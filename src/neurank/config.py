@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from neurank.errors import ConfigError
+from neurank.errors import ConfigError, redact
+
+Runtime = Literal["torch", "onnx"]
+"""What runs the encoders: PyTorch, or ONNX Runtime on exported graphs."""
+_Model = TypeVar("_Model", bound=BaseSettings)
+STORE_URL_FORMS = "local:PATH (a folder for the embedded store) or http(s)://host:port (an OpenSearch cluster)"
 
 
 def default_home() -> Path:
@@ -76,7 +83,7 @@ class Settings(BaseSettings):
     rerank_int8: bool | None = Field(
         default=None, description="run the cross-encoder's int8 export; None: as `int8` says (a cross-encoder "
                                   "loses more to int8 than the encoders do, see docs/BENCHMARKS.md)")
-    runtime: str = Field(default="onnx", description="torch or onnx")
+    runtime: Runtime = Field(default="onnx", description="torch or onnx")
     int8: bool = True
     max_length: int = 256
     batch_tokens: int = 4096
@@ -99,8 +106,70 @@ class Settings(BaseSettings):
     )
 
     broker_url: str = "redis://127.0.0.1:6379/0"
-    ingest: IngestOptions = Field(default_factory=IngestOptions)
+    ingest: IngestOptions | None = Field(
+        default=None, description="queued-ingestion knobs; None: read from NEURANK_INGEST_* by `ingest_options()`")
+
+    @field_validator("store")
+    @classmethod
+    def _store_url_is_usable(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_store_url(url)
+        return url
 
     def store_url(self) -> str:
         """The store to use: the configured one, else a local store under `home`."""
         return self.store or f"local:{self.home / 'store'}"
+
+    def ingest_options(self) -> IngestOptions:
+        """The queued-ingestion knobs, read and checked only here, so a bad one stops only the commands that use it."""
+        return self.ingest if self.ingest is not None else _validated(IngestOptions, "NEURANK_INGEST_", {})
+
+
+def check_store_url(url: str) -> None:
+    """Refuse a store URL that is neither form of `STORE_URL_FORMS`, or that carries credentials.
+
+    Raises ValueError (pydantic turns it into a validation error naming NEURANK_STORE); every message is
+    redacted, since the URL may hold a password.
+    """
+    if url.startswith("local:"):
+        if not url.removeprefix("local:").strip():
+            raise ValueError(f"store URL {url!r} names no folder; expected {STORE_URL_FORMS}")
+        return
+    shown = redact(url)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"unsupported store URL {shown!r}; expected {STORE_URL_FORMS}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number in range)
+    except ValueError as exc:
+        raise ValueError(f"malformed store URL {shown!r} ({exc}); expected {STORE_URL_FORMS}") from None
+    if not parts.hostname:
+        raise ValueError(f"store URL {shown!r} names no host; expected {STORE_URL_FORMS}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"store URL {shown!r} carries credentials; give them in NEURANK_OPENSEARCH_USER and "
+                         "NEURANK_OPENSEARCH_PASSWORD instead")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (`NEURANK_*`), with `overrides` (CLI flags) on top; `None` overrides nothing.
+
+    An invalid value raises one `ConfigError` naming the variable or flag, instead of pydantic's report.
+    """
+    return _validated(Settings, "NEURANK_", {key: value for key, value in overrides.items() if value is not None})
+
+
+def _validated(model: type[_Model], env_prefix: str, given: dict[str, Any]) -> _Model:
+    try:
+        return model(**given)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(error, env_prefix, given) for error in exc.errors())) from None
+
+
+def _describe(error: Any, env_prefix: str, given: dict[str, Any]) -> str:
+    """`NEURANK_THREADS='0': must be ≥ 1`-style text for one pydantic error; secrets are never echoed."""
+    field = str(error["loc"][0]) if error["loc"] else ""
+    where = f"--{field.replace('_', '-')}" if field in given else f"{env_prefix}{field.upper()}"
+    message = str(error["msg"])
+    if message.startswith("Value error, ") or "password" in field:  # neurank's own message shows the value
+        return redact(f"{where}: {message.removeprefix('Value error, ')}")
+    return redact(f"{where}={error['input']!r}: {message}")

@@ -13,12 +13,14 @@ from neurank.documents import read_corpus
 from neurank.eval.datasets import load_qrels, load_queries
 from neurank.ingest.inline import IngestSummary, ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
-from neurank.query.plan import RetrievalPlan
 from neurank.query.rerank import Reranker
-from neurank.query.searcher import Searcher, SearchResult
+from neurank.query.searcher import SearchResult
+from neurank.query.target import SearchTarget
 from neurank.stores.protocol import Store
 
 SAMPLE_QUERIES = "sample_queries.json"
+DEMO_RERANK_DEPTH = 20
+"""Hits the cross-encoder rescores per demo query: enough to reorder what is shown, quick on a laptop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +62,6 @@ def dataset_corpus(path: Path, settings: Settings, n_queries: int = 5) -> DemoCo
     return DemoCorpus(f"beir-{path.name}", path, settings, chosen[:n_queries])
 
 
-def demo_plan(encoders: EncoderBundle, k: int, rerank_depth: int = 20) -> RetrievalPlan:
-    """Hybrid over whichever stages the corpus has encoders for, then the rerank stage (off without a model)."""
-    names = ["bm25", *(["sparse"] if encoders.splade else []), *(["dense"] if encoders.dense else [])]
-    stages = tuple(RetrievalPlan.for_mode(name, k=k).stages[0] for name in names)
-    return RetrievalPlan(stages=stages, k=k, rerank_depth=rerank_depth)
-
-
 def run_demo(corpora: list[DemoCorpus], store: Store, *, k: int = 3, reranker: Reranker | None = None,
              on_progress: Callable[[str, int], None] | None = None) -> Iterator[DemoRun]:
     for corpus in corpora:
@@ -74,5 +69,6 @@ def run_demo(corpora: list[DemoCorpus], store: Store, *, k: int = 3, reranker: R
         progress = (lambda n, name=corpus.index: on_progress(name, n)) if on_progress else None
         summary = ingest_records(read_corpus(corpus.path), store, corpus.index, encoders, corpus.settings,
                                  on_progress=progress)
-        searcher = Searcher(store, corpus.index, encoders, demo_plan(encoders, k), reranker)
-        yield DemoRun(corpus, summary, [searcher.search(query) for query in corpus.queries])
+        searcher = SearchTarget(store, corpus.index, encoders).searcher(reranker)
+        plan = searcher.plan("hybrid", k=k, rerank_depth=DEMO_RERANK_DEPTH if reranker else 0)
+        yield DemoRun(corpus, summary, [searcher.search(query, plan) for query in corpus.queries])

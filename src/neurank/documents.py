@@ -6,8 +6,11 @@ so one bad document never takes the rest of the file down with it.
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +20,11 @@ from neurank.errors import InputError
 
 MAX_DOCUMENT_BYTES = 512 * 1024
 """Above this a document is rejected: encoders read 256-512 tokens, so the rest would be dead weight."""
+MAX_ID_BYTES = 512
+"""OpenSearch refuses a longer `_id`; the local store takes the same rule so an index can move between them."""
+_GZIP_MAGIC = b"\x1f\x8b"
+_UNREAD_FORMATS = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"PK\x03\x04": "zip"}
+"""Compressed formats read by no reader here: refused by name instead of as lines of invalid UTF-8."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +43,10 @@ class Document:
 
     @property
     def content_hash(self) -> str:
-        """sha256 of what is indexed; a re-ingest skips a document whose hash and models are unchanged."""
-        payload = json.dumps([self.title, self.text], ensure_ascii=False)
+        """sha256 of everything stored (title, text, metadata): a re-ingest skips a document only when none of
+        it changed, so a corrected metadata field is written again."""
+        payload = json.dumps([self.title, self.text, self.metadata], ensure_ascii=False, sort_keys=True,
+                             default=str)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -68,6 +78,40 @@ class Hit:
         }
 
 
+def checked_id(doc_id: str, source: str) -> str:
+    """`doc_id` when every store accepts it as given; one rule for the local store and OpenSearch."""
+    if not doc_id.strip():
+        raise InputError("empty document id", source=source, field="id")
+    if doc_id != doc_id.strip():
+        raise InputError(f"id {doc_id!r} has leading or trailing whitespace; remove it (ids are kept as given)",
+                         source=source, field="id")
+    try:
+        id_bytes = len(doc_id.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InputError(f"unpaired surrogate in id at character {exc.start}", source=source, field="id") from exc
+    if id_bytes > MAX_ID_BYTES:
+        raise InputError(f"id is {id_bytes:,} bytes in UTF-8, above OpenSearch's limit of {MAX_ID_BYTES}",
+                         source=source, field="id")
+    return doc_id
+
+
+def read_ids(path: Path) -> list[str]:
+    """The ids in a file, one per line (blank lines skipped); the first bad line raises `InputError`."""
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    ids = []
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            source = f"{path}:{line_no}"
+            try:
+                line = raw.removeprefix(codecs.BOM_UTF8 if line_no == 1 else b"").decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"invalid UTF-8 at byte {exc.start}", source=source) from None
+            if line.strip():
+                ids.append(checked_id(line.rstrip("\r\n"), source))
+    return ids
+
+
 def document_from_record(record: Any, source: str, *, id_keys: tuple[str, ...] = ("_id", "id")) -> Document:
     """Validate one decoded JSON record; raise `InputError` naming `source` and the field at fault."""
     if not isinstance(record, dict):
@@ -78,9 +122,7 @@ def document_from_record(record: Any, source: str, *, id_keys: tuple[str, ...] =
     if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
         raise InputError(f"id must be a string or integer, got {type(doc_id).__name__}", source=source,
                          field="id")
-    doc_id = str(doc_id).strip()
-    if not doc_id:
-        raise InputError("empty document id", source=source, field="id")
+    doc_id = checked_id(str(doc_id), source)
     title = record.get("title") or ""
     text = record.get("text")
     for name, value in (("title", title), ("text", text)):
@@ -103,38 +145,65 @@ def document_from_record(record: Any, source: str, *, id_keys: tuple[str, ...] =
 
 
 def read_jsonl(path: Path) -> Iterator[Document | InputError]:
-    """Yield each line's Document, or the InputError that explains why the line was refused."""
+    """Yield each line's Document, or the InputError that explains why the line was refused.
+
+    A gzip file is read through gzip; a UTF-8 byte order mark before the first line is skipped.
+    """
     seen: dict[str, int] = {}
-    with path.open("rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            source = f"{path}:{line_no}"
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield InputError(f"invalid UTF-8 at byte {exc.start}", source=source)
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", source=source)
-                continue
-            try:
-                document = document_from_record(record, source)
-            except InputError as exc:
-                yield exc
-                continue
-            if document.id in seen:
-                yield InputError(f"duplicate id {document.id!r} (first seen on line {seen[document.id]})",
-                                 source=source, field="id")
-                continue
-            seen[document.id] = line_no
-            yield document
+    line_no = 0
+    with open_corpus(path) as handle:
+        try:
+            for line_no, raw in enumerate(handle, start=1):
+                if not raw.strip() or (line_no == 1 and not raw.removeprefix(codecs.BOM_UTF8).strip()):
+                    continue
+                source = f"{path}:{line_no}"
+                result = _parse_line(raw.removeprefix(codecs.BOM_UTF8) if line_no == 1 else raw, source)
+                if isinstance(result, Document) and result.id in seen:
+                    result = InputError(f"duplicate id {result.id!r} (first seen on line {seen[result.id]})",
+                                        source=source, field="id")
+                elif isinstance(result, Document):
+                    seen[result.id] = line_no
+                yield result
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt gzip stream
+            yield InputError(f"the file cannot be read past here: {exc}", source=f"{path}:{line_no + 1}")
+
+
+def _parse_line(raw: bytes, source: str) -> Document | InputError:
+    """One line's Document or the reason it is refused; no exception a line can cause escapes."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return InputError(f"invalid UTF-8 at byte {exc.start}", source=source)
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", source=source)
+    except RecursionError:
+        return InputError("JSON nested too deeply to read", source=source)
+    except ValueError as exc:  # e.g. an integer above Python's 4,300-digit conversion limit
+        return InputError(f"unreadable JSON value: {str(exc).split(';')[0]}", source=source)
+    try:
+        document = document_from_record(record, source)
+        document.content_hash  # noqa: B018 (metadata too deep to serialize is refused here, not at write time)
+    except InputError as exc:
+        return exc
+    except (RecursionError, ValueError) as exc:
+        return InputError(f"metadata cannot be stored: {type(exc).__name__}", source=source)
+    return document
+
+
+def open_corpus(path: Path) -> Any:
+    """The file as a binary stream, decompressed when it starts with the gzip magic bytes."""
+    with path.open("rb") as probe:
+        head = probe.read(8)
+    for magic, name in _UNREAD_FORMATS.items():
+        if head.startswith(magic):
+            raise InputError(f"{path} is a {name} file; decompress it, or recompress it with gzip")
+    return gzip.open(path, "rb") if head.startswith(_GZIP_MAGIC) else path.open("rb")
 
 
 def corpus_path(path: Path) -> Path:
-    """A BEIR folder (holding corpus.jsonl) or a JSONL file."""
+    """A BEIR folder (holding corpus.jsonl) or a JSONL file (plain or gzip)."""
     if path.is_dir():
         corpus = path / "corpus.jsonl"
         if not corpus.is_file():

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class NeurankError(Exception):
     """Root of every error neurank raises on purpose."""
@@ -86,3 +88,19 @@ class StoreUnavailableError(StoreError):
 
 class PlanError(NeurankError):
     """A retrieval plan breaks one of OpenSearch's rules or neurank's."""
+
+
+_SECRET_QUERY_KEYS = r"(?:token|access_token|api_key|apikey|key|password|passwd|pwd|secret|signature|sig|auth)"
+_USERINFO = re.compile(r"(?P<head>(?:\b[A-Za-z][A-Za-z0-9+.-]*://)?[^\s/@:'\"()\[\]<>]+):[^\s/@'\"<>]+@")
+_QUERY_SECRET = re.compile(rf"(?P<head>[?&;]{_SECRET_QUERY_KEYS}=)[^&#\s'\"<>]+", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact(text: str) -> str:
+    """`text` with URL passwords and secret query values replaced by `***`, so any message is safe to show.
+
+    Covers `scheme://user:pass@host`, a scheme-less `user:pass@host` and `?token=…`-style parameters, in
+    neurank's own messages as in text a server echoes back.
+    """
+    text = _USERINFO.sub(rf"\g<head>:{REDACTED}@", text)
+    return _QUERY_SECRET.sub(rf"\g<head>{REDACTED}", text)

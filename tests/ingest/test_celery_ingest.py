@@ -64,9 +64,9 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 120.0)
         time.sleep(0.3)
 
 
-def cli_json(*args: str) -> Any:
+def cli_json(*args: str, exit_code: int = 0) -> Any:
     result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     return json.loads(result.stdout)
 
 
@@ -168,7 +168,7 @@ def test_poison_document_is_dead_lettered_and_its_batch_mates_indexed(
     workers.start_ready("w1")
     settings = Settings()
 
-    summary = cli_json("ingest", str(corpus), "--via", "celery", "--json")
+    summary = cli_json("ingest", str(corpus), "--via", "celery", "--json", exit_code=1)  # some failed or dead
     assert {key: summary[key] for key in ("indexed", "skipped", "failed", "dead")} == {
         "indexed": 30, "skipped": 0, "failed": 1, "dead": 1}
     (letter,) = summary["dead_letters"]
@@ -184,7 +184,7 @@ def test_poison_document_is_dead_lettered_and_its_batch_mates_indexed(
     assert {key: status[key] for key in ("queued", "in_flight", "indexed", "dead")} == {
         "queued": 0, "in_flight": 0, "indexed": 30, "dead": 1}
 
-    again = cli_json("ingest", str(corpus), "--via", "celery", "--json")
+    again = cli_json("ingest", str(corpus), "--via", "celery", "--json", exit_code=1)
     assert (again["indexed"], again["skipped"], again["failed"], again["dead"]) == (0, 30, 1, 1)
     status = ingest_status(settings)
     assert (status.documents, status.done) == (0, 0)
@@ -259,7 +259,7 @@ def test_an_interrupted_ingest_run_again_completes_without_duplicates(
     # producer the default disposition, as a terminal's Ctrl-C would find it.
     producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ},
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    wait_for(lambda: broker.llen(settings.ingest.queue) >= 2, "two batches on the broker")
+    wait_for(lambda: broker.llen(settings.ingest_options().queue) >= 2, "two batches on the broker")
     producer.send_signal(signal.SIGINT)
     _, err = producer.communicate(timeout=60)
     assert producer.returncode != 0 and b"run the same command again" in err
@@ -298,14 +298,14 @@ def test_a_queued_run_ends_as_an_inline_one_new_version_searched_and_writes_refr
     assert store.count(settings.index) == 18
 
 
-@pytest.mark.parametrize(("store", "reason"), [
-    ("ftp://127.0.0.1", "unsupported store URL 'ftp://127.0.0.1'"),
-    ("http://neurank:s3cret@127.0.0.1:9200", "carries credentials"),
-    ("http://127.0.0.1:1", "cannot reach http://127.0.0.1:1"),
-    ("no weights", "cannot load"),
+@pytest.mark.parametrize(("store", "code", "reason"), [
+    ("ftp://127.0.0.1", 2, "unsupported store URL 'ftp://127.0.0.1'"),
+    ("http://neurank:s3cret@127.0.0.1:9200", 2, "carries credentials"),
+    ("http://127.0.0.1:1", 3, "cannot reach http://127.0.0.1:1"),
+    ("no weights", 2, "cannot load"),
 ])
 def test_a_worker_that_cannot_serve_refuses_to_start(
-    fast_models: dict[str, str], workers: Any, tmp_path: Path, store: str, reason: str
+    fast_models: dict[str, str], tmp_path: Path, store: str, code: int, reason: str
 ) -> None:
     if store == "no weights":
         folder = tmp_path / "minilm-without-weights"
@@ -314,12 +314,13 @@ def test_a_worker_that_cannot_serve_refuses_to_start(
         fast_models["NEURANK_DENSE_MODEL"] = str(folder)
     else:
         fast_models["NEURANK_STORE"] = store
-    worker = workers.start("w1")
+    command = [str(Path(sys.executable).with_name("neurank")), "worker", "--concurrency", "1"]
 
-    assert worker.wait_exit() == 1
-    text = worker.text()
-    assert "this worker cannot serve, so it does not start" in text and reason in text
-    assert " ready." not in text and "s3cret" not in text
+    worker = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **fast_models})
+
+    output = " ".join((worker.stdout + worker.stderr).split())
+    assert worker.returncode == code, output
+    assert reason in output and " ready." not in output and "s3cret" not in output
 
 
 def test_a_producer_stops_when_no_worker_consumes_its_queue_and_waits_for_a_busy_one(
@@ -334,8 +335,8 @@ def test_a_producer_stops_when_no_worker_consumes_its_queue_and_waits_for_a_busy
     message = " ".join(alone.stderr.split())
     assert "no live worker consumes queue 'neurank.encode' of redis://127.0.0.1:6379/15" in message
     settings = Settings()
-    assert broker.llen(settings.ingest.queue) == 1, "the batch sent stays queued"
-    broker.delete(settings.ingest.queue)
+    assert broker.llen(settings.ingest_options().queue) == 1, "the batch sent stays queued"
+    broker.delete(settings.ingest_options().queue)
 
     store = open_store(settings)
     assert store.index_spec(settings.index) is not None

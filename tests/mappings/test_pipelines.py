@@ -10,7 +10,7 @@ from tests.spec import validate
 
 from neurank.errors import PlanError
 from neurank.mappings import pipeline_id, search_pipeline_body
-from neurank.query.plan import COMBINATIONS, TECHNIQUES, Fusion
+from neurank.retrieval import COMBINATIONS, TECHNIQUES, Fusion
 
 WEIGHTS = (None, (0.2, 0.3, 0.5))
 FUSIONS = [  # rrf ignores the combination; z_score allows only arithmetic_mean

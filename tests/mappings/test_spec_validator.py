@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from tests.spec import KNOWN_GAPS, SpecViolation, errors, validate, validate_bulk, validate_msearch
 
+from neurank.index_spec import IndexSpec
 from neurank.mappings import index_body, search_pipeline_body
-from neurank.query.dsl import bm25_query, hybrid_body, msearch_lines, search_body
-from neurank.query.plan import Fusion
-from neurank.stores.protocol import IndexSpec
+from neurank.retrieval import Fusion
+from neurank.stores.opensearch.dsl import bm25_query, hybrid_body, msearch_lines, search_body
 
 GAP_EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "z_score normalization": ("search_pipeline.put", search_pipeline_body(Fusion("z_score"), 2)),

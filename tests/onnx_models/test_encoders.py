@@ -1,17 +1,21 @@
 """The encoders on the bundled weights with the torch runtime: ranking sanity, rank_features rules,
-pruning, truncation counts, batching, and the errors a caller can hit before any export exists."""
+pruning, truncation counts, batching, exports made on first use, and the errors a caller can hit."""
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from neurank.errors import ConfigError, ExportMissingError, ModelError
+from neurank.errors import ConfigError, ModelError
 from neurank.onnx_models import CrossEncoder, DenseEncoder, SparseEncoder, feature_name, resolve_model
+from neurank.onnx_models.loading import torch_module
 
 QUERY = "how do vaccines train the immune system"
 RELEVANT = "Vaccines expose the immune system to an antigen so that it builds antibodies and memory cells."
@@ -139,10 +143,39 @@ def test_construction_does_no_io_and_bad_settings_fail_early(tmp_path: Path) -> 
         SparseEncoder("splade-tiny", home=tmp_path, top_k=0)
 
 
-def test_onnx_before_export_names_the_command(tmp_path: Path) -> None:
-    encoder = SparseEncoder("splade-tiny", home=tmp_path, runtime="onnx", int8=True)
-    with pytest.raises(ExportMissingError, match="neurank models export splade-tiny"):
-        encoder.encode_documents([QUERY])
+def test_a_missing_export_is_made_on_first_use_and_said(tiny_cross: Path, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    home = tmp_path / "fresh-home"
+    torch_scores = CrossEncoder(str(tiny_cross), home=home).predict(QUERY, PASSAGES)
+    with caplog.at_level(logging.INFO, logger="neurank"):
+        onnx_scores = CrossEncoder(str(tiny_cross), home=home, runtime="onnx", int8=False).predict(QUERY, PASSAGES)
+    np.testing.assert_allclose(onnx_scores, torch_scores, atol=1e-4)
+    said = [record.getMessage() for record in caplog.records]
+    assert any("exporting it once" in message for message in said)
+    assert any("checking fp32 parity" in message for message in said)
+    assert list((home / "exports").glob("*/model.onnx"))
+
+
+def open_cross_encoder(folder: str, home: str) -> list[str]:
+    """In a fresh process: open the ONNX cross-encoder and return what the export logger said."""
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("neurank")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    CrossEncoder(folder, home=Path(home), runtime="onnx", int8=False).warm_up()
+    return said
+
+
+@pytest.mark.integration
+def test_processes_missing_the_same_export_make_it_once(tiny_cross: Path, tmp_path: Path) -> None:
+    home = tmp_path / "shared-home"
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        said = list(pool.map(open_cross_encoder, [str(tiny_cross)] * 2, [str(home)] * 2))
+    exported = [messages for messages in said if any("exporting the cross graph" in m for m in messages)]
+    assert len(exported) == 1, said
+    assert len(list((home / "exports").glob("*/model.onnx"))) == 1
 
 
 def test_sparse_and_cross_refuse_models_of_another_kind(tmp_path: Path) -> None:
@@ -165,3 +198,10 @@ def test_cross_encoder_predicts_one_logit_per_passage_in_order(tiny_cross: Path,
     alone = np.array([encoder.predict(QUERY, [passage])[0] for passage in PASSAGES])
     np.testing.assert_allclose(scores, alone, atol=1e-5)
     assert encoder.predict(QUERY, []).shape == (0,)
+
+
+def test_loading_weights_prints_nothing(tiny_cross: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    capfd.readouterr()
+    torch_module(resolve_model(str(tiny_cross), tmp_path), "cross")
+    printed = capfd.readouterr()
+    assert printed.err == "" and printed.out == ""

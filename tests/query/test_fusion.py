@@ -1,4 +1,4 @@
-"""Worked examples for ../SCORING.md §5, each computed by hand in the comments beside it.
+"""Worked examples for docs/SCORING.md §5, each computed by hand in the comments beside it.
 
 Values are float32, as in OpenSearch; hand arithmetic is checked to float32 precision (rel 1e-6), and
 exactly where the float32 order of operations is the point.
@@ -27,7 +27,7 @@ from neurank.query.fusion import (
     weighted_sum,
     z_score,
 )
-from neurank.query.plan import Fusion
+from neurank.retrieval import Fusion
 
 F32 = np.float32
 

@@ -1,11 +1,12 @@
-"""A plan is refused when it is built, with OpenSearch's own rules (../SCORING.md §5)."""
+"""A plan is refused when it is built, with OpenSearch's own rules (docs/SCORING.md §5)."""
 
 from __future__ import annotations
 
 import pytest
 
 from neurank.errors import PlanError
-from neurank.query.plan import MAX_SUB_QUERIES, Fusion, RetrievalPlan, Stage
+from neurank.query.plan import RetrievalPlan, Stage, stage_set
+from neurank.retrieval import MAX_SUB_QUERIES, Fusion
 
 
 def test_at_most_five_sub_queries() -> None:
@@ -28,7 +29,7 @@ def test_z_score_only_with_arithmetic_mean(combination: str) -> None:
 
 def test_weights_one_per_sub_query() -> None:
     stages = (Stage("bm25"), Stage("dense"), Stage("sparse"))
-    with pytest.raises(PlanError, match="2 weights for 3 sub-queries"):
+    with pytest.raises(PlanError, match="2 fusion weights for 3 sub-queries"):
         RetrievalPlan(stages=stages, fusion=Fusion("min_max", weights=(0.5, 0.5)))
     assert RetrievalPlan(stages=stages, fusion=Fusion("min_max", weights=(0.2, 0.3, 0.5))).is_hybrid
 
@@ -73,9 +74,9 @@ def test_unknown_names_list_the_choices() -> None:
 
 
 def test_sizes_must_be_positive() -> None:
-    with pytest.raises(PlanError, match="k must be positive"):
+    with pytest.raises(PlanError, match=r"k must be in \[1, 10000\]"):
         Stage("bm25", k=0)
-    with pytest.raises(PlanError, match="k must be positive"):
+    with pytest.raises(PlanError, match=r"k must be in \[1, 10000\]"):
         RetrievalPlan(stages=(Stage("bm25"),), k=0)
     with pytest.raises(PlanError, match="rerank depth must be >= 0"):
         RetrievalPlan(stages=(Stage("bm25"),), rerank_depth=-1)
@@ -102,10 +103,42 @@ def test_for_mode_defaults_to_the_fusion_chosen_on_train() -> None:
 
 
 def test_for_mode_unknown() -> None:
-    with pytest.raises(PlanError, match="unknown mode 'semantic'; choose one of bm25, sparse, dense, hybrid"):
+    with pytest.raises(PlanError, match="unknown mode 'semantic'; choose bm25, sparse, dense, hybrid"):
         RetrievalPlan.for_mode("semantic")
 
 
 def test_for_mode_checks_weights_against_the_stages() -> None:
-    with pytest.raises(PlanError, match="2 weights for 1 sub-queries"):
+    with pytest.raises(PlanError, match="2 fusion weights for 1 sub-queries"):
         RetrievalPlan.for_mode("bm25", fusion=Fusion("min_max", weights=(0.5, 0.5)))
+
+
+def test_hybrid_is_every_available_stage() -> None:
+    assert stage_set("hybrid") == ("bm25", "sparse", "dense")
+    assert stage_set("hybrid", available=("bm25", "dense")) == ("bm25", "dense")
+    assert stage_set("hybrid", available=("bm25",)) == ("bm25",)
+
+
+def test_explicit_stage_sets_keep_their_order_and_take_weights() -> None:
+    plan = RetrievalPlan.for_mode("dense+bm25", fusion=Fusion("min_max", weights=(0.7, 0.3)))
+    assert [stage.name for stage in plan.stages] == ["dense", "bm25"]
+    assert plan.is_hybrid and plan.first_stage == "hybrid"
+    assert stage_set("bm25+sparse+dense") == ("bm25", "sparse", "dense")
+
+
+@pytest.mark.parametrize(("mode", "message"), [
+    ("bm25+sparse", "needs the sparse stage"),
+    ("sparse", "needs the sparse stage"),
+    ("bm25+bm25", "names a stage twice"),
+    ("bm25+colbert", "unknown mode"),
+    ("bm25+", "unknown mode"),
+])
+def test_a_mode_naming_a_missing_or_unknown_stage_is_refused(mode: str, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        stage_set(mode, available=("bm25", "dense"))
+
+
+def test_k_stays_within_the_result_window() -> None:
+    with pytest.raises(PlanError, match=r"\[1, 10000\]"):
+        RetrievalPlan.for_mode("bm25", k=100_000)
+    with pytest.raises(PlanError, match=r"\[1, 10000\]"):
+        RetrievalPlan.for_mode("bm25", depth=20_000)

@@ -14,7 +14,7 @@ from tests.spec import validate, validate_bulk, validate_msearch
 
 from neurank.config import Settings
 from neurank.stores.opensearch import OpenSearchStore
-from neurank.stores.opensearch_bulk import BulkPolicy
+from neurank.stores.opensearch.bulk import BulkPolicy
 
 FAST_RETRIES = BulkPolicy(max_retries=2, initial_backoff_s=0.0, max_backoff_s=0.0, attempts=3)
 """Retries without waiting, so that fault-injection tests stay fast."""

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.stores.contract import BM25_CORPUS, INDEX, SPEC, StoreContractTests, encoded, ids
+from tests.stores.contract import BM25_CORPUS, INDEX, SPEC, StoreContractTests, bm25, encoded, ids, knn, sparse
 
 from neurank.config import Settings
-from neurank.errors import ConfigError, MissingExtraError, StoreError
+from neurank.errors import ConfigError, IndexNotFoundError, InputError, MissingExtraError, PlanError, StoreError
 from neurank.stores import LocalStore, open_store
-from neurank.stores.protocol import IndexSpec, Store
+from neurank.stores.protocol import Store
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ class TestLocalStoreContract(StoreContractTests):
             "ranking": lucene_bm25(4, 6, df=3, **stats),
             "once": lucene_bm25(1, 8, df=3, **stats),
         }
-        assert dict(store.search_bm25(bm25_corpus, "neural ranking", 10)) == expected
+        assert dict(bm25(store, bm25_corpus, "neural ranking", 10)) == expected
         assert store.explain_bm25(bm25_corpus, "neural ranking", "both") == {
             "neural": neural,
             "rank": lucene_bm25(1, 4, df=3, **stats),
@@ -65,7 +65,7 @@ def test_bm25_length_goes_through_the_one_byte_norm(store: LocalStore) -> None:
     store.create_index(INDEX, SPEC)
     store.upsert(INDEX, [encoded("long", long_text), encoded("short", "alpha beta")])
     stats = {"n": 2, "sum_dl": 47, "k1": 1.2, "b": 0.75}
-    assert dict(store.search_bm25(INDEX, "alpha", 10)) == {
+    assert dict(bm25(store, INDEX, "alpha", 10)) == {
         "short": lucene_bm25(1, 2, df=2, **stats),
         "long": lucene_bm25(1, 44, df=2, **stats),
     }
@@ -75,7 +75,7 @@ def test_a_repeated_query_term_is_one_clause_boosted_by_its_count(store: LocalSt
     store.create_index(INDEX, SPEC)
     store.upsert(INDEX, [encoded(doc_id, text) for doc_id, text in BM25_CORPUS.items()])
     stats = {"n": 4, "sum_dl": 23, "k1": 1.2, "b": 0.75}
-    hits = dict(store.search_bm25(INDEX, "ranking rankings ranked", 10))
+    hits = dict(bm25(store, INDEX, "ranking rankings ranked", 10))
     assert hits["ranking"] == lucene_bm25(4, 6, df=3, boost=3.0, **stats)
 
 
@@ -83,38 +83,38 @@ def test_documents_without_terms_do_not_count_in_n(store: LocalStore) -> None:
     store.create_index(INDEX, SPEC)
     store.upsert(INDEX, [encoded("d1", "alpha beta"), encoded("d2", "gamma"), encoded("stop", "the and of")])
     stats = {"n": 2, "sum_dl": 3, "k1": 1.2, "b": 0.75}
-    assert store.search_bm25(INDEX, "alpha", 10) == [("d1", lucene_bm25(1, 2, df=1, **stats))]
+    assert bm25(store, INDEX, "alpha", 10) == [("d1", lucene_bm25(1, 2, df=1, **stats))]
 
 
 def test_ties_keep_insertion_order_and_a_rewrite_moves_to_the_end(store: LocalStore) -> None:
     store.create_index(INDEX, SPEC)
     store.upsert(INDEX, [encoded(doc_id, "same words") for doc_id in ("c", "a", "b")])
-    assert ids(store.search_bm25(INDEX, "words", 10)) == ["c", "a", "b"]
-    assert ids(store.search_bm25(INDEX, "words", 2)) == ["c", "a"]
+    assert ids(bm25(store, INDEX, "words", 10)) == ["c", "a", "b"]
+    assert ids(bm25(store, INDEX, "words", 2)) == ["c", "a"]
     store.upsert(INDEX, [encoded("c", "same words")])
-    assert ids(store.search_bm25(INDEX, "words", 10)) == ["a", "b", "c"]
+    assert ids(bm25(store, INDEX, "words", 10)) == ["a", "b", "c"]
 
 
 def test_the_searcher_refreshes_after_writes_and_deletes(store: LocalStore) -> None:
     store.create_index(INDEX, SPEC)
     store.upsert(INDEX, [encoded("d1", "alpha", sparse={"splade": {"alpha": 1.0}}, embedding=[1, 0, 0])])
-    assert ids(store.search_bm25(INDEX, "alpha beta", 10)) == ["d1"]
+    assert ids(bm25(store, INDEX, "alpha beta", 10)) == ["d1"]
     store.upsert(INDEX, [encoded("d2", "beta", sparse={"splade": {"beta": 2.0}}, embedding=[0, 1, 0])])
-    assert ids(store.search_bm25(INDEX, "alpha beta", 10)) == ["d1", "d2"]
-    assert ids(store.search_sparse(INDEX, "splade", {"beta": 1.0}, 10)) == ["d2"]
-    assert ids(store.search_vector(INDEX, np.array([0, 1, 0]), 10)) == ["d2", "d1"]
+    assert ids(bm25(store, INDEX, "alpha beta", 10)) == ["d1", "d2"]
+    assert ids(sparse(store, INDEX, "splade", {"beta": 1.0}, 10)) == ["d2"]
+    assert ids(knn(store, INDEX, np.array([0, 1, 0]), 10)) == ["d2", "d1"]
     store.delete(INDEX, ["d2"])
-    assert ids(store.search_bm25(INDEX, "alpha beta", 10)) == ["d1"]
-    assert store.search_sparse(INDEX, "splade", {"beta": 1.0}, 10) == []
-    assert ids(store.search_vector(INDEX, np.array([0, 1, 0]), 10)) == ["d1"]
+    assert ids(bm25(store, INDEX, "alpha beta", 10)) == ["d1"]
+    assert sparse(store, INDEX, "splade", {"beta": 1.0}, 10) == []
+    assert ids(knn(store, INDEX, np.array([0, 1, 0]), 10)) == ["d1"]
 
 
 def test_another_store_object_sees_the_writes(store: LocalStore) -> None:
     store.create_index(INDEX, SPEC)
     store.upsert(INDEX, [encoded("d1", "alpha")])
-    assert ids(store.search_bm25(INDEX, "alpha", 10)) == ["d1"]
+    assert ids(bm25(store, INDEX, "alpha", 10)) == ["d1"]
     LocalStore(store.path).upsert(INDEX, [encoded("d2", "alpha alpha")])
-    assert ids(store.search_bm25(INDEX, "alpha", 10)) == ["d2", "d1"]
+    assert ids(bm25(store, INDEX, "alpha", 10)) == ["d2", "d1"]
 
 
 def test_a_write_that_changes_nothing_keeps_the_generation(store: LocalStore) -> None:
@@ -128,12 +128,12 @@ def test_a_write_that_changes_nothing_keeps_the_generation(store: LocalStore) ->
 def test_a_recreated_index_never_reuses_a_generation(store: LocalStore) -> None:
     store.create_index(INDEX, SPEC)
     store.upsert(INDEX, [encoded("d1", "alpha")])
-    assert ids(store.search_bm25(INDEX, "alpha", 10)) == ["d1"]
+    assert ids(bm25(store, INDEX, "alpha", 10)) == ["d1"]
     old = store.generation(INDEX)
     LocalStore(store.path).drop_index(INDEX)
     LocalStore(store.path).create_index(INDEX, SPEC)
     assert store.generation(INDEX) != old
-    assert store.search_bm25(INDEX, "alpha", 10) == []
+    assert bm25(store, INDEX, "alpha", 10) == []
 
 
 def test_failure_reasons_read_like_opensearch(store: LocalStore) -> None:
@@ -156,14 +156,14 @@ def test_failure_reasons_read_like_opensearch(store: LocalStore) -> None:
 
 def test_queries_opensearch_would_refuse_raise(store: LocalStore) -> None:
     store.create_index(INDEX, SPEC)
-    with pytest.raises(StoreError, match="rank_features"):
-        store.search_sparse(INDEX, "colbert", {"t": 1.0}, 10)
-    with pytest.raises(StoreError, match=r"weight must be in \(0, 64\]"):
-        store.search_sparse(INDEX, "splade", {"t": 65.0}, 10)
+    with pytest.raises(PlanError, match="not a sparse field"):
+        sparse(store, INDEX, "colbert", {"t": 1.0}, 10)
+    with pytest.raises(InputError, match=r"weights must be in \(0, 64\]"):
+        sparse(store, INDEX, "splade", {"t": 65.0}, 10)
     with pytest.raises(StoreError, match="dimension mismatch"):
-        store.search_vector(INDEX, np.ones(4), 10)
+        knn(store, INDEX, np.ones(4), 10)
     with pytest.raises(StoreError, match="zero vector"):
-        store.search_vector(INDEX, np.zeros(3), 10)
+        knn(store, INDEX, np.zeros(3), 10)
 
 
 def test_index_names_follow_opensearch_rules(store: LocalStore) -> None:
@@ -172,9 +172,28 @@ def test_index_names_follow_opensearch_rules(store: LocalStore) -> None:
             store.create_index(name, SPEC)
 
 
-def test_an_unknown_language_is_a_config_error(store: LocalStore) -> None:
-    with pytest.raises(ConfigError, match="english, russian, standard"):
-        store.create_index(INDEX, IndexSpec(language="klingon"))
+def test_generation_changes_on_every_write(store: LocalStore) -> None:
+    store.create_index(INDEX, SPEC)
+    seen = [store.generation(INDEX)]
+    store.upsert(INDEX, [encoded("d1")])
+    seen.append(store.generation(INDEX))
+    store.upsert(INDEX, [encoded("d1", "again")])
+    seen.append(store.generation(INDEX))
+    store.delete(INDEX, ["d1"])
+    seen.append(store.generation(INDEX))
+    assert len(set(seen)) == len(seen)
+
+
+def test_reading_a_folder_without_a_store_creates_nothing(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "typo" / "store")
+    assert store.index_spec(INDEX) is None
+    with pytest.raises(IndexNotFoundError):
+        bm25(store, INDEX, "alpha", 10)
+    with pytest.raises(IndexNotFoundError):
+        store.count(INDEX)
+    assert not (tmp_path / "typo").exists()
+    store.create_index(INDEX, SPEC)
+    assert store.count(INDEX) == 0 and (tmp_path / "typo" / "store").is_dir()
 
 
 def _write_range(path: str, start: int, stop: int) -> None:
@@ -197,7 +216,7 @@ def test_two_processes_writing_at_once_lose_nothing(store: LocalStore) -> None:
         worker.join(timeout=120)
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert store.count(INDEX) == 600
-    assert len(store.search_bm25(INDEX, "text", 1000)) == 600
+    assert len(bm25(store, INDEX, "text", 1000)) == 600
 
 
 def test_open_store_local(tmp_path: Path) -> None:

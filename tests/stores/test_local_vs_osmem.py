@@ -22,18 +22,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.stores.conftest import Recorder
-from tests.stores.contract import encoded, ids
+from tests.stores.contract import bm25, encoded, ids, sparse
 
 from neurank.documents import Document, read_corpus
 from neurank.eval.datasets import load_qrels, load_queries
+from neurank.index_spec import IndexSpec
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.fusion import fuse
-from neurank.query.plan import COMBINATIONS, TECHNIQUES, Fusion, RetrievalPlan, Stage
-from neurank.query.searcher import Searcher
+from neurank.query.plan import RetrievalPlan, Stage
+from neurank.query.target import SearchTarget
+from neurank.retrieval import COMBINATIONS, TECHNIQUES, Fusion, ScoredIds, SparseQuery
 from neurank.stores import LocalStore
 from neurank.stores.agreement import agreement, same_top_k
 from neurank.stores.opensearch import OpenSearchStore
-from neurank.stores.protocol import EncodedDocument, IndexSpec, ScoredIds, Store
+from neurank.stores.protocol import EncodedDocument, Store
 
 INDEX = "compare"
 SPEC = IndexSpec(language="english", bm25_k1=1.2, bm25_b=0.75)
@@ -90,8 +92,8 @@ def test_rank_feature_scores_equal_the_local_sparse_scores(
 ) -> None:
     local, osmem = pair
     for query in synthetic_queries():
-        expected = local.search_sparse(INDEX, field, query, 300)
-        got = osmem.search_sparse(INDEX, field, query, 20)
+        expected = sparse(local, INDEX, field, query, 300)
+        got = sparse(osmem, INDEX, field, query, 20)
         assert_float32_equal(got, expected[:20])
         assert same_top_k(expected, ids(got), 20)
 
@@ -108,12 +110,9 @@ def test_msearch_fusion_equals_the_local_fusion(
 ) -> None:
     """One-token queries, whose sub-query scores are exact on osmem too, so that fused scores must be equal."""
     local, osmem = pair
-    plan = RetrievalPlan(stages=(Stage("sparse", k=60, field="splade"), Stage("sparse", k=60, field="deepct")),
-                         fusion=fusion)
     for query in synthetic_queries(n=10, max_tokens=1):
-        tokens = dict.fromkeys(FIELDS, query)
-        fused = osmem.search_hybrid(INDEX, plan, "", tokens, None)
-        expected = fuse([local.search_sparse(INDEX, field, query, 60) for field in FIELDS], fusion)
+        fused = fuse(osmem.search(INDEX, [SparseQuery(field, query, 60) for field in FIELDS]), fusion)
+        expected = fuse([sparse(local, INDEX, field, query, 60) for field in FIELDS], fusion)
         assert [hit.id for hit in fused] == [hit.id for hit in expected]
         assert [np.float32(hit.score) for hit in fused] == [np.float32(hit.score) for hit in expected]
         assert [hit.ranks for hit in fused] == [hit.ranks for hit in expected]
@@ -138,15 +137,15 @@ def test_a_hybrid_plan_is_one_msearch_and_keeps_every_stage_score(
 ) -> None:
     documents = [encoded(f"d{i}", f"neural ranking {'models ' * i}", sparse={"splade": {"t1": 1.0 + i}})
                  for i in range(6)]
-    fill((osmem_store,), documents)
+    fill((osmem_store,), documents, IndexSpec(language="english", models={"splade": QueryTokens.fingerprint}))
     plan = RetrievalPlan(stages=(Stage("bm25", k=10), Stage("sparse", k=10)), fusion=Fusion("min_max"), k=4)
-    searcher = Searcher(osmem_store, INDEX, EncoderBundle(splade=QueryTokens({"t1": 2.0})), plan)
+    target = SearchTarget(osmem_store, INDEX, EncoderBundle(splade=QueryTokens({"t1": 2.0})))
     before = len(recorder.requests)
-    result = searcher.search("ranking models")
+    result = target.searcher().search("ranking models", plan)
     searched = [r.url for r in recorder.requests[before:] if r.url.endswith(("/_search", "/_msearch"))]
     assert searched == ["/_msearch"]
-    expected = fuse([osmem_store.search_bm25(INDEX, "ranking models", 10),
-                     osmem_store.search_sparse(INDEX, "splade", {"t1": 2.0}, 10)], plan.fusion)[:4]
+    expected = fuse([bm25(osmem_store, INDEX, "ranking models", 10),
+                     sparse(osmem_store, INDEX, "splade", {"t1": 2.0}, 10)], plan.fusion)[:4]
     assert [(hit.id, hit.score) for hit in result.hits] == [(hit.id, hit.score) for hit in expected]
     assert all(set(hit.stages) == {"bm25", "sparse"} for hit in result.hits)
     assert result.hits[0].text.startswith("neural ranking")
@@ -181,7 +180,7 @@ def scifact_stores(scifact: Path, tmp_path_factory: pytest.TempPathFactory,
     "`match` body with Lucene BM25"))
 def test_scifact_bm25_top10_agreement(scifact_stores: tuple[LocalStore, OpenSearchStore, dict[str, str], Path]) -> None:
     local, osmem, queries, _ = scifact_stores
-    pairs = [(local.search_bm25(INDEX, text, 100), ids(osmem.search_bm25(INDEX, text, 10)))
+    pairs = [(bm25(local, INDEX, text, 100), ids(bm25(osmem, INDEX, text, 10)))
              for text in queries.values()]
     assert agreement(pairs, 10) >= TARGET
 
@@ -205,8 +204,8 @@ def test_scifact_sparse_top10_agreement(
         assert not result.failed
     pairs = []
     for tokens in encoder.encode_queries(list(queries.values())):
-        expected = local.search_sparse(slice_index, "splade", tokens, 100)
-        got = osmem.search_sparse(slice_index, "splade", tokens, 10)
+        expected = sparse(local, slice_index, "splade", tokens, 100)
+        got = sparse(osmem, slice_index, "splade", tokens, 10)
         assert_float32_equal(got, expected[:10])
         pairs.append((expected, ids(got)))
     assert agreement(pairs, 10) >= TARGET

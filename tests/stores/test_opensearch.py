@@ -32,21 +32,23 @@ from tests.stores.contract import (
     IndexLifecycleTests,
     SparseScoringTests,
     WriteTests,
+    bm25,
     encoded,
     ids,
+    knn,
+    sparse,
 )
 
 from neurank.config import Settings
 from neurank.errors import ConfigError, IndexNotFoundError, StoreError, StoreUnavailableError
+from neurank.index_spec import IndexSpec
 from neurank.ingest.inline import ensure_index
 from neurank.mappings import pipeline_id
-from neurank.query.fusion import fuse
-from neurank.query.plan import DEFAULT_HYBRID_FUSION, Fusion, RetrievalPlan, Stage
-from neurank.stores import HybridStore, LocalStore, Store, VersionedStore, open_store
+from neurank.retrieval import DEFAULT_HYBRID_FUSION, Fusion, SparseQuery, TextQuery, VectorQuery
+from neurank.stores import FusingStore, LocalStore, Store, VersionedStore, open_store
 from neurank.stores.opensearch import Capabilities, OpenSearchStore, client_options
-from neurank.stores.opensearch_bulk import BulkPolicy, backoff_s
-from neurank.stores.opensearch_errors import root_cause, store_error
-from neurank.stores.protocol import IndexSpec
+from neurank.stores.opensearch.bulk import BulkPolicy, backoff_s
+from neurank.stores.opensearch.errors import root_cause, store_error
 
 URL = "http://search.example:9200"
 PASSWORD = "s3cret-Pa55"
@@ -85,7 +87,7 @@ class TestOpenSearchStoreContract(IndexLifecycleTests, WriteTests, Bm25Tests, Sp
         local.create_index(INDEX, SPEC)
         local.upsert(INDEX, [encoded(doc_id, text) for doc_id, text in BM25_CORPUS.items()])
         for query in ("neural ranking", "ranking", "survey of search models"):
-            assert ids(store.search_bm25(bm25_corpus, query, 10)) == ids(local.search_bm25(INDEX, query, 10))
+            assert ids(bm25(store, bm25_corpus, query, 10)) == ids(bm25(local, INDEX, query, 10))
 
 
 # -- index versions behind the alias ---------------------------------------------------------------------------
@@ -125,7 +127,7 @@ def test_new_models_build_a_new_version_and_commit_swaps_the_alias(
     assert store.index_spec("docs") == new_spec, "writes go to the version being built"
     assert store.stored_state("docs", ["d1", "d2"]) == {}, "nothing is re-encoded yet"
     store.upsert("docs", [encoded("d1", "new gamma", models=NEW_MODELS)])
-    assert ids(store.search_bm25("docs", "alpha", 10)) == ["d2", "d1"], "the old version is still searched"
+    assert ids(bm25(store, "docs", "alpha", 10)) == ["d2", "d1"], "the old version is still searched"
     assert store.count("docs") == 2
 
     store.create_index("docs", new_spec)  # an interrupted ingest resumes into the same version
@@ -133,7 +135,7 @@ def test_new_models_build_a_new_version_and_commit_swaps_the_alias(
                                                            NEW_MODELS)}
     assert store.commit("docs") == "docs-v2"
     assert _aliases(store, "docs") == {"docs-v2": {"aliases": {"docs": {}}}}
-    assert ids(store.search_bm25("docs", "gamma", 10)) == ["d1"]
+    assert ids(bm25(store, "docs", "gamma", 10)) == ["d1"]
     assert store.count("docs") == 1
     assert store.commit("docs") is None
 
@@ -191,7 +193,7 @@ def test_ingest_with_new_models_rebuilds_resumes_and_swaps(osmem_store: OpenSear
 @pytest.mark.integration
 def test_ensure_index_still_refuses_another_language(osmem_store: OpenSearchStore) -> None:
     osmem_store.create_index("docs", SPEC)
-    with pytest.raises(StoreError, match=r"another spec \(language, models\)"):
+    with pytest.raises(ConfigError, match=r"other settings \(language 'english' → 'russian', models"):
         ensure_index(osmem_store, "docs", replace(SPEC, language="russian", models=NEW_MODELS))
 
 
@@ -304,20 +306,6 @@ def test_backoff_has_full_jitter_and_a_cap() -> None:
     assert backoff_s(3, policy, rng=lambda: 0.25) == 1.0
 
 
-@pytest.mark.integration
-def test_generation_changes_with_every_write_and_after_a_drop(osmem_store: OpenSearchStore) -> None:
-    osmem_store.create_index(INDEX, SPEC)
-    seen = [osmem_store.generation(INDEX)]
-    osmem_store.upsert(INDEX, [encoded("d1")])
-    seen.append(osmem_store.generation(INDEX))
-    assert osmem_store.generation(INDEX) == seen[-1], "stable while nothing is written"
-    osmem_store.drop_index(INDEX)
-    osmem_store.create_index(INDEX, SPEC)
-    osmem_store.upsert(INDEX, [encoded("d1")])
-    seen.append(osmem_store.generation(INDEX))
-    assert len(set(seen)) == 3
-
-
 # -- error mapping -------------------------------------------------------------------------------------------------
 
 
@@ -406,7 +394,7 @@ def test_construction_does_no_io(tmp_path: Path, recorder: Recorder) -> None:
     client = recorder.attach(OpenSearch(hosts=[URL]), respond=_refuse)
     store = OpenSearchStore(URL + "/", _secure_settings(tmp_path), client=client)
     assert recorder.requests == []
-    assert isinstance(store, Store) and isinstance(store, VersionedStore) and isinstance(store, HybridStore)
+    assert isinstance(store, Store) and isinstance(store, VersionedStore) and isinstance(store, FusingStore)
     assert store.url == URL and PASSWORD not in repr(store)
 
 
@@ -486,7 +474,7 @@ def test_osmem_has_no_plugin_asked_once_and_gets_rank_feature(osmem_store: OpenS
     osmem_store.create_index(INDEX, SPEC)
     osmem_store.upsert(INDEX, [encoded("a", sparse={"splade": {"cell": 2.0}})])
     for _ in range(2):
-        assert ids(osmem_store.search_sparse(INDEX, "splade", {"cell": 1.0}, 10)) == ["a"]
+        assert ids(sparse(osmem_store, INDEX, "splade", {"cell": 1.0}, 10)) == ["a"]
     assert osmem_store.capabilities() == Capabilities(None)
     assert len(_sent(recorder, "/_cat/plugins")) == 1
     query = _sent(recorder, "/_search")[0].body["query"]
@@ -495,7 +483,7 @@ def test_osmem_has_no_plugin_asked_once_and_gets_rank_feature(osmem_store: OpenS
 
 def test_the_setting_overrides_detection(recorder: Recorder) -> None:
     store = _fake_store(recorder, FakeCluster(None), opensearch_neural_plugin=True)
-    store.search_sparse("docs", "splade", QUERY_TOKENS["splade"], 10)
+    sparse(store, "docs", "splade", QUERY_TOKENS["splade"], 10)
     assert _sent(recorder, "/_cat/plugins") == []
     assert _sent(recorder, "/_search")[0].body["query"] == {"neural_sparse": {"splade": {"query_tokens": {
         "cell": 1.5, "protein": 0.5}}}}
@@ -512,41 +500,43 @@ def test_a_user_who_may_not_list_plugins_gets_the_fallback(
 
 def test_knn_body_is_valid(recorder: Recorder) -> None:
     store = _fake_store(recorder, FakeCluster())
-    assert store.search_vector("docs", VECTOR, 7) == [("a", 0.75), ("b", 0.5)]
+    assert knn(store, "docs", VECTOR, 7) == [("a", 0.75), ("b", 0.5)]
     (request,) = _sent(recorder, "/_search")
     assert request.body == {"query": {"knn": {"embedding": {"vector": [0.25, -0.5, 1.0], "k": 7}}}, "size": 7,
                             "_source": False}
     recorder.validate_all()
 
 
-HYBRID = RetrievalPlan(stages=(Stage("bm25", k=50), Stage("sparse", k=40), Stage("dense", k=30)),
-                       fusion=Fusion("min_max", "arithmetic_mean", weights=(0.3, 0.3, 0.4)), k=10, rerank_depth=20)
+SUB_QUERIES = [TextQuery("cell protein", 50), SparseQuery("splade", QUERY_TOKENS["splade"], 40),
+               VectorQuery(VECTOR, 30)]
+WEIGHTED = Fusion("min_max", "arithmetic_mean", weights=(0.3, 0.3, 0.4))
 
 
-def test_hybrid_with_the_plugin_is_one_query_with_a_pipeline(recorder: Recorder) -> None:
+def test_a_fused_search_is_one_hybrid_query_with_a_pipeline(recorder: Recorder) -> None:
     store = _fake_store(recorder, FakeCluster("3.1.0.0"))
+    assert isinstance(store, FusingStore) and store.fuses(WEIGHTED)
     for _ in range(2):
-        hits = store.search_hybrid("docs", HYBRID, "cell protein", QUERY_TOKENS, VECTOR)
-    assert [(hit.id, hit.score, hit.raw) for hit in hits] == [("a", 0.75, (None,) * 3), ("b", 0.5, (None,) * 3)]
+        hits = store.search_fused("docs", SUB_QUERIES, WEIGHTED, size=20)
+    assert hits == HITS_SCORED
     (put,) = [r for r in recorder.requests if r.url.startswith("/_search/pipeline/")]
-    assert put.url == f"/_search/pipeline/{pipeline_id(HYBRID.fusion)}", "put once per store"
+    assert put.url == f"/_search/pipeline/{pipeline_id(WEIGHTED)}", "put once per store"
     searches = _sent(recorder, "/_search")
-    assert all(r.params == {"search_pipeline": pipeline_id(HYBRID.fusion).encode()} for r in searches)
+    assert all(r.params == {"search_pipeline": pipeline_id(WEIGHTED).encode()} for r in searches)
     body = searches[0].body
-    assert (body["size"], body["from"], body["query"]["hybrid"]["pagination_depth"]) == (20, 0, 50)
+    assert (body["size"], body["query"]["hybrid"]["pagination_depth"]) == (20, 50)
     assert [next(iter(q)) for q in body["query"]["hybrid"]["queries"]] == ["match", "neural_sparse", "knn"]
     assert _sent(recorder, "/_msearch") == []
     recorder.validate_all()
 
 
-def test_a_fusion_the_plugin_lacks_goes_through_msearch(recorder: Recorder) -> None:
+def test_several_sub_queries_are_one_msearch(recorder: Recorder) -> None:
     store = _fake_store(recorder, FakeCluster("2.19.1.0"))
-    plan = RetrievalPlan(stages=HYBRID.stages, fusion=Fusion("z_score"))
-    hits = store.search_hybrid("docs", plan, "cell protein", QUERY_TOKENS, VECTOR)
+    assert not store.fuses(Fusion("z_score"))
+    assert store.search("docs", SUB_QUERIES) == [HITS_SCORED] * 3
     (msearch,) = _sent(recorder, "/_msearch")
     assert [next(iter(line["query"])) for line in msearch.lines[1::2]] == ["match", "neural_sparse", "knn"]
     assert [line["size"] for line in msearch.lines[1::2]] == [50, 40, 30]
-    assert hits == fuse([HITS_SCORED] * 3, plan.fusion)
+    assert _sent(recorder, "/_search") == []
     recorder.validate_all()
 
 

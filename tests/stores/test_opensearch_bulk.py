@@ -6,7 +6,7 @@ import pytest
 from opensearchpy import OpenSearch
 from tests.stores.conftest import Recorder
 
-from neurank.stores.opensearch_bulk import write
+from neurank.stores.opensearch.bulk import write
 
 pytestmark = pytest.mark.integration
 

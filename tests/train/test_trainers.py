@@ -290,15 +290,15 @@ def test_cross_encoder_folder_runs_in_the_rerank_stage(trained_cross_encoder: Pa
     assert np.allclose(onnx.predict("a claim", ["one passage", "another"]), torch_scores, atol=0.05)
     target = indexed(tiny_beir, EncoderBundle(), settings)
     plan = RetrievalPlan.for_mode("bm25", k=5, depth=20, rerank_depth=20)
-    result = target.searcher(plan, Reranker(onnx)).search("vitamin D and bone density")
+    result = target.searcher(Reranker(onnx)).search("vitamin D and bone density", plan)
     assert result.hits and all("rerank" in hit.stages for hit in result.hits)
     assert [hit.score for hit in result.hits] == sorted((hit.score for hit in result.hits), reverse=True)
-    mixed = target.searcher(plan, Reranker(onnx, first_stage_weight=0.5))
-    hits = mixed.search("vitamin D and bone density").hits
+    mixed = target.searcher(Reranker(onnx, first_stage_weight=0.5))
+    hits = mixed.search("vitamin D and bone density", plan).hits
     assert hits and all(hit.stages["rerank"].normalized is not None for hit in hits)
     # A weight for another first stage leaves this BM25 plan to the cross-encoder alone.
-    elsewhere = target.searcher(plan, Reranker(onnx, by_first_stage={"hybrid": 0.5}))
-    assert all(hit.stages["rerank"].normalized is None for hit in elsewhere.search("vitamin D").hits)
+    elsewhere = target.searcher(Reranker(onnx, by_first_stage={"hybrid": 0.5}))
+    assert all(hit.stages["rerank"].normalized is None for hit in elsewhere.search("vitamin D", plan).hits)
 
 
 def test_dense_distils_the_cross_encoder_and_loads(trained_cross_encoder: Path, tiny_beir: Path, tiny_dense: Path,
@@ -476,7 +476,7 @@ def test_calibrating_something_that_is_not_a_model_folder_is_refused(tiny_beir: 
     settings = Settings(home=tmp_path / "home")
     with pytest.raises(ConfigError, match="not a model folder"):
         calibrate_model(tmp_path, tiny_beir, load_qrels(tiny_beir, "test"), settings,
-                        indexed=indexed(tiny_beir, EncoderBundle(), settings), split="test")
+                        target=indexed(tiny_beir, EncoderBundle(), settings), split="test")
 
 
 def test_a_quantizer_that_fails_leaves_the_fp32_export_and_the_run_finishes(

@@ -70,4 +70,5 @@ def _parse(name: str) -> Measure:
 
 def _key(measure: Measure) -> str:
     """`nDCG@10` → `ndcg@10`, `R@100` → `recall@100`, `RR@10` → `mrr@10`; other names lower-cased."""
-    return _ALIASES.get(measure.NAME, measure.NAME.lower()) + str(measure)[len(measure.NAME):]
+    name = str(measure.NAME)
+    return _ALIASES.get(name, name.lower()) + str(measure)[len(name):]

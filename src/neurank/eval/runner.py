@@ -14,48 +14,37 @@ from neurank.documents import read_corpus
 from neurank.errors import ConfigError
 from neurank.eval.datasets import load_qrels, load_queries
 from neurank.eval.metrics import evaluate
-from neurank.eval.runs import write_run
+from neurank.eval.runs import read_run, write_run
 from neurank.ingest.inline import IngestSummary, ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
-from neurank.query.plan import DEFAULT_HYBRID_FUSION, Fusion, RetrievalPlan
+from neurank.query.plan import RetrievalPlan
 from neurank.query.rerank import DEFAULT_RERANK_DEPTH, RERANK_OFF_NOTE, Reranker
 from neurank.query.searcher import Searcher
-from neurank.stores.protocol import Store
+from neurank.query.target import SearchTarget
+from neurank.retrieval import DEFAULT_HYBRID_FUSION, Fusion
 
 RERANK_SUFFIX = "+rerank"
-
-
-@dataclass(frozen=True, slots=True)
-class IndexedDataset:
-    """A dataset's corpus as searched: the store, the index name and the encoders it was indexed with."""
-
-    store: Store
-    index: str
-    encoders: EncoderBundle
-
-    def searcher(self, plan: RetrievalPlan, reranker: Reranker | None = None) -> Searcher:
-        return Searcher(self.store, self.index, self.encoders, plan, reranker)
 
 
 @dataclass(frozen=True, slots=True)
 class ModeReport:
     mode: str
     metrics: dict[str, float]
-    latency_ms_p50: float
+    latency_ms_p50: float | None
+    """None for a run read from a file: its latency is unknown."""
     queries: int
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float | None]:
         return {**self.metrics, "latency_ms_p50": self.latency_ms_p50}
 
 
-def parse_mode(mode: str, *, depth: int, rerank_depth: int, fusion: Fusion) -> RetrievalPlan:
-    """`bm25`, `sparse`, `dense`, `hybrid`, each optionally followed by `+rerank`."""
+def mode_plan(searcher: Searcher, mode: str, *, depth: int, rerank_depth: int, fusion: Fusion) -> RetrievalPlan:
+    """The checked plan of an eval mode: a search mode (`hybrid`, `bm25+dense`, …), optionally `+rerank`."""
     base, rerank = (mode[: -len(RERANK_SUFFIX)], True) if mode.endswith(RERANK_SUFFIX) else (mode, False)
-    return RetrievalPlan.for_mode(base, k=depth, depth=depth, fusion=fusion,
-                                  rerank_depth=rerank_depth if rerank else 0)
+    return searcher.plan(base, k=depth, depth=depth, fusion=fusion, rerank_depth=rerank_depth if rerank else 0)
 
 
-def index_dataset(dataset: Path, target: IndexedDataset, settings: Settings,
+def index_dataset(dataset: Path, target: SearchTarget, settings: Settings,
                   on_progress: Callable[[int], None] | None = None) -> IngestSummary:
     """Index the corpus into `target`; documents already stored with the same content and models are skipped."""
     return ingest_records(read_corpus(dataset), target.store, target.index, target.encoders, settings,
@@ -79,7 +68,7 @@ def run_mode(searcher: Searcher, plan: RetrievalPlan, queries: dict[str, str],
 def evaluate_modes(
     dataset: Path,
     modes: Sequence[str],
-    indexed: IndexedDataset,
+    target: SearchTarget,
     settings: Settings,
     *,
     split: str = "test",
@@ -90,21 +79,25 @@ def evaluate_modes(
     runs_dir: Path | None = None,
     on_query: Callable[[], None] | None = None,
 ) -> dict[str, ModeReport]:
-    """One report per mode: nDCG@10, Recall@100, MRR@10 and the p50 latency of a whole query."""
+    """One report per mode: nDCG@10, Recall@100, MRR@10 and the p50 latency of a whole query.
+
+    Every mode is planned and checked against the index and the encoders before the first query runs.
+    """
     fusion = fusion or DEFAULT_HYBRID_FUSION
-    plans = {mode: parse_mode(mode, depth=depth, rerank_depth=rerank_depth, fusion=fusion) for mode in modes}
+    searcher = target.searcher(reranker)
+    plans = {mode: mode_plan(searcher, mode, depth=depth, rerank_depth=rerank_depth, fusion=fusion)
+             for mode in modes}
     if reranker is None and any(plan.rerank_depth for plan in plans.values()):
         raise ConfigError(f"{RERANK_OFF_NOTE}; a '+rerank' mode cannot be evaluated without one")
     qrels = load_qrels(dataset, split)
     queries = {qid: text for qid, text in load_queries(dataset).items() if qid in qrels}
-    searcher = indexed.searcher(next(iter(plans.values())), reranker)
     reports: dict[str, ModeReport] = {}
     for mode, plan in plans.items():
         run, latencies = run_mode(searcher, plan, queries, on_query)
         reports[mode] = ModeReport(mode, evaluate(qrels, run), statistics.median(latencies), len(queries))
         if runs_dir is not None:
             write_run(runs_dir / f"{dataset.name}-{split}-{mode}.trec", run, tag=f"neurank-{mode}",
-                      metadata=run_metadata(plan, indexed.encoders, settings, reranker))
+                      metadata=run_metadata(plan, target.encoders, settings, reranker))
     return reports
 
 
@@ -117,3 +110,10 @@ def run_metadata(plan: RetrievalPlan, encoders: EncoderBundle, settings: Setting
         "int8": settings.int8,
         "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b},
     }
+
+
+def evaluate_runs(dataset: Path, runs: Sequence[Path], *, split: str = "test") -> dict[str, ModeReport]:
+    """Score TREC run files (an earlier `neurank eval`'s, or another system's) on `dataset`'s `split`, one report
+    per file; every judged query counts, 0 where a run has nothing for it (as for a searched mode)."""
+    qrels = load_qrels(dataset, split)
+    return {str(path): ModeReport(str(path), evaluate(qrels, read_run(path)), None, len(qrels)) for path in runs}

@@ -7,15 +7,12 @@ the longest a task can run (its hard time limit plus the longest retry countdown
 refuses values that break this.
 
 A worker that cannot serve never says ready: before it consumes, it opens and reaches its store and loads
-its models (exporting missing ONNX exports first); if it cannot, it logs why and exits with status 1,
+its models (a missing ONNX export is made first); if it cannot, it stops with the error that says why,
 instead of taking batches it can only fail.
 """
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from neurank.config import Settings
@@ -27,9 +24,6 @@ except ModuleNotFoundError as exc:
     raise MissingExtraError("celery", "celery") from exc
 
 ENCODE_TASK = "neurank.ingest.encode_batch"
-EXIT_CANNOT_SERVE = 1
-
-log = logging.getLogger(__name__)
 
 
 class IngestApp(Celery):
@@ -38,32 +32,26 @@ class IngestApp(Celery):
     def __init__(self, settings: Settings) -> None:
         super().__init__("neurank", broker=settings.broker_url, set_as_current=True)
         self.settings = settings
-        self.options = settings.ingest
+        self.options = settings.ingest_options()
 
 
 class ServeCheck(bootsteps.Step):
     """A worker step that runs while the worker is built, before the pool forks and the consumer starts: the
-    worker stops here if it cannot serve."""
+    worker stops here, with the typed error, if it cannot serve."""
 
     label = "neurank serve check"
 
     def create(self, parent: Any) -> None:
-        from neurank.ingest.tasks import serve_problem
+        from neurank.ingest.tasks import check_can_serve
 
-        # In a fresh interpreter: exporting or loading models here would leave torch's and onnxruntime's
-        # threads and locks in the process that the pool forks its children from, and a child can hang on them.
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as check:
-            problem = check.submit(serve_problem, parent.app.settings).result()
-        if problem is not None:
-            log.critical("this worker cannot serve, so it does not start: %s", problem)
-            raise SystemExit(EXIT_CANNOT_SERVE)
+        check_can_serve(parent.app.settings)
 
 
 def make_app(settings: Settings) -> IngestApp:
     """The ingestion app with its one task registered; building it opens no connection."""
     from neurank.ingest.tasks import encode_batch
 
-    options = settings.ingest
+    options = settings.ingest_options()
     app = IngestApp(settings)
     restore_interval = max(1, int(options.visibility_timeout_s // 10))
     app.conf.update(

@@ -7,33 +7,32 @@ from collections.abc import Callable, Iterable
 from neurank.config import Settings
 from neurank.documents import Document
 from neurank.errors import ConfigError, InputError
+from neurank.index_spec import IndexSpec
 from neurank.ingest.core import IngestSummary, batched, encode_isolating_failures, end_run, stale_documents
 from neurank.onnx_models.bundle import EncoderBundle
-from neurank.stores.protocol import IndexSpec, Store, VersionedStore
+from neurank.stores.protocol import Store, VersionedStore
 
 
 def ensure_index(store: Store, index: str, spec: IndexSpec) -> None:
-    """Create the index, or check that the existing one was built for the same analyzer, vectors and models.
+    """Create the index, or check that the existing one was built for exactly this spec.
 
-    A versioned store (OpenSearch) builds a new version for new models instead; `commit` makes it searchable.
+    A versioned store (OpenSearch) builds a new version for new models instead (`commit` makes it searchable);
+    any other change (analyzer, BM25 k1/b, vector space, HNSW parameters, models on the local store) is refused
+    with what changed: documents that are skipped as unchanged would never be written under the new settings.
     """
     existing = store.index_spec(index)
     if existing is None:
         store.create_index(index, spec)
         return
-    mismatched = [
-        name for name in ("language", "dense_dimension", "space_type", "models")
-        if getattr(existing, name) != getattr(spec, name)
-    ]
-    if mismatched and "models" in mismatched and isinstance(store, VersionedStore):
+    if existing == spec:
+        return
+    if isinstance(store, VersionedStore) and existing.rebuilds_as(spec):
         store.create_index(index, spec)
         return
-    if mismatched:
-        raise ConfigError(
-            f"index {index!r} in {store.url} was built with other {', '.join(mismatched)} "
-            f"({', '.join(f'{n}={getattr(existing, n)!r}' for n in mismatched)}); "
-            f"drop it with `neurank index drop {index}` or ingest into another --index"
-        )
+    raise ConfigError(
+        f"index {index!r} in {store.url} was built with other settings ({existing.describe_changes(spec)}); "
+        f"drop it with `neurank index drop {index}` and ingest again, or ingest into another --index"
+    )
 
 
 def create_configured_index(settings: Settings) -> Store:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from neurank.errors import ConfigError, MissingExtraError
 from neurank.ingest.messages import BatchOutcome
@@ -82,7 +83,7 @@ class Ledger:
     @classmethod
     def latest(cls, client: redis.Redis, prefix: str, ttl_s: int) -> Ledger | None:
         run_id = client.get(f"{prefix}:run")
-        return cls(client, prefix, run_id, ttl_s) if run_id else None
+        return cls(client, prefix, str(run_id), ttl_s) if run_id else None
 
     def key(self, part: str) -> str:
         return f"{self.prefix}:run:{self.run_id}:{part}"
@@ -90,7 +91,8 @@ class Ledger:
     def register(self, sizes: Mapping[str, int]) -> None:
         """Record batches as sent (batch id → document count) before they are queued."""
         with self.client.pipeline() as pipe:
-            pipe.hset(self.key("batches"), mapping=dict(sizes))
+            batches: dict[Any, Any] = dict(sizes)
+            pipe.hset(self.key("batches"), mapping=batches)
             pipe.expire(self.key("batches"), self.ttl_s)
             pipe.execute()
 

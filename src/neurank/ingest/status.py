@@ -41,7 +41,7 @@ def ingest_status(settings: Settings) -> IngestStatus:
     client = connect_broker(settings.broker_url)
     prefix = namespace(store_url, settings.index)
     dead = len(DeadLetters(client, prefix))
-    ledger = Ledger.latest(client, prefix, settings.ingest.ledger_ttl_s)
+    ledger = Ledger.latest(client, prefix, settings.ingest_options().ledger_ttl_s)
     if ledger is None:
         return IngestStatus(store=store_url, index=settings.index, run=None, started_at=None, queued=0,
                             in_flight=0, done=0, documents=0, indexed=0, dead=dead)

@@ -14,7 +14,9 @@ in exactly one place: indexed, or in the dead letters with its reason.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +27,12 @@ from celery.signals import worker_process_init
 
 from neurank.config import Settings
 from neurank.documents import Document
-from neurank.errors import NeurankError, StoreUnavailableError
+from neurank.errors import ModelError, NeurankError, StoreUnavailableError
 from neurank.ingest.core import backoff_delay, document_failure, encode_isolating_failures, stale_documents
 from neurank.ingest.dead_letters import DeadLetters
 from neurank.ingest.ledger import Ledger, namespace, redis_client
 from neurank.ingest.messages import BatchMessage, BatchOutcome, DeadLetter
-from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
+from neurank.onnx_models.bundle import EncoderBundle
 from neurank.stores.protocol import Store, WriteFailure
 
 if TYPE_CHECKING:
@@ -64,14 +66,24 @@ class WorkerState:
         self.encoders.warm_up()
 
 
-def serve_problem(settings: Settings) -> str | None:
-    """Why a worker with these Settings could not index a batch (a store it cannot open or reach, models it
-    cannot load), or None. Missing ONNX exports are made first; the models loaded here are dropped again."""
+def check_can_serve(settings: Settings) -> None:
+    """Raise why a worker with these Settings could not index a batch: a store it cannot open or reach
+    (ConfigError, StoreError), or models it cannot load (ModelError)."""
     from neurank.stores import open_store
 
+    open_store(settings).index_spec(settings.index)
+    # In a fresh interpreter: exporting or loading models here would leave torch's and onnxruntime's threads
+    # and locks in the process that the pool forks its children from, and a child can hang on them.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as check:
+        problem = check.submit(model_problem, settings).result()
+    if problem is not None:
+        raise ModelError(problem)
+
+
+def model_problem(settings: Settings) -> str | None:
+    """Why the models of these Settings cannot load, or None; loading makes a missing ONNX export first.
+    A message, not the error: errors that take other arguments than a message do not cross processes."""
     try:
-        open_store(settings).index_spec(settings.index)
-        ensure_exports([settings])
         EncoderBundle.from_settings(settings).warm_up()
     except NeurankError as exc:
         return str(exc)
@@ -109,7 +121,7 @@ def _warm_up_worker_process(**_: Any) -> None:
 
 def encode_batch(task: Task, message: dict[str, Any]) -> dict[str, Any]:
     """Index one batch; record its outcome for the producer. Registered on the app by `make_app`."""
-    app: IngestApp = task.app  # type: ignore[assignment]
+    app: IngestApp = task.app
     batch = BatchMessage.from_dict(message)
     state = worker_state(app)
     prefix = namespace(batch.store, batch.index)
@@ -143,7 +155,7 @@ def split_or_bury(task: Task, batch: BatchMessage, ledger: Ledger, dead_letters:
 
 def index_batch(task: Task, state: WorkerState, batch: BatchMessage, ledger: Ledger,
                 dead_letters: DeadLetters) -> BatchOutcome:
-    app: IngestApp = task.app  # type: ignore[assignment]
+    app: IngestApp = task.app
     options = app.options
     refusal = refusal_reason(state, batch)
     if refusal:

@@ -28,5 +28,5 @@ def run_worker(settings: Settings, *, concurrency: int | None = None, queues: li
     worker_app = make_app(settings)
     worker_app.worker_main([
         "worker", "--pool=prefork", f"--concurrency={processes}", f"--loglevel={loglevel}",
-        f"--queues={','.join(queues or [settings.ingest.queue])}",
+        f"--queues={','.join(queues or [settings.ingest_options().queue])}",
     ])

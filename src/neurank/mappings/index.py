@@ -17,35 +17,18 @@ The default similarity is BM25 with the spec's k1/b, so the cluster scores like 
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
-from typing import Any, get_args
+from typing import Any
 
 from neurank.errors import ConfigError, StoreError
-from neurank.stores.protocol import SPARSE_FIELDS, IndexSpec, SpaceType
+from neurank.index_spec import MODEL_ROLES, SPARSE_FIELDS, IndexSpec
 
-ANALYZERS: tuple[str, ...] = ("english", "russian", "standard")
-"""OpenSearch built-in analyzers an index can use; `IndexSpec.language` names one."""
-KNN_ENGINES: tuple[str, ...] = ("lucene", "faiss")
-SPACE_TYPES: tuple[str, ...] = get_args(SpaceType)
-MODEL_ROLES: tuple[str, ...] = (*SPARSE_FIELDS, "dense")
-MAX_DIMENSION = 16_000
-"""k-NN's limit on `knn_vector.dimension` for the lucene and faiss engines."""
 CONTENT_FIELD = "content"
 EMBEDDING_FIELD = "embedding"
 
 
-def analyzer(language: str) -> str:
-    """The analyzer for `language`; refuses names OpenSearch has no built-in analyzer for."""
-    if language not in ANALYZERS:
-        raise ConfigError(f"no analyzer for language {language!r}; choose one of {', '.join(ANALYZERS)}")
-    return language
-
-
 def index_body(spec: IndexSpec, *, version: str) -> dict[str, Any]:
     """Settings, mappings and `_meta` (neurank `version`, model fingerprints, the spec) for a new index."""
-    _check(spec)
     return {"settings": _settings(spec), "mappings": _mappings(spec, version)}
 
 
@@ -54,24 +37,12 @@ def spec_from_meta(meta: Mapping[str, Any] | None) -> IndexSpec | None:
     if not meta or "index_spec" not in meta:
         return None
     try:
-        return IndexSpec(**meta["index_spec"], models=dict(meta.get("models", {})))
-    except TypeError as exc:
+        return IndexSpec.from_dict({**meta["index_spec"], "models": dict(meta.get("models", {}))})
+    except (TypeError, ConfigError) as exc:
         raise StoreError(
             f"the index was made by neurank {meta.get('version', '?')} with a spec this version cannot read "
             f"({exc}); re-create it with `neurank ingest`"
         ) from exc
-
-
-def _check(spec: IndexSpec) -> None:
-    analyzer(spec.language)
-    if spec.knn_engine not in KNN_ENGINES:
-        raise ConfigError(f"unknown knn engine {spec.knn_engine!r}; choose one of {', '.join(KNN_ENGINES)}")
-    if spec.space_type not in SPACE_TYPES:
-        raise ConfigError(f"unknown space_type {spec.space_type!r}; choose one of {', '.join(SPACE_TYPES)}")
-    if spec.dense_dimension is not None and not 1 <= spec.dense_dimension <= MAX_DIMENSION:
-        raise ConfigError(f"dense dimension must be in [1, {MAX_DIMENSION}], got {spec.dense_dimension}")
-    if not (math.isfinite(spec.bm25_k1) and spec.bm25_k1 >= 0 and 0 <= spec.bm25_b <= 1):
-        raise ConfigError(f"BM25 needs k1 >= 0 and b in [0, 1], got k1={spec.bm25_k1}, b={spec.bm25_b}")
 
 
 def _settings(spec: IndexSpec) -> dict[str, Any]:
@@ -89,7 +60,7 @@ def _settings(spec: IndexSpec) -> dict[str, Any]:
 
 
 def _mappings(spec: IndexSpec, version: str) -> dict[str, Any]:
-    text = {"type": "text", "analyzer": analyzer(spec.language)}
+    text = {"type": "text", "analyzer": spec.language}
     roles = sorted({*MODEL_ROLES, *spec.models})
     properties: dict[str, Any] = {
         "doc_id": _keyword(),
@@ -123,5 +94,5 @@ def _knn_field(spec: IndexSpec) -> dict[str, Any]:
 
 
 def _meta(spec: IndexSpec, version: str) -> dict[str, Any]:
-    stored = {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec) if field.name != "models"}
-    return {"version": version, "models": dict(spec.models), "index_spec": stored}
+    stored = spec.to_dict()
+    return {"version": version, "models": stored.pop("models"), "index_spec": stored}

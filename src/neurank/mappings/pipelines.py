@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neurank.errors import PlanError
-from neurank.query.plan import MAX_SUB_QUERIES, Fusion
+from neurank.retrieval import Fusion
 
 
 def pipeline_id(fusion: Fusion) -> str:
@@ -25,12 +24,7 @@ def pipeline_id(fusion: Fusion) -> str:
 
 def search_pipeline_body(fusion: Fusion, n_sub_queries: int) -> dict[str, Any]:
     """The body of `PUT /_search/pipeline/<pipeline_id(fusion)>` for a hybrid query of `n_sub_queries`."""
-    if not 1 <= n_sub_queries <= MAX_SUB_QUERIES:
-        raise PlanError(f"a hybrid query has 1 to {MAX_SUB_QUERIES} sub-queries, got {n_sub_queries}")
-    if fusion.weights is not None and len(fusion.weights) != n_sub_queries:
-        raise PlanError(
-            f"{len(fusion.weights)} fusion weights for {n_sub_queries} sub-queries: give one per sub-query"
-        )
+    fusion.check_sub_queries(n_sub_queries)
     processor = _score_ranker(fusion) if fusion.technique == "rrf" else _normalization(fusion)
     return {"description": f"neurank fusion {pipeline_id(fusion)}", "phase_results_processors": [processor]}
 

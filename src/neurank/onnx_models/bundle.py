@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypedDict
 
-from neurank.config import Settings
+from neurank.config import Runtime, Settings
 from neurank.documents import Document
-from neurank.stores.protocol import EncodedDocument, IndexSpec
+from neurank.index_spec import IndexSpec
+from neurank.stores.protocol import EncodedDocument
 
 DISABLED = {"", "none", "off"}
 
@@ -20,7 +22,7 @@ def ensure_exports(settings_list: Sequence[Settings],
 
     `announce` wraps each export with its message (a CLI spinner): a first export takes a minute or two.
     """
-    from neurank.onnx_models.export import export_model
+    from neurank.onnx_models.export import export_model, logger
 
     if not settings_list:
         return
@@ -29,7 +31,18 @@ def ensure_exports(settings_list: Sequence[Settings],
              for name in (s.sparse_model, s.dense_model) if name.lower() not in DISABLED}
     for name in sorted(names):
         with announce(f"ONNX export of {name}{' (int8)' if first.int8 else ''} …"):
-            export_model(name, home=first.home, int8=first.int8)
+            export_model(name, home=first.home, int8=first.int8, progress=logger.info)
+
+
+class _EncoderOptions(TypedDict):
+    """What every encoder of a bundle is built with, from Settings."""
+
+    home: Path
+    runtime: Runtime
+    int8: bool
+    max_length: int
+    batch_tokens: int
+    threads: int | None
 
 
 @dataclass(slots=True)
@@ -44,9 +57,9 @@ class EncoderBundle:
     def from_settings(cls, settings: Settings) -> EncoderBundle:
         from neurank.onnx_models import DenseEncoder, SparseEncoder
 
-        common = {"home": settings.home, "runtime": settings.runtime, "int8": settings.int8,
-                  "max_length": settings.max_length, "batch_tokens": settings.batch_tokens,
-                  "threads": settings.threads}
+        common: _EncoderOptions = {"home": settings.home, "runtime": settings.runtime, "int8": settings.int8,
+                                   "max_length": settings.max_length, "batch_tokens": settings.batch_tokens,
+                                   "threads": settings.threads}
         splade = deepct = dense = None
         if settings.sparse_model.lower() not in DISABLED:
             splade = SparseEncoder(settings.sparse_model, mode="splade", **common)

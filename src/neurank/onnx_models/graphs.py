@@ -24,6 +24,9 @@ class SpladePooling(nn.Module):
       a constant weight that int8 quantization can take (the tied embedding would need a Transpose).
     """
 
+    projection: torch.Tensor
+    bias: torch.Tensor
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         decoder = model.get_output_embeddings()  # type: ignore[operator]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from neurank.errors import ModelError
+from neurank.errors import ExportMissingError, ModelError
 from neurank.onnx_models.kinds import Kind, check_kind
 from neurank.onnx_models.registry import ModelRef, find_export
 from neurank.onnx_models.runtimes import (
@@ -46,9 +48,27 @@ def pretrained(auto: Any, path: Path, **kwargs: Any) -> Any:
     import torch
 
     try:
-        return auto.from_pretrained(str(path), dtype=torch.float32, **kwargs)
+        with quiet_transformers():
+            return auto.from_pretrained(str(path), dtype=torch.float32, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load {path} as {auto.__name__}: {exc}") from exc
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No per-load progress bar or load report (e.g. the unused pooler of the e5 folder): they say nothing a
+    neurank user can act on. Errors still show; the previous settings come back afterwards."""
+    from transformers.utils import logging as transformers_logging
+
+    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
 
 
 def torch_module(ref: ModelRef, kind: Kind) -> Any:
@@ -59,6 +79,7 @@ def torch_module(ref: ModelRef, kind: Kind) -> Any:
 
     auto = {"sparse": AutoModelForMaskedLM, "dense": AutoModel, "cross": AutoModelForSequenceClassification}[kind]
     model = pretrained(auto, ref.path)
+    module: SpladePooling | EmbeddingPooling | Logits
     if kind == "sparse":
         module = SpladePooling(model)
     elif kind == "dense":
@@ -67,6 +88,22 @@ def torch_module(ref: ModelRef, kind: Kind) -> Any:
     else:
         module = Logits(model)
     return module.eval()
+
+
+def onnx_graph(ref: ModelRef, home: Path, *, int8: bool) -> Path:
+    """The ONNX graph to run, exported (parity-checked, cached by fingerprint) when there is none yet.
+
+    Progress goes to the `neurank.onnx_models.export` logger: a first export takes a minute or two. Processes
+    that miss the same export at once make it once (`export_model` holds a file lock).
+    """
+    try:
+        return find_export(ref, home, int8=int8)
+    except ExportMissingError:
+        from neurank.onnx_models.export import export_model, logger
+
+        logger.info("no ONNX export of %s yet: exporting it once%s …", ref.requested, " (int8)" if int8 else "")
+        export_model(ref.requested, home=home, int8=int8, progress=logger.info)
+        return find_export(ref, home, int8=int8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +123,10 @@ def load(ref: ModelRef, kind: Kind, runtime: Runtime, *, int8: bool, home: Path,
     """The model ready to run, loaded on first request in this process and shared afterwards.
 
     Keyed by fingerprint, kind and the file run (weights folder or ONNX graph), so two folders holding the
-    same weights but different ONNX graphs stay apart. `int8` applies to the onnx runtime only.
+    same weights but different ONNX graphs stay apart. `int8` applies to the onnx runtime only; a missing
+    export is made first (see `onnx_graph`).
     """
-    source = str(find_export(ref, home, int8=int8)) if runtime == "onnx" else str(ref.path)
+    source = str(onnx_graph(ref, home, int8=int8)) if runtime == "onnx" else str(ref.path)
     key = (ref.fingerprint, kind, source, threads if runtime == "onnx" else None)
     with _lock:
         if key not in _loaded:

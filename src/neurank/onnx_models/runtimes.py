@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, get_args
 
 import numpy as np
 
+from neurank.config import Runtime
 from neurank.errors import ConfigError, ModelError
 from neurank.onnx_models.kinds import Kind
 from neurank.onnx_models.registry import ModelRef
 from neurank.onnx_models.st_folder import EmbeddingConfig, read_embedding_config
 
-Runtime = Literal["torch", "onnx"]
-RUNTIMES: tuple[Runtime, ...] = ("torch", "onnx")
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 Backend = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -28,7 +28,7 @@ Backend = Callable[[dict[str, np.ndarray]], np.ndarray]
 def check_runtime(runtime: str) -> Runtime:
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; use one of: {', '.join(RUNTIMES)}")
-    return cast(Runtime, runtime)
+    return runtime
 
 
 def graph_inputs(tokenizer: Any) -> tuple[str, ...]:

@@ -77,7 +77,7 @@ class SparseEncoder(Encoder):
             weights = np.where(allowed, weights, 0.0)
             own = _own_tokens(batch.inputs, weights.shape[1]) if "deepct" in modes else None
             for mode in modes:
-                view = np.where(own, weights, 0.0) if mode == "deepct" else weights
+                view = np.where(own, weights, 0.0) if mode == "deepct" and own is not None else weights
                 for position, row in zip(batch.positions, view, strict=True):
                     results[mode][position] = self._to_map(row, names)
         return results

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from neurank.documents import Hit
-from neurank.onnx_models.bundle import EncoderBundle
-from neurank.stores.protocol import Store
+from neurank.stores.protocol import Store, StoredDocument
 from neurank.stores.scoring import decode_rank_feature
 
 
@@ -32,7 +30,7 @@ class Explanation:
         return f"BM25: {bm25} | sparse: {sparse}"
 
 
-def sparse_contributions(query_tokens: dict[str, float], doc_tokens: dict[str, float],
+def sparse_contributions(query_tokens: Mapping[str, float], doc_tokens: Mapping[str, float],
                          top: int) -> list[tuple[str, float, float, float]]:
     """neural_sparse scores Σ w_q · decode(S_d): the same quantized document weights the store scores with."""
     rows = []
@@ -43,14 +41,9 @@ def sparse_contributions(query_tokens: dict[str, float], doc_tokens: dict[str, f
     return rows[:top]
 
 
-def explain_hits(store: Store, index: str, encoders: EncoderBundle, query: str, hits: Sequence[Hit],
-                 top: int = 5) -> list[Explanation]:
-    query_tokens = encoders.splade.encode_queries([query])[0] if encoders.splade else {}
-    stored = {doc.document.id: doc for doc in store.get(index, [hit.id for hit in hits])}
-    explanations = []
-    for hit in hits:
-        terms = sorted(store.explain_bm25(index, query, hit.id).items(), key=lambda item: -item[1])[:top]
-        doc = stored.get(hit.id)
-        doc_tokens = dict(doc.sparse.get("splade", {})) if doc else {}
-        explanations.append(Explanation(terms, sparse_contributions(query_tokens, doc_tokens, top)))
-    return explanations
+def explain_hit(store: Store, index: str, query: str, doc_id: str, stored: StoredDocument | None,
+                query_tokens: Mapping[str, float], top: int = 5) -> Explanation:
+    """The BM25 terms (asked of the store) and the SPLADE tokens (from the stored weights) behind one hit."""
+    terms = sorted(store.explain_bm25(index, query, doc_id).items(), key=lambda item: -item[1])[:top]
+    doc_tokens = dict(stored.sparse.get("splade", {})) if stored else {}
+    return Explanation(terms, sparse_contributions(query_tokens, doc_tokens, top))

@@ -1,4 +1,4 @@
-"""Client-side hybrid fusion with the semantics of OpenSearch's neural-search plugin (../SCORING.md §5).
+"""Client-side hybrid fusion with the semantics of OpenSearch's neural-search plugin (docs/SCORING.md §5).
 
 `fuse` does what a `normalization-processor` (min_max, l2, z_score + a mean) or a `score-ranker-processor`
 (rrf) does to the sub-query results of a `hybrid` query, so that the local store and `_msearch` fallback rank
@@ -21,8 +21,7 @@ from typing import Literal
 import numpy as np
 
 from neurank.errors import PlanError
-from neurank.query.plan import Combination, Fusion, Technique
-from neurank.stores.protocol import ScoredIds
+from neurank.retrieval import Combination, Fusion, ScoredIds, Technique
 
 __all__ = [
     "FusedHit",

@@ -1,25 +1,29 @@
 """A retrieval plan: which stages run, how many hits each returns, how they fuse, how deep the rerank goes.
 
 Validated when built, with OpenSearch's own rules (neural-search `HybridQueryBuilder`,
-`ScoreCombinationUtil`, `RRFProcessorFactory`): at most 5 sub-queries, `z_score` only with
-`arithmetic_mean`, weights one per sub-query in [0, 1] summing to 1 ± 0.01, `rank_constant` in [1, 10000].
+`ScoreCombinationUtil`, `RRFProcessorFactory`; see `neurank.retrieval`): at most 5 sub-queries, `z_score` only
+with `arithmetic_mean`, weights one per sub-query in [0, 1] summing to 1 ± 0.01, `rank_constant` in [1, 10000],
+no more hits than a search's result window.
+
+A mode names the first stages: `bm25`, `sparse` or `dense` alone; an explicit set joined by `+`
+(`bm25+dense`, `bm25+sparse+dense`), fused with weights in the set's order; or `hybrid`, every first stage the
+index and the configured encoders have (BM25 + sparse + dense on a full index, BM25 + dense where no sparse
+model is configured).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from neurank.errors import PlanError
+from neurank.retrieval import DEFAULT_HYBRID_FUSION, MAX_SUB_QUERIES, Fusion, check_size
 
 StageName = Literal["bm25", "sparse", "dense"]
-Technique = Literal["rrf", "min_max", "l2", "z_score"]
-Combination = Literal["arithmetic_mean", "geometric_mean", "harmonic_mean"]
 STAGE_NAMES: tuple[StageName, ...] = ("bm25", "sparse", "dense")
-TECHNIQUES: tuple[Technique, ...] = ("rrf", "min_max", "l2", "z_score")
-COMBINATIONS: tuple[Combination, ...] = ("arithmetic_mean", "geometric_mean", "harmonic_mean")
-MAX_SUB_QUERIES = 5
+HYBRID = "hybrid"
+MODES_HELP = "bm25, sparse, dense, hybrid (every stage the index has), or a set such as bm25+dense"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,36 +36,7 @@ class Stage:
     def __post_init__(self) -> None:
         if self.name not in STAGE_NAMES:
             raise PlanError(f"unknown stage {self.name!r}; choose one of {', '.join(STAGE_NAMES)}")
-        if self.k <= 0:
-            raise PlanError(f"stage {self.name}: k must be positive, got {self.k}")
-
-
-@dataclass(frozen=True, slots=True)
-class Fusion:
-    technique: Technique = "rrf"
-    combination: Combination = "arithmetic_mean"
-    """Ignored by `rrf`, whose combination is always the weighted sum."""
-    weights: tuple[float, ...] | None = None
-    rank_constant: int = 60
-
-    def __post_init__(self) -> None:
-        if self.technique not in TECHNIQUES:
-            raise PlanError(f"unknown fusion technique {self.technique!r}; choose one of {', '.join(TECHNIQUES)}")
-        if self.combination not in COMBINATIONS:
-            raise PlanError(f"unknown combination {self.combination!r}; choose one of {', '.join(COMBINATIONS)}")
-        if self.technique == "z_score" and self.combination != "arithmetic_mean":
-            raise PlanError("z_score normalization only works with arithmetic_mean combination (as in OpenSearch)")
-        if not 1 <= self.rank_constant <= 10_000:
-            raise PlanError(f"rank_constant must be in [1, 10000], got {self.rank_constant}")
-        if self.weights is not None:
-            if any(not 0.0 <= w <= 1.0 for w in self.weights):
-                raise PlanError(f"each weight must be in [0, 1], got {list(self.weights)}")
-            if not math.isclose(sum(self.weights), 1.0, abs_tol=0.01):
-                raise PlanError(f"weights must sum to 1 (± 0.01), got {sum(self.weights):.4f}")
-
-
-DEFAULT_HYBRID_FUSION = Fusion("z_score", "arithmetic_mean")
-"""Chosen on SciFact *train* (benchmarks/fusion_sweep.py, docs/BENCHMARKS.md): nDCG@10 0.746 vs RRF's 0.730."""
+        check_size(f"stage {self.name}: k", self.k)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +52,12 @@ class RetrievalPlan:
             raise PlanError("a plan needs at least one stage")
         if len(self.stages) > MAX_SUB_QUERIES:
             raise PlanError(f"at most {MAX_SUB_QUERIES} sub-queries (OpenSearch hybrid limit), got {len(self.stages)}")
-        if self.k <= 0:
-            raise PlanError(f"k must be positive, got {self.k}")
+        check_size("k", self.k)
         if self.rerank_depth < 0:
             raise PlanError(f"rerank depth must be >= 0, got {self.rerank_depth}")
-        if self.fusion.weights is not None and len(self.fusion.weights) != len(self.stages):
-            raise PlanError(
-                f"{len(self.fusion.weights)} weights for {len(self.stages)} sub-queries: give one per sub-query"
-            )
+        if self.rerank_depth:
+            check_size("the rerank depth", self.rerank_depth)
+        self.fusion.check_sub_queries(len(self.stages))
 
     @property
     def is_hybrid(self) -> bool:
@@ -93,18 +66,30 @@ class RetrievalPlan:
     @property
     def first_stage(self) -> str:
         """What the rerank reorders: `hybrid` for fused sub-queries, else the stage's name (a calibration key)."""
-        return "hybrid" if self.is_hybrid else self.stages[0].name
+        return HYBRID if self.is_hybrid else self.stages[0].name
 
     @classmethod
-    def for_mode(cls, mode: str, *, k: int = 10, depth: int = 100, fusion: Fusion | None = None,
-                 rerank_depth: int = 0, sparse_field: str = "splade") -> RetrievalPlan:
-        """`bm25`, `sparse`, `dense` or `hybrid` (all three fused)."""
-        names: tuple[StageName, ...]
-        if mode == "hybrid":
-            names = STAGE_NAMES
-        elif mode in STAGE_NAMES:
-            names = (mode,)  # type: ignore[assignment]
-        else:
-            raise PlanError(f"unknown mode {mode!r}; choose one of bm25, sparse, dense, hybrid")
+    def for_mode(cls, mode: str, *, available: Sequence[StageName] = STAGE_NAMES, k: int = 10, depth: int = 100,
+                 fusion: Fusion | None = None, rerank_depth: int = 0, sparse_field: str = "splade") -> RetrievalPlan:
+        """The plan of `mode` (see the module docstring) over the `available` stages, each `max(depth, k)` deep."""
+        names = stage_set(mode, available)
         stages = tuple(Stage(name, k=max(depth, k), field=sparse_field) for name in names)
         return cls(stages=stages, fusion=fusion or DEFAULT_HYBRID_FUSION, k=k, rerank_depth=rerank_depth)
+
+
+def stage_set(mode: str, available: Sequence[StageName] = STAGE_NAMES) -> tuple[StageName, ...]:
+    """The first stages `mode` names; `hybrid` is every available one. A named stage must be available."""
+    if mode == HYBRID:
+        return tuple(name for name in STAGE_NAMES if name in available)
+    names = [part.strip() for part in mode.split("+")]
+    unknown = [name for name in names if name not in STAGE_NAMES]
+    if unknown or not names:
+        raise PlanError(f"unknown mode {mode!r}; choose {MODES_HELP}")
+    if len(set(names)) != len(names):
+        raise PlanError(f"mode {mode!r} names a stage twice")
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise PlanError(f"mode {mode!r} needs the {' and '.join(missing)} stage, which this index or the configured "
+                        f"encoders lack (available: {', '.join(available) or 'none'}); use `hybrid` for every "
+                        "available stage")
+    return cast(tuple[StageName, ...], tuple(names))

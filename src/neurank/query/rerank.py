@@ -21,8 +21,7 @@ import numpy as np
 from neurank.config import Settings
 from neurank.errors import ModelError, PlanError
 from neurank.query.fusion import fuse
-from neurank.query.plan import TECHNIQUES, Fusion, Technique
-from neurank.stores.protocol import ScoredIds
+from neurank.retrieval import TECHNIQUES, Fusion, ScoredIds, Technique
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +144,7 @@ def load_reranker(settings: Settings, model: str | None = None) -> Reranker | No
     from neurank.onnx_models import CrossEncoder
 
     weights: dict[str, float] = {}
+    normalization: str
     if settings.rerank_first_stage_weight is None:
         weights, normalization = calibrated_weights(model)
         weight = weights.get(CALIBRATION_DEFAULT, 0.0)

@@ -1,20 +1,33 @@
-"""The Searcher: runs a plan's stages on a store, fuses them like OpenSearch, reranks, and keeps every score."""
+"""The Searcher: runs a plan's stages on a store, fuses them like OpenSearch, reranks, and keeps every score.
+
+The one decision "fuse here or on the cluster" is made here: a hybrid plan goes to the engine as one fused
+request when the store can fuse that way (`FusingStore.fuses`), else its sub-queries go in one call and
+`neurank.query.fusion.fuse` combines them with the same semantics. Per search, the query is encoded once per
+encoder and each stored document is fetched once (rerank, titles and explanations share them).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from neurank.documents import Hit, StageScore
-from neurank.errors import PlanError
-from neurank.onnx_models.bundle import EncoderBundle
+from neurank.errors import ConfigError, IndexNotFoundError, InputError, PlanError
+from neurank.index_spec import DENSE_ROLE, IndexSpec
+from neurank.query.explain import Explanation, explain_hit
 from neurank.query.fusion import FusedHit, fuse
-from neurank.query.plan import RetrievalPlan, Stage
+from neurank.query.plan import RetrievalPlan, Stage, StageName
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
-from neurank.stores.protocol import HybridStore, ScoredIds, Store
+from neurank.retrieval import Fusion, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
+from neurank.stores.protocol import FusingStore, StoredDocument
+
+if TYPE_CHECKING:
+    from neurank.query.target import SearchTarget
 
 SERVER_FUSION_NOTE = "fused by the cluster (hybrid query): per-stage scores are not reported"
 
@@ -25,136 +38,217 @@ class SearchResult:
     hits: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    explanations: list[Explanation] | None = None
+    """One per hit, in order, when the search was asked to explain."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "query": self.query,
-            "hits": [hit.to_dict() for hit in self.hits],
-            "timings_ms": self.timings_ms,
-            "notes": self.notes,
-        }
+        hits = [hit.to_dict() for hit in self.hits]
+        for hit, explanation in zip(hits, self.explanations or [], strict=False):
+            hit["explain"] = explanation.to_dict()
+        return {"query": self.query, "hits": hits, "timings_ms": self.timings_ms, "notes": self.notes}
+
+
+class QueryEncodings:
+    """One query's encodings, each made at most once per search: sparse tokens per field, and the vector."""
+
+    def __init__(self, target: SearchTarget, query: str) -> None:
+        self._target = target
+        self._query = query
+        self._tokens: dict[str, Mapping[str, float]] = {}
+        self._vector: np.ndarray | None = None
+
+    def tokens(self, field: str) -> Mapping[str, float]:
+        if field not in self._tokens:
+            encoder = self._target.encoders.sparse_encoders().get(field)
+            self._tokens[field] = encoder.encode_queries([self._query])[0] if encoder else {}
+        return self._tokens[field]
+
+    def vector(self) -> np.ndarray:
+        if self._vector is None:
+            self._vector = np.asarray(self._target.encoders.dense.encode_queries([self._query])[0], np.float32)
+        return self._vector
 
 
 class Searcher:
-    """Built once per (store, index, encoders, plan); checks the plan against what it has when built."""
+    """Searches one target with any plan; building it does no I/O (the index's spec is read on first use).
 
-    def __init__(self, store: Store, index: str, encoders: EncoderBundle, plan: RetrievalPlan,
-                 reranker: Reranker | None = None) -> None:
-        self.encoders = encoders
-        self._check_plan(plan)
-        self.store = store
-        self.index = index
-        self.plan = plan
+    `check_models=False` searches even with other encoders than the index was built with (a latency benchmark
+    of another runtime, say), and every result says so in its notes.
+    """
+
+    def __init__(self, target: SearchTarget, reranker: Reranker | None = None, *, check_models: bool = True) -> None:
+        self.target = target
         self.reranker = reranker
+        self.check_models = check_models
+        self._spec: IndexSpec | None = None
+        self._overridden: list[str] = []
 
-    def _check_plan(self, plan: RetrievalPlan) -> None:
-        """Every stage needs its encoder; say which one is missing instead of failing mid-query."""
+    @property
+    def spec(self) -> IndexSpec:
+        """The spec of the searched index, read once."""
+        if self._spec is None:
+            spec = self.target.store.index_spec(self.target.index)
+            if spec is None:
+                raise IndexNotFoundError(self.target.index, self.target.store.url)
+            self._spec = spec
+        return self._spec
+
+    def available_stages(self) -> tuple[StageName, ...]:
+        """The first stages both the index and the configured encoders have (what `hybrid` fuses)."""
+        encoders, spec = self.target.encoders, self.spec
+        sparse = encoders.splade is not None and "splade" in spec.models
+        dense = encoders.dense is not None and spec.dense_dimension is not None and DENSE_ROLE in spec.models
+        return ("bm25", *(("sparse",) if sparse else ()), *(("dense",) if dense else ()))
+
+    def plan(self, mode: str, *, k: int = 10, depth: int = 100, fusion: Fusion | None = None,
+             rerank_depth: int | None = None) -> RetrievalPlan:
+        """The plan of `mode` on this index, checked; reranked `rerank_depth` deep (default: `depth` when there is
+        a reranker, else 0)."""
+        if rerank_depth is None:
+            rerank_depth = depth if self.reranker is not None else 0
+        plan = RetrievalPlan.for_mode(mode, available=self.available_stages(), k=k, depth=depth, fusion=fusion,
+                                      rerank_depth=rerank_depth)
+        self.check(plan)
+        return plan
+
+    def check(self, plan: RetrievalPlan) -> None:
+        """Every stage needs its encoder, and the encoder the index was built with; say which one is wrong."""
+        encoders, spec = self.target.encoders, self.spec
         for stage in plan.stages:
-            if stage.name == "sparse" and stage.field not in self.encoders.sparse_encoders():
-                raise PlanError(f"the sparse stage queries {stage.field!r} but no such sparse encoder is configured")
-            if stage.name == "dense" and self.encoders.dense is None:
-                raise PlanError("the dense stage needs a dense model (set --dense-model / NEURANK_DENSE_MODEL)")
+            if stage.name == "sparse":
+                role, encoder = stage.field, encoders.sparse_encoders().get(stage.field)
+                if encoder is None:
+                    raise PlanError(f"the sparse stage queries {stage.field!r} but no such sparse encoder is "
+                                    "configured (set --sparse-model / NEURANK_SPARSE_MODEL)")
+            elif stage.name == "dense":
+                role, encoder = DENSE_ROLE, encoders.dense
+                if encoder is None:
+                    raise PlanError("the dense stage needs a dense model (set --dense-model / NEURANK_DENSE_MODEL)")
+            else:
+                continue
+            built_with = spec.models.get(role)
+            if built_with is None:
+                raise PlanError(f"index {self.target.index!r} holds no {role} field: it was built without a "
+                                f"{role} model")
+            if encoder.fingerprint != built_with:
+                mismatch = (f"index {self.target.index!r} was built with another {role} model (fingerprint "
+                            f"{built_with}) than the configured {encoder.model!r} (runtime {encoder.runtime}, "
+                            f"{'int8' if encoder.int8 else 'fp32'}: {encoder.fingerprint})")
+                if self.check_models:
+                    raise ConfigError(f"{mismatch}; its queries would not match the stored vectors or weights: "
+                                      "search with the models and runtime it was built with, or re-ingest it")
+                if mismatch not in self._overridden:
+                    self._overridden.append(mismatch)
 
-    def run_stage(self, stage: Stage, query: str) -> ScoredIds:
-        """One sub-query's hits, best first (public so fusion can be tuned offline over cached stage runs)."""
-        if stage.name == "bm25":
-            return self.store.search_bm25(self.index, query, stage.k)
-        if stage.name == "sparse":
-            encoder = self.encoders.sparse_encoders()[stage.field]
-            tokens = encoder.encode_queries([query])[0]
-            return self.store.search_sparse(self.index, stage.field, tokens, stage.k)
-        vector = self.encoders.dense.encode_queries([query])[0]
-        return self.store.search_vector(self.index, vector, stage.k)
+    def stage_results(self, query: str, plan: RetrievalPlan, encodings: QueryEncodings | None = None
+                      ) -> list[ScoredIds]:
+        """Each sub-query's hits before fusion, from one store call (fusion can be tuned offline over these)."""
+        encodings = encodings or QueryEncodings(self.target, query)
+        return self.target.store.search(self.target.index, [self._sub_query(stage, query, encodings)
+                                                            for stage in plan.stages])
 
-    def search(self, query: str, plan: RetrievalPlan | None = None, *, with_documents: bool = True) -> SearchResult:
-        """Run `plan` (the Searcher's own by default); `with_documents=False` skips fetching titles and texts."""
-        if plan is None:
-            plan = self.plan
-        else:
-            self._check_plan(plan)
+    def search(self, query: str, plan: RetrievalPlan, *, with_documents: bool = True,
+               explain: bool = False) -> SearchResult:
+        """Run `plan`; `with_documents=False` skips titles and texts, `explain` adds why each hit scored."""
+        if not query.strip():
+            raise InputError("the query is empty: give at least one word to search for", field="query")
+        self.check(plan)
         timings: dict[str, float] = {}
-        notes: list[str] = []
-        if plan.is_hybrid and isinstance(self.store, HybridStore):
-            hits = self._search_hybrid(plan, query, timings, notes)
+        notes = [f"{mismatch}: searched anyway" for mismatch in self._overridden]
+        encodings = QueryEncodings(self.target, query)
+        documents = _Documents(self.target)
+        store = self.target.store
+        if plan.is_hybrid and isinstance(store, FusingStore) and store.fuses(plan.fusion):
+            with _timed(timings, "search"):
+                queries = [self._sub_query(stage, query, encodings) for stage in plan.stages]
+                fused = store.search_fused(self.target.index, queries, plan.fusion, size=max(plan.k, plan.rerank_depth))
+            hits = [Hit(doc_id, score) for doc_id, score in fused]
+            notes.append(SERVER_FUSION_NOTE)
         else:
-            results: list[ScoredIds] = []
-            for stage in plan.stages:
-                start = time.perf_counter()
-                results.append(self.run_stage(stage, query))
-                timings[stage.name] = (time.perf_counter() - start) * 1000
-            start = time.perf_counter()
-            hits = self._combine(plan, results)
-            timings["fusion"] = (time.perf_counter() - start) * 1000
+            with _timed(timings, "search"):
+                results = self.stage_results(query, plan, encodings)
+            with _timed(timings, "fusion"):
+                hits = _combine(plan, results)
         if plan.rerank_depth:
             if self.reranker is None:
                 notes.append(RERANK_OFF_NOTE)
             else:
-                start = time.perf_counter()
-                hits = self._rerank(query, hits, plan)
-                timings["rerank"] = (time.perf_counter() - start) * 1000
+                with _timed(timings, "rerank"):
+                    hits = self._rerank(query, hits, plan, documents)
         hits = hits[: plan.k]
         if with_documents:
-            self._attach_documents(hits)
+            for hit, stored in zip(hits, documents.of([hit.id for hit in hits]), strict=True):
+                if stored is not None:
+                    hit.title, hit.text = stored.document.title, stored.document.text
+        explanations = None
+        if explain:
+            with _timed(timings, "explain"):
+                stored_docs = documents.of([hit.id for hit in hits])
+                tokens = encodings.tokens("splade")
+                explanations = [explain_hit(self.target.store, self.target.index, query, hit.id, stored, tokens)
+                                for hit, stored in zip(hits, stored_docs, strict=True)]
         timings["total"] = sum(timings.values())
-        return SearchResult(query=query, hits=hits, timings_ms=timings, notes=notes)
-
-    def _search_hybrid(self, plan: RetrievalPlan, query: str, timings: dict[str, float],
-                       notes: list[str]) -> list[Hit]:
-        """All sub-queries in one request (`_msearch`, or a `hybrid` query fused by the cluster)."""
-        start = time.perf_counter()
-        encoders = self.encoders.sparse_encoders()
-        tokens = {stage.field: encoders[stage.field].encode_queries([query])[0]
-                  for stage in plan.stages if stage.name == "sparse"}
-        dense = any(stage.name == "dense" for stage in plan.stages)
-        vector = self.encoders.dense.encode_queries([query])[0] if dense else None
-        timings["encode"] = (time.perf_counter() - start) * 1000
-        start = time.perf_counter()
-        fused = self.store.search_hybrid(self.index, plan, query, tokens, vector)
-        timings["hybrid"] = (time.perf_counter() - start) * 1000
-        if fused and all(raw is None for raw in fused[0].raw):
-            notes.append(SERVER_FUSION_NOTE)
-        return self._fused_hits(plan, fused)
+        return SearchResult(query=query, hits=hits, timings_ms=timings, notes=notes, explanations=explanations)
 
     @staticmethod
-    def _combine(plan: RetrievalPlan, results: list[ScoredIds]) -> list[Hit]:
-        names = [stage.name for stage in plan.stages]
-        if len(results) == 1:
-            return [Hit(doc_id, score, {names[0]: StageScore(score, None, rank)})
-                    for rank, (doc_id, score) in enumerate(results[0], start=1)]
-        return Searcher._fused_hits(plan, fuse(results, plan.fusion))
+    def _sub_query(stage: Stage, query: str, encodings: QueryEncodings) -> SubQuery:
+        if stage.name == "bm25":
+            return TextQuery(query, stage.k)
+        if stage.name == "sparse":
+            return SparseQuery(stage.field, encodings.tokens(stage.field), stage.k)
+        return VectorQuery(encodings.vector(), stage.k)
 
-    @staticmethod
-    def _fused_hits(plan: RetrievalPlan, fused_hits: list[FusedHit]) -> list[Hit]:
-        """Hits carrying each sub-query's raw score, normalized score and rank, where known."""
-        names = [stage.name for stage in plan.stages]
-        hits = []
-        for fused in fused_hits:
-            stages = {
-                name: StageScore(raw, norm, rank)
-                for name, raw, norm, rank in zip(names, fused.raw, fused.normalized, fused.ranks, strict=True)
-                if raw is not None
-            }
-            hits.append(Hit(fused.id, fused.score, stages))
-        return hits
-
-    def _rerank(self, query: str, hits: list[Hit], plan: RetrievalPlan) -> list[Hit]:
+    def _rerank(self, query: str, hits: list[Hit], plan: RetrievalPlan, documents: _Documents) -> list[Hit]:
         """Rescore the top `rerank_depth` hits; they come first, in their reranked order; the rest keep theirs."""
+        assert self.reranker is not None
         head, tail = hits[: plan.rerank_depth], hits[plan.rerank_depth:]
-        stored = {doc.document.id: doc.document for doc in self.store.get(self.index, [h.id for h in head])}
-        head = [hit for hit in head if hit.id in stored]
-        rescored = self.reranker.rescore(query, [(hit.id, hit.score) for hit in head],
-                                         [stored[hit.id].passage for hit in head], first_stage=plan.first_stage)
+        stored = documents.of([hit.id for hit in head])
+        kept = [(hit, doc) for hit, doc in zip(head, stored, strict=True) if doc is not None]
+        rescored = self.reranker.rescore(query, [(hit.id, hit.score) for hit, _ in kept],
+                                         [doc.document.passage for _, doc in kept], first_stage=plan.first_stage)
         order = np.argsort(-rescored.final, kind="stable")
         reranked = []
         for rank, i in enumerate(order, start=1):
-            hit = head[i]
+            hit = kept[i][0]
             hit.stages["rerank"] = StageScore(float(rescored.logits[i]), rescored.normalized[i], rank)
             hit.score = float(rescored.final[i])
             reranked.append(hit)
         return reranked + tail
 
-    def _attach_documents(self, hits: list[Hit]) -> None:
-        stored = {doc.document.id: doc.document for doc in self.store.get(self.index, [h.id for h in hits])}
-        for hit in hits:
-            if document := stored.get(hit.id):
-                hit.title, hit.text = document.title, document.text
+
+class _Documents:
+    """Stored documents fetched at most once per search, whoever asks for them first."""
+
+    def __init__(self, target: SearchTarget) -> None:
+        self._target = target
+        self._cache: dict[str, StoredDocument | None] = {}
+
+    def of(self, ids: Sequence[str]) -> list[StoredDocument | None]:
+        missing = [doc_id for doc_id in dict.fromkeys(ids) if doc_id not in self._cache]
+        if missing:
+            found = {doc.document.id: doc for doc in self._target.store.get(self._target.index, missing)}
+            self._cache.update({doc_id: found.get(doc_id) for doc_id in missing})
+        return [self._cache[doc_id] for doc_id in ids]
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1000
+
+
+def _combine(plan: RetrievalPlan, results: list[ScoredIds]) -> list[Hit]:
+    """One stage: its hits as they are; several: fused on the client, each hit keeping every stage's scores."""
+    names = [stage.name for stage in plan.stages]
+    if len(results) == 1:
+        return [Hit(doc_id, score, {names[0]: StageScore(score, None, rank)})
+                for rank, (doc_id, score) in enumerate(results[0], start=1)]
+    return [_fused_hit(names, fused) for fused in fuse(results, plan.fusion)]
+
+
+def _fused_hit(names: Sequence[str], fused: FusedHit) -> Hit:
+    stages = {name: StageScore(raw, norm, rank)
+              for name, raw, norm, rank in zip(names, fused.raw, fused.normalized, fused.ranks, strict=True)
+              if raw is not None}
+    return Hit(fused.id, fused.score, stages)

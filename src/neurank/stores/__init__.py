@@ -15,12 +15,8 @@ from neurank.errors import ConfigError, MissingExtraError
 from neurank.stores.analysis import Analyzer, get_analyzer
 from neurank.stores.local import LocalStore
 from neurank.stores.protocol import (
-    SPARSE_FIELDS,
     EncodedDocument,
-    HybridStore,
-    IndexSpec,
-    ScoredIds,
-    SpaceType,
+    FusingStore,
     Store,
     StoredDocument,
     VersionedStore,
@@ -29,14 +25,10 @@ from neurank.stores.protocol import (
 )
 
 __all__ = [
-    "SPARSE_FIELDS",
     "Analyzer",
     "EncodedDocument",
-    "HybridStore",
-    "IndexSpec",
+    "FusingStore",
     "LocalStore",
-    "ScoredIds",
-    "SpaceType",
     "Store",
     "StoredDocument",
     "VersionedStore",

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from neurank.stores.protocol import ScoredIds
+from neurank.retrieval import ScoredIds
 
 
 def same_top_k(reference: ScoredIds, other: Sequence[str], k: int) -> bool:

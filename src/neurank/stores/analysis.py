@@ -26,6 +26,7 @@ import regex
 import Stemmer
 
 from neurank.errors import ConfigError
+from neurank.index_spec import ANALYZERS
 
 ANALYSIS_VERSION = 1
 """Bump when any chain below changes the terms it produces: it is part of every index fingerprint."""
@@ -293,14 +294,9 @@ def _build(language: str) -> Analyzer:
     )
 
 
-ANALYZER_NAMES = ("english", "russian", "standard")
-
-
 @cache
 def get_analyzer(language: str) -> Analyzer:
     """The analyzer for an index's `language`; one shared instance (and term cache) per language."""
-    if language not in ANALYZER_NAMES:
-        raise ConfigError(
-            f"unknown analyzer language {language!r}; choose one of {', '.join(ANALYZER_NAMES)}"
-        )
+    if language not in ANALYZERS:
+        raise ConfigError(f"unknown analyzer language {language!r}; choose one of {', '.join(ANALYZERS)}")
     return _build(language)

@@ -7,47 +7,23 @@ Write semantics (the same in every store):
 - One bad document never fails its batch: `upsert` reports it in `WriteResult.failed` with the reason, and
   writes the others.
 
-Scoring semantics follow ../SCORING.md exactly (BM25 with Lucene's length encoding, `rank_features`
-quantization and the `neural_sparse` linear sum, knn score translation per `space_type`).
+Search semantics: a store answers ready sub-queries (`neurank.retrieval`), each scored exactly as SCORING.md
+says (BM25 with Lucene's length encoding, `rank_features` quantization and the `neural_sparse` linear sum,
+knn score translation per `space_type`), and, where the engine can fuse them itself (`FusingStore`), one fused
+request. Plans, modes, encoders and client-side fusion belong to the query layer above.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from neurank.documents import Document
-
-if TYPE_CHECKING:
-    from neurank.query.fusion import FusedHit
-    from neurank.query.plan import RetrievalPlan
-
-SpaceType = Literal["cosinesimil", "innerproduct", "l2"]
-SPARSE_FIELDS = ("splade", "deepct")
-ScoredIds = list[tuple[str, float]]
-"""(document id, score) pairs, best first."""
-
-
-@dataclass(frozen=True, slots=True)
-class IndexSpec:
-    """What an index is built for: analyzer, BM25 parameters, vector space, and the models that fill it."""
-
-    language: str = "english"
-    dense_dimension: int | None = None
-    space_type: SpaceType = "cosinesimil"
-    models: Mapping[str, str] = field(default_factory=dict)
-    """role ("splade", "deepct", "dense") → model fingerprint."""
-    bm25_k1: float = 0.9
-    bm25_b: float = 0.4
-    knn_engine: Literal["lucene", "faiss"] = "lucene"
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 128
-    hnsw_ef_search: int = 256
-    shards: int = 1
-    replicas: int = 0
+from neurank.index_spec import IndexSpec
+from neurank.retrieval import Fusion, ScoredIds, SubQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +69,8 @@ class Store(Protocol):
     def create_index(self, name: str, spec: IndexSpec) -> None:
         """Create `name`; if it exists with another spec, raise StoreError (the caller drops or versions)."""
 
-    def drop_index(self, name: str) -> None:
-        """Delete `name` and everything in it; no error if it does not exist."""
+    def drop_index(self, name: str) -> bool:
+        """Delete `name` and everything in it; return whether it existed (no error if it did not)."""
 
     def index_spec(self, name: str) -> IndexSpec | None:
         """The spec `name` was created with, or None when there is no such index."""
@@ -113,17 +89,8 @@ class Store(Protocol):
 
     def count(self, name: str) -> int: ...
 
-    def generation(self, name: str) -> int:
-        """A number that changes whenever the index's contents change (like a refresh)."""
-
-    def search_bm25(self, name: str, query: str, k: int) -> ScoredIds:
-        """`match` on the `content` field (title + text), Lucene BM25 with the index's k1, b."""
-
-    def search_sparse(self, name: str, field: str, query_tokens: Mapping[str, float], k: int) -> ScoredIds:
-        """`neural_sparse` with raw query tokens: Σ w_t · decode(S_d,t) over the `rank_features` field."""
-
-    def search_vector(self, name: str, vector: np.ndarray, k: int) -> ScoredIds:
-        """Exact `knn` on `embedding`, scores translated per the index's `space_type`."""
+    def search(self, name: str, queries: Sequence[SubQuery]) -> list[ScoredIds]:
+        """Each sub-query's hits, best first, in the order given; one request where the engine allows it."""
 
     def explain_bm25(self, name: str, query: str, doc_id: str) -> dict[str, float]:
         """Analyzed query term → its BM25 contribution to `doc_id` (terms that do not match are left out)."""
@@ -146,19 +113,11 @@ class VersionedStore(Store, Protocol):
 
 
 @runtime_checkable
-class HybridStore(Store, Protocol):
-    """A store that runs all of a plan's sub-queries in one request, and may fuse them on the server."""
+class FusingStore(Store, Protocol):
+    """A store whose engine can fuse sub-queries itself (OpenSearch's `hybrid` query and a search pipeline)."""
 
-    def search_hybrid(
-        self,
-        name: str,
-        plan: RetrievalPlan,
-        query_text: str,
-        sparse_tokens: Mapping[str, Mapping[str, float]],
-        vector: np.ndarray | None,
-    ) -> list[FusedHit]:
-        """The plan's fused hits, best first, fused as `neurank.query.fusion.fuse` does.
+    def fuses(self, fusion: Fusion) -> bool:
+        """Whether this engine can apply `fusion` itself (with the same result as `neurank.query.fusion`)."""
 
-        Fused on the client, each hit carries every sub-query's raw score, normalized score and rank; fused by
-        the cluster (a `hybrid` query), only the combined score is known and those are None.
-        """
+    def search_fused(self, name: str, queries: Sequence[SubQuery], fusion: Fusion, size: int) -> ScoredIds:
+        """The fused hits, best first: one request; only the combined scores are known."""

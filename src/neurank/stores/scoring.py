@@ -1,4 +1,4 @@
-"""Pure scoring functions that reproduce OpenSearch/Lucene to float32 (../shared/SCORING.md sections 1-4).
+"""Pure scoring functions that reproduce OpenSearch/Lucene to float32 (docs/SCORING.md sections 1-4).
 
 Every function takes and returns numpy arrays and does its arithmetic in the precision and order Lucene
 uses, so that the local store and a cluster give the same scores, not merely the same ranking:
@@ -11,12 +11,10 @@ uses, so that the local store and a cluster give the same scores, not merely the
 
 from __future__ import annotations
 
-from typing import get_args
-
 import numpy as np
 from numpy.typing import ArrayLike
 
-from neurank.stores.protocol import SpaceType
+from neurank.index_spec import SPACE_TYPES, SpaceType
 
 F32 = np.float32
 FLOAT_MIN_NORMAL = F32(np.finfo(np.float32).tiny)
@@ -24,8 +22,6 @@ FLOAT_MIN_NORMAL = F32(np.finfo(np.float32).tiny)
 
 _SMALLFLOAT_FREE_VALUES = 24
 """SmallFloat.intToByte4 stores 0..23 as themselves, then 4 significant bits (255 - longToInt4(MAX_INT))."""
-
-SPACE_TYPES: tuple[str, ...] = get_args(SpaceType)
 
 
 # -- section 1: length norms -------------------------------------------------------------------------------
@@ -98,42 +94,6 @@ def bm25_weight(idf: ArrayLike, boost: ArrayLike = 1.0) -> np.ndarray:
     return np.asarray(boost, dtype=np.float32) * np.asarray(idf, dtype=np.float32)
 
 
-def bm25(
-    freq: ArrayLike,
-    doc_length: ArrayLike,
-    doc_freq: ArrayLike,
-    doc_count: int,
-    avgdl: float,
-    *,
-    k1: float,
-    b: float,
-    boost: float = 1.0,
-) -> np.ndarray:
-    """SCORING.md §1: Lucene `BM25Similarity` (OpenSearch ≥ 3.0 default) for one term in some documents.
-
-    `doc_length` is the token count after analysis; it goes through the one-byte norm like in Lucene.
-    """
-    weight = bm25_weight(bm25_idf(doc_freq, doc_count), boost)
-    norm_inverse = bm25_norm_inverse(avgdl, k1, b)[int_to_byte4(doc_length)]
-    return bm25_term_score(weight, freq, norm_inverse)
-
-
-def legacy_bm25(
-    freq: ArrayLike,
-    doc_length: ArrayLike,
-    doc_freq: ArrayLike,
-    doc_count: int,
-    avgdl: float,
-    *,
-    k1: float,
-    b: float,
-    boost: float = 1.0,
-) -> np.ndarray:
-    """SCORING.md §1: `LegacyBM25Similarity` (OpenSearch 1.x/2.x default): BM25 with boost × (1 + k1)."""
-    legacy_boost = F32(boost) * (F32(1) + F32(k1))
-    return bm25(freq, doc_length, doc_freq, doc_count, avgdl, k1=k1, b=b, boost=legacy_boost)
-
-
 def should_sum(docs: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """SCORING.md §1/§3: a BooleanQuery of SHOULD clauses adds its clauses' float32 scores in double.
 
@@ -168,37 +128,6 @@ def rank_feature_from_freq(freqs: ArrayLike) -> np.ndarray:
 def decode_rank_feature(values: ArrayLike) -> np.ndarray:
     """SCORING.md §2: the S an indexed value reads back as (8 explicit mantissa bits: 0.3 → 0.2998047)."""
     return rank_feature_from_freq(rank_feature_freq(values))
-
-
-def rank_feature_pivot(total_term_freq: int, doc_freq: int) -> np.float32:
-    """SCORING.md §2: Lucene `computePivotFeatureValue`, the default saturation pivot (≈ geometric mean).
-
-    `total_term_freq` is the sum of the indexed frequencies (`rank_feature_freq`) of the feature.
-    """
-    if doc_freq == 0:
-        return F32(1)
-    average = F32(total_term_freq / doc_freq)
-    return rank_feature_from_freq(np.uint32(int(average)))[()]
-
-
-def saturation(s: ArrayLike, pivot: float, weight: float = 1.0) -> np.ndarray:
-    """SCORING.md §2: `S/(S + pivot)`, computed as Lucene does, `w·(1 − pivot/(S + pivot))` in float32."""
-    pivot_ = F32(pivot)
-    return F32(weight) * (F32(1) - pivot_ / (np.asarray(s, dtype=np.float32) + pivot_))
-
-
-def log(s: ArrayLike, scaling_factor: float, weight: float = 1.0) -> np.ndarray:
-    """SCORING.md §2: `w·ln(scaling_factor + S)`; the sum is float32, the log and product double."""
-    inner = F32(scaling_factor) + np.asarray(s, dtype=np.float32)
-    return (np.float64(F32(weight)) * np.log(inner.astype(np.float64))).astype(np.float32)
-
-
-def sigmoid(s: ArrayLike, pivot: float, exponent: float, weight: float = 1.0) -> np.ndarray:
-    """SCORING.md §2: `S^a/(S^a + pivot^a)` as Lucene computes it, `w·(1 − k^a/(S^a + k^a))` in double."""
-    a = np.float64(F32(exponent))
-    pivot_pa = np.float64(F32(pivot)) ** a
-    powered = np.asarray(s, dtype=np.float32).astype(np.float64) ** a
-    return (np.float64(F32(weight)) * (1.0 - pivot_pa / (powered + pivot_pa))).astype(np.float32)
 
 
 def linear(s: ArrayLike, weight: float = 1.0) -> np.ndarray:

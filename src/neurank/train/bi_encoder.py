@@ -41,7 +41,7 @@ class BiEncoderTrainee:
     def __init__(self, tokenizer: Any, module: nn.Module, *, max_length: int, similarity: Similarity,
                  temperature: float) -> None:
         self.tokenizer = tokenizer
-        self.module = module
+        self.module: Any = module  # the pooled graph: `.model` is the transformers model it wraps
         self.max_length = max_length
         self.similarity = similarity
         self.temperature = temperature

@@ -22,10 +22,10 @@ from neurank.config import Settings
 from neurank.errors import ConfigError
 from neurank.eval.datasets import Qrels, load_qrels, load_queries
 from neurank.eval.metrics import evaluate
-from neurank.eval.runner import IndexedDataset, run_mode
-from neurank.query.plan import RetrievalPlan, Technique
+from neurank.eval.runner import run_mode
 from neurank.query.rerank import CALIBRATION_FILE, DEFAULT_RERANK_DEPTH, interpolate, load_reranker
-from neurank.stores.protocol import ScoredIds
+from neurank.query.target import SearchTarget
+from neurank.retrieval import ScoredIds, Technique
 from neurank.train.config import TrainConfig
 from neurank.train.data import read_passages, subsample, training_split
 from neurank.train.evaluation import DEV_MEASURE, Scorer
@@ -121,14 +121,14 @@ def dev_sample(dataset: Path, *, split: str = "dev", queries: int = 100, seed: i
     return subsample(load_qrels(dataset, split), queries, seed)
 
 
-def calibrate_model(model: Path, dataset: Path, qrels: Qrels, settings: Settings, *, indexed: IndexedDataset,
+def calibrate_model(model: Path, dataset: Path, qrels: Qrels, settings: Settings, *, target: SearchTarget,
                     first_stages: Sequence[str] = FIRST_STAGES, split: str = "dev",
                     depth: int = DEFAULT_RERANK_DEPTH, on_query: Callable[[], None] | None = None
                     ) -> list[Calibration]:
     """Calibrate a trained cross-encoder folder on `qrels` (`dataset`'s `split`, usually a `dev_sample`), one
     weight per first stage, into its `rerank.json`.
 
-    `indexed` holds the dataset indexed as `neurank eval` indexes it, so each first stage ranks the dev queries
+    `target` holds the dataset indexed as `neurank eval` indexes it, so each first stage ranks the dev queries
     exactly as it will rank test queries. The weight depends on the collection as
     much as on the model (how good the first stage is there, how far the model is from its training data), so
     a model reused elsewhere is calibrated on that collection; pairs are scored by the runtime that will serve
@@ -141,10 +141,11 @@ def calibrate_model(model: Path, dataset: Path, qrels: Qrels, settings: Settings
     assert reranker is not None
     score, corpus = CachedScorer(reranker.scores), read_passages(dataset)
     dev_queries = {query_id: texts[query_id] for query_id in qrels}
+    searcher = target.searcher()
+    plans = {stage: searcher.plan(stage, k=depth, depth=depth, rerank_depth=0) for stage in first_stages}
     calibrations = []
-    for first_stage in first_stages:
-        plan = RetrievalPlan.for_mode(first_stage, k=depth, depth=depth)
-        run, _ = run_mode(indexed.searcher(plan), plan, dev_queries)
+    for first_stage, plan in plans.items():
+        run, _ = run_mode(searcher, plan, dev_queries)
         runs = {query_id: list(scores.items()) for query_id, scores in run.items()}
         calibrations.append(calibrate(score, texts, qrels, runs, corpus, depth=depth, first_stage=first_stage,
                                       chosen_on=f"{Path(dataset).name} {split} ({len(qrels)} queries, "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ class CrossEncoderOptions:
 
 
 class CrossEncoderTrainee:
-    kind = "cross"
+    kind: ClassVar[str] = "cross"
 
     def __init__(self, base: Path, *, max_length: int, options: CrossEncoderOptions) -> None:
         from transformers import AutoModelForSequenceClassification
@@ -71,7 +71,7 @@ class CrossEncoderTrainee:
         self.options = options
         self.tokenizer = fresh_tokenizer(base)
         self.module: Any = pretrained(AutoModelForSequenceClassification, base, num_labels=1)
-        self.head = ("classifier.", f"{self.module.base_model_prefix}.pooler.")
+        self.head: tuple[str, ...] = ("classifier.", f"{self.module.base_model_prefix}.pooler.")
 
     def logits(self, queries: Sequence[str], passages: Sequence[str]) -> Tensor:
         inputs = self.tokenizer(list(queries), list(passages), truncation=True, max_length=self.max_length,

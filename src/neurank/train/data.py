@@ -18,7 +18,7 @@ from neurank.documents import Document, read_corpus
 from neurank.errors import ConfigError, InputError
 from neurank.eval.datasets import Qrels, available_splits, load_qrels, load_queries
 from neurank.query.rerank import DEFAULT_RERANK_DEPTH
-from neurank.stores.protocol import ScoredIds
+from neurank.retrieval import ScoredIds
 from neurank.train.config import TrainConfig
 from neurank.train.first_stage import first_stage_runs
 from neurank.train.mining import mine_hard_negatives

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +57,7 @@ class DenseOptions:
 
 
 class DenseTrainee(BiEncoderTrainee):
-    kind = "dense"
+    kind: ClassVar[str] = "dense"
 
     def __init__(self, base: Path, *, max_length: int, options: DenseOptions, teacher: Scorer | None) -> None:
         from transformers import AutoModel

@@ -20,7 +20,7 @@ from neurank.eval.metrics import evaluate
 from neurank.eval.runner import evaluate_modes
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.rerank import Reranker
-from neurank.stores.protocol import ScoredIds
+from neurank.retrieval import ScoredIds
 from neurank.train.first_stage import indexed
 
 Scorer = Callable[[str, Sequence[str]], np.ndarray]
@@ -51,7 +51,7 @@ def rerank_metric(score: Scorer, queries: Mapping[str, str], qrels: Qrels, runs:
 
 
 def final_evaluation(dataset: Path, setup: EvalSetup, settings: Settings, *, split: str,
-                     runs_dir: Path | None = None, progress: bool = True) -> dict[str, dict[str, float]]:
+                     runs_dir: Path | None = None, progress: bool = True) -> dict[str, dict[str, float | None]]:
     """Index the corpus with `setup.encoders` in the training store, then run `setup.modes` on `split`."""
     target = indexed(dataset, setup.encoders, settings)
     total = len(load_qrels(dataset, split)) * len(setup.modes)

@@ -15,11 +15,12 @@ from typing import Literal
 
 from neurank.config import Settings
 from neurank.errors import ConfigError
-from neurank.eval.runner import IndexedDataset, index_dataset, run_mode
+from neurank.eval.runner import index_dataset, run_mode
 from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
-from neurank.query.plan import RetrievalPlan
+from neurank.query.target import SearchTarget
+from neurank.retrieval import ScoredIds
 from neurank.stores import open_store
-from neurank.stores.protocol import ScoredIds, Store
+from neurank.stores.protocol import Store
 
 Source = Literal["bm25", "dense", "hybrid"]
 SOURCES: tuple[Source, ...] = ("bm25", "dense", "hybrid")
@@ -39,9 +40,9 @@ def index_name(dataset: Path, encoders: EncoderBundle) -> str:
 
 
 def indexed(dataset: Path, encoders: EncoderBundle, settings: Settings,
-            on_progress: Callable[[int], None] | None = None) -> IndexedDataset:
+            on_progress: Callable[[int], None] | None = None) -> SearchTarget:
     """The dataset indexed with `encoders` in the training store; documents already there are skipped."""
-    target = IndexedDataset(training_store(settings), index_name(dataset, encoders), encoders)
+    target = SearchTarget(training_store(settings), index_name(dataset, encoders), encoders)
     index_dataset(dataset, target, settings, on_progress=on_progress)
     return target
 
@@ -63,6 +64,6 @@ def first_stage_runs(dataset: Path, queries: Mapping[str, str], settings: Settin
                      depth: int = 100, on_query: Callable[[], None] | None = None) -> dict[str, ScoredIds]:
     """Query id → (doc id, score) pairs, best first, `depth` deep, ranked by `neurank eval`'s plan for `source`."""
     target = indexed(dataset, source_encoders(source, settings), settings)
-    plan = RetrievalPlan.for_mode(source, k=depth, depth=depth)
-    run, _ = run_mode(target.searcher(plan), plan, dict(queries), on_query)
+    searcher = target.searcher()
+    run, _ = run_mode(searcher, searcher.plan(source, k=depth, depth=depth, rerank_depth=0), dict(queries), on_query)
     return {query_id: list(scores.items()) for query_id, scores in run.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from torch import Tensor
 
@@ -48,7 +49,7 @@ class SparseOptions:
 
 
 class SparseTrainee(BiEncoderTrainee):
-    kind = "sparse"
+    kind: ClassVar[str] = "sparse"
 
     def __init__(self, base: Path, *, max_length: int, options: SparseOptions, warmup_steps: int) -> None:
         from transformers import AutoModelForMaskedLM

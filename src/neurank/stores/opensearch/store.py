@@ -9,18 +9,14 @@ request (remove + add, atomic) and only then deletes the older versions. Inline 
 a run; an interrupted run resumes into the same new version (its spec already matches). Deletes go to every
 live version.
 
-Searching. Single stages are one `_search`. A hybrid plan is one request: with the neural-search plugin
-(asked once per store with `GET _cat/plugins`, or set by `opensearch_neural_plugin`) a `hybrid` query with a
-fusion search pipeline; without it, the sub-queries in one `_msearch`, fused by `neurank.query.fusion.fuse`.
-Learned-sparse stages use `neural_sparse` where the plugin exists, else the equivalent `rank_feature` sum.
+Searching. One sub-query is one `_search`, several are one `_msearch`. With the neural-search plugin (asked
+once per store with `GET _cat/plugins`, or set by `opensearch_neural_plugin`) the store also fuses: a `hybrid`
+query with a fusion search pipeline (`search_fused`), for the fusions the plugin's version has (`fuses`).
+Learned-sparse sub-queries use `neural_sparse` where the plugin exists, else the equivalent `rank_feature` sum.
 
 Refresh. Bulk requests do not wait for a refresh (`wait_for` would hold each one for up to a refresh
 interval); the store refreshes an index it wrote to before its next read that needs it, and `commit`
 refreshes explicitly. Writes of other processes show at the cluster's refresh interval (1 s by default).
-
-Generation. A hash of the searched index's uuid and its primary shards' `max_seq_no` (`_stats`, level shards):
-every index or delete operation takes a new sequence number, and a re-created or swapped index has another
-uuid, so the number changes with every write and never comes back after a drop.
 
 Secrets. Credentials come from Settings (`SecretStr`) only; a URL with credentials in it is refused, so `url`
 is always safe to log, and no message echoes the password.
@@ -28,8 +24,6 @@ is always safe to log, and no message echoes the password.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
 import re
 import threading
@@ -40,29 +34,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import AuthorizationException, OpenSearchException, TransportError
 
 from neurank import __version__
 from neurank.config import Settings
 from neurank.errors import ConfigError, IndexNotFoundError, StoreError
+from neurank.index_spec import IndexSpec
 from neurank.mappings import index_body, pipeline_id, search_pipeline_body, spec_from_meta
 from neurank.mappings.index import CONTENT_FIELD
-from neurank.query.dsl import (
-    bm25_query,
-    hybrid_body,
-    knn_query,
-    msearch_lines,
-    search_body,
-    sparse_query,
-    sub_queries,
-    term_filter,
-)
-from neurank.query.fusion import FusedHit, fuse
-from neurank.query.plan import DEFAULT_HYBRID_FUSION, STAGE_NAMES, Fusion, RetrievalPlan
-from neurank.stores.opensearch_bulk import DEFAULT_POLICY, Action, BulkOutcome, BulkPolicy, write
-from neurank.stores.opensearch_documents import (
+from neurank.retrieval import DEFAULT_HYBRID_FUSION, MAX_SUB_QUERIES, Fusion, ScoredIds, SubQuery
+from neurank.stores.opensearch.bulk import DEFAULT_POLICY, Action, BulkOutcome, BulkPolicy, write
+from neurank.stores.opensearch.documents import (
     SOURCE_FIELDS,
     STATE_FIELDS,
     UnsendableDocument,
@@ -70,8 +53,9 @@ from neurank.stores.opensearch_documents import (
     stored_document,
     stored_state,
 )
-from neurank.stores.opensearch_errors import store_error
-from neurank.stores.protocol import EncodedDocument, IndexSpec, ScoredIds, StoredDocument, WriteFailure, WriteResult
+from neurank.stores.opensearch.dsl import hybrid_body, msearch_lines, search_body, sub_query, term_filter
+from neurank.stores.opensearch.errors import store_error
+from neurank.stores.protocol import EncodedDocument, StoredDocument, WriteFailure, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +64,6 @@ NEURAL_SEARCH = "opensearch-neural-search"
 ASSUMED_NEURAL_SEARCH = (3, 1)
 """The neural-search version assumed when `opensearch_neural_plugin` is set to true."""
 MGET_CHUNK = 1000
-MODEL_FIELDS = ("models", "dense_dimension", "space_type")
-"""What a new index version may change: the models and what follows from the dense one."""
 
 
 def explain_term_body(term: str, count: int, doc_id: str) -> dict[str, Any]:
@@ -284,9 +266,8 @@ class OpenSearchStore:
             existing = self._spec_of(versions.newest)
             if existing == spec:
                 return
-            if existing is None or not self._rebuilds(existing, spec):
-                changed = "unknown" if existing is None else ", ".join(
-                    f.name for f in dataclasses.fields(spec) if getattr(existing, f.name) != getattr(spec, f.name))
+            if existing is None or not existing.rebuilds_as(spec):
+                changed = "unknown" if existing is None else existing.describe_changes(spec)
                 raise StoreError(
                     f"index {name!r} already exists in {self.url} with another spec ({changed}); a new version "
                     "is built only when the models change: drop it or choose a new name"
@@ -295,13 +276,7 @@ class OpenSearchStore:
             log.info("building %s in %s for new models; %s stays searchable until commit",
                      versions.next_name(), self.url, versions.current)
         if self.capabilities().fuses(DEFAULT_HYBRID_FUSION):
-            self._pipeline(DEFAULT_HYBRID_FUSION, len(STAGE_NAMES))
-
-    @staticmethod
-    def _rebuilds(existing: IndexSpec, spec: IndexSpec) -> bool:
-        """Other models, and nothing else changed but what follows from them."""
-        carried = dataclasses.replace(existing, **{field: getattr(spec, field) for field in MODEL_FIELDS})
-        return existing.models != spec.models and carried == spec
+            self._pipeline(DEFAULT_HYBRID_FUSION, MAX_SUB_QUERIES)
 
     def _create_version(self, index: str, spec: IndexSpec, alias: str | None) -> None:
         body = index_body(spec, version=__version__)
@@ -337,14 +312,18 @@ class OpenSearchStore:
         log.info("%s in %s now searches %s", name, self.url, pending)
         return pending
 
-    def drop_index(self, name: str) -> None:
+    def drop_index(self, name: str) -> bool:
         versions = self._versions(name)
         with self._errors(name):
             if versions.by_number:
                 self.client.indices.delete(index=",".join(versions.by_number.values()), ignore_unavailable=True)
+                existed = True
             else:
-                self.client.indices.delete(index=name, ignore_unavailable=True)
+                existed = bool(self.client.indices.exists(index=name))
+                if existed:
+                    self.client.indices.delete(index=name, ignore_unavailable=True)
         self._dirty.discard(name)
+        return existed
 
     def index_spec(self, name: str) -> IndexSpec | None:
         """The spec of the newest version: the one writes go to."""
@@ -421,18 +400,6 @@ class OpenSearchStore:
         with self._errors(name):
             return int(self.client.count(index=name)["count"])
 
-    def generation(self, name: str) -> int:
-        with self._errors(name):
-            stats = self.client.indices.stats(index=name, metric="docs", level="shards")
-        state = sorted(
-            (info["uuid"], shard, copy["seq_no"]["max_seq_no"])
-            for info in stats["indices"].values()
-            for shard, copies in info["shards"].items()
-            for copy in copies
-            if copy["routing"]["primary"]
-        )
-        return int.from_bytes(hashlib.blake2b(repr(state).encode(), digest_size=8).digest(), "big") >> 1
-
     # -- search ----------------------------------------------------------------------------------------------
 
     def _refresh_if_dirty(self, name: str) -> None:
@@ -469,34 +436,24 @@ class OpenSearchStore:
             self._pipelines.add(pipeline)
         return pipeline
 
-    def search_bm25(self, name: str, query: str, k: int) -> ScoredIds:
-        return self._search(name, search_body(bm25_query(query), k))
+    def search(self, name: str, queries: Sequence[SubQuery]) -> list[ScoredIds]:
+        """One `_search`, or one `_msearch` for several sub-queries."""
+        neural_sparse = self.capabilities().neural_sparse
+        bodies = [search_body(sub_query(query, neural_sparse=neural_sparse), query.k) for query in queries]
+        if len(bodies) == 1:
+            return [self._search(name, bodies[0])]
+        return self._msearch(name, bodies)
 
-    def search_sparse(self, name: str, field: str, query_tokens: Mapping[str, float], k: int) -> ScoredIds:
-        query = sparse_query(field, query_tokens, neural_sparse=self.capabilities().neural_sparse)
-        return self._search(name, search_body(query, k))
+    def fuses(self, fusion: Fusion) -> bool:
+        return self.capabilities().fuses(fusion)
 
-    def search_vector(self, name: str, vector: np.ndarray, k: int) -> ScoredIds:
-        return self._search(name, search_body(knn_query(np.asarray(vector, dtype=np.float32).tolist(), k), k))
-
-    def search_hybrid(self, name: str, plan: RetrievalPlan, query_text: str,
-                      sparse_tokens: Mapping[str, Mapping[str, float]], vector: np.ndarray | None) -> list[FusedHit]:
-        capabilities = self.capabilities()
-        queries = sub_queries(
-            plan, query_text=query_text, sparse_tokens=sparse_tokens,
-            vector=None if vector is None else np.asarray(vector, dtype=np.float32).tolist(),
-            neural_sparse=capabilities.neural_sparse,
-        )
-        if not capabilities.fuses(plan.fusion):
-            results = self._msearch(name, [search_body(q, stage.k) for q, stage in zip(queries, plan.stages,
-                                                                                        strict=True)])
-            return fuse(results, plan.fusion)
-        pipeline = self._pipeline(plan.fusion, len(queries))
-        body = hybrid_body(queries, size=max(plan.k, plan.rerank_depth),
-                           pagination_depth=max(stage.k for stage in plan.stages))
-        missing = (None,) * len(queries)
-        return [FusedHit(doc_id, score, missing, missing, missing)
-                for doc_id, score in self._search(name, body, search_pipeline=pipeline)]
+    def search_fused(self, name: str, queries: Sequence[SubQuery], fusion: Fusion, size: int) -> ScoredIds:
+        """One `hybrid` query through the fusion's search pipeline (put once per store)."""
+        fusion.check_sub_queries(len(queries))
+        neural_sparse = self.capabilities().neural_sparse
+        body = hybrid_body([sub_query(query, neural_sparse=neural_sparse) for query in queries], size=size,
+                           pagination_depth=max(query.k for query in queries))
+        return self._search(name, body, search_pipeline=self._pipeline(fusion, len(queries)))
 
     def explain_bm25(self, name: str, query: str, doc_id: str) -> dict[str, float]:
         """Each analyzed query term's score on its own (`_explain` trees differ between versions)."""

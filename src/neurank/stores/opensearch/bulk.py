@@ -25,7 +25,7 @@ from opensearchpy.exceptions import AuthenticationException, AuthorizationExcept
 from opensearchpy.helpers import streaming_bulk
 
 from neurank.errors import StoreUnavailableError
-from neurank.stores.opensearch_errors import error_reason, is_transient, root_cause
+from neurank.stores.opensearch.errors import error_reason, is_transient, root_cause
 
 _CONFIG_ERRORS = (AuthenticationException, AuthorizationException, SSLError)
 """A chunk that failed for one of these fails the write at once: no retry and no per-item blame cures them."""
@@ -117,8 +117,8 @@ def write(
             raise_on_error=False,
             raise_on_exception=False,
             max_retries=policy.max_retries,
-            initial_backoff=policy.initial_backoff_s,
-            max_backoff=policy.max_backoff_s,
+            initial_backoff=policy.initial_backoff_s,  # type: ignore[arg-type]  # annotated int; sleeps floats
+            max_backoff=policy.max_backoff_s,  # type: ignore[arg-type]
         )
         # One result per action, but not in order: items resent after a 429 come after their chunk-mates.
         for ok, result in results:

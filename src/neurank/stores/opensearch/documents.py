@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from neurank.documents import Document
+from neurank.index_spec import SPARSE_FIELDS
 from neurank.mappings.index import EMBEDDING_FIELD
-from neurank.stores.protocol import SPARSE_FIELDS, EncodedDocument, StoredDocument
+from neurank.stores.protocol import EncodedDocument, StoredDocument
 
 SOURCE_FIELDS = ("doc_id", "title", "text", "metadata", "source", "content_hash", "models",
                  *SPARSE_FIELDS, EMBEDDING_FIELD)

@@ -1,0 +1,85 @@
+"""OpenSearch request bodies for ready sub-queries: one `_search`, an `_msearch`, or a `hybrid` search.
+
+Each sub-query scores as SCORING.md says, on the fields of `neurank.mappings.index`:
+- text (BM25): `match` on `content` (§1).
+- sparse: `neural_sparse` with raw `query_tokens` when the cluster has the neural-search plugin; otherwise a
+  `bool.should` of linear `rank_feature` clauses with boost = query weight. Both build Lucene's
+  `BoostQuery(FeatureQuery(linear), w)` per token and sum them: the same score, Σ w_t · decode(S_d,t) (§2, §3).
+- vector: `knn` on `embedding` (§4).
+`pagination_depth` of a `hybrid` query needs neural-search 2.19.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from neurank.errors import InputError, PlanError
+from neurank.mappings.index import CONTENT_FIELD, EMBEDDING_FIELD
+from neurank.retrieval import MAX_SUB_QUERIES, SparseQuery, SubQuery, TextQuery, VectorQuery
+
+Query = dict[str, Any]
+
+
+def term_filter(field: str, value: str) -> Query:
+    return {"term": {field: value}}
+
+
+def bm25_query(text: str) -> Query:
+    return {"match": {CONTENT_FIELD: {"query": text}}}
+
+
+def sparse_query(query: SparseQuery, *, neural_sparse: bool) -> Query:
+    """Score Σ w_t · S_d,t over a `rank_features` field, with or without the neural-search plugin."""
+    if not query.tokens:
+        # An empty bool.should would match every document; an empty neural_sparse matches none.
+        return {"match_none": {}}
+    if neural_sparse:
+        return {"neural_sparse": {query.field: {"query_tokens": {t: float(w) for t, w in query.tokens.items()}}}}
+    for token in query.tokens:
+        if "." in token:
+            raise InputError(
+                f"query token {token!r} contains '.', which rank_feature cannot address (it splits the field "
+                "path at the last '.'); escape tokens when encoding", field=query.field,
+            )
+    return {"bool": {"should": [
+        {"rank_feature": {"field": f"{query.field}.{token}", "linear": {}, "boost": float(weight)}}
+        for token, weight in query.tokens.items()
+    ]}}
+
+
+def knn_query(query: VectorQuery) -> Query:
+    return {"knn": {EMBEDDING_FIELD: {"vector": query.vector.tolist(), "k": query.k}}}
+
+
+def sub_query(query: SubQuery, *, neural_sparse: bool) -> Query:
+    """The OpenSearch query of one sub-query."""
+    if isinstance(query, TextQuery):
+        return bm25_query(query.text)
+    if isinstance(query, SparseQuery):
+        return sparse_query(query, neural_sparse=neural_sparse)
+    return knn_query(query)
+
+
+def search_body(query: Query, size: int) -> dict[str, Any]:
+    """A `_search` body that returns ids and scores only."""
+    if size < 0:
+        raise PlanError(f"size must be >= 0, got {size}")
+    return {"query": query, "size": size, "_source": False}
+
+
+def hybrid_body(sub_queries: Sequence[Query], size: int, pagination_depth: int) -> dict[str, Any]:
+    """A `hybrid` search: each sub-query collects `pagination_depth` hits per shard before fusion.
+
+    The request must name a fusion pipeline (`search_pipeline`), or the scores are never combined.
+    """
+    if not 1 <= len(sub_queries) <= MAX_SUB_QUERIES:
+        raise PlanError(f"a hybrid query has 1 to {MAX_SUB_QUERIES} sub-queries, got {len(sub_queries)}")
+    if pagination_depth < 1:
+        raise PlanError(f"pagination_depth must be >= 1, got {pagination_depth}")
+    return search_body({"hybrid": {"queries": list(sub_queries), "pagination_depth": pagination_depth}}, size)
+
+
+def msearch_lines(index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`_msearch` lines (header, body, ...) running each body on `index`, for clusters without neural-search."""
+    return [line for body in bodies for line in ({"index": index}, dict(body))]

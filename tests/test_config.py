@@ -1,0 +1,45 @@
+"""Settings: one ConfigError line naming the variable for any bad value, and credentials never echoed."""
+
+from __future__ import annotations
+
+import pytest
+
+from neurank.config import IngestOptions, load_settings
+from neurank.errors import ConfigError, redact
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("admin:secret@host:9200", "admin:***@host:9200"),
+    ("cannot reach https://admin:secret@host:9200/idx", "cannot reach https://admin:***@host:9200/idx"),
+    ("GET http://host:9200/_search?token=abc&size=3", "GET http://host:9200/_search?token=***&size=3"),
+    ("http://host/?a=1&API_KEY=k&password=p", "http://host/?a=1&API_KEY=***&password=***"),
+    ("[index.max_result_window] at 12:30 for ops@example.org", None),
+    ("local:/data/a:b", None),
+])
+def test_redact_hides_passwords_and_secret_parameters_only(text: str, shown: str | None) -> None:
+    assert redact(text) == (text if shown is None else shown)
+
+
+def test_every_bad_value_is_named_in_one_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEURANK_THREADS", "0")
+    monkeypatch.setenv("NEURANK_LOCAL_BUSY_TIMEOUT_S", "abc")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(store="https://neurank:hunter2@search.example:9200")
+    message = str(caught.value)
+    assert "NEURANK_THREADS='0'" in message and "NEURANK_LOCAL_BUSY_TIMEOUT_S='abc'" in message
+    assert "--store" in message and "carries credentials" in message and "hunter2" not in message
+
+
+def test_flags_override_the_environment_and_none_overrides_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEURANK_INDEX", "from-env")
+    assert load_settings(index=None).index == "from-env"
+    assert load_settings(index="from-flag").index == "from-flag"
+
+
+def test_ingest_options_are_read_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEURANK_INGEST_BATCH_DOCUMENTS", "0")
+    settings = load_settings()
+    with pytest.raises(ConfigError, match="NEURANK_INGEST_BATCH_DOCUMENTS='0'"):
+        settings.ingest_options()
+    given = IngestOptions(batch_documents=5)
+    assert load_settings(ingest=given).ingest_options() is given
