@@ -7,12 +7,23 @@ the store and the models come from this worker's own Settings.
 from __future__ import annotations
 
 import os
+from functools import cache
 
-from neurank.config import Settings
-from neurank.ingest.app import make_app
+from neurank.config import Settings, load_settings
+from neurank.ingest.app import IngestApp, make_app
 
-app = make_app(Settings())
-"""The app `celery -A neurank.ingest.worker` finds; building it opens no connection."""
+
+@cache
+def _environment_app() -> IngestApp:
+    return make_app(load_settings())
+
+
+def __getattr__(name: str) -> IngestApp:
+    """`app`, the app `celery -A neurank.ingest.worker` finds, built from NEURANK_* when first asked for: importing
+    `run_worker` reads no setting, and a bad one is a ConfigError naming it (never a report echoing its value)."""
+    if name == "app":
+        return _environment_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run_worker(settings: Settings, *, concurrency: int | None = None, queues: list[str] | None = None,
