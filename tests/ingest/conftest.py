@@ -83,10 +83,6 @@ class Worker:
             time.sleep(0.2)
         pytest.fail(f"worker {self.name} not ready after {timeout_s:.0f} s:\n{self.text()[-3000:]}")
 
-    def wait_exit(self, timeout_s: float = 90.0) -> int:
-        """Until the worker process exits on its own; its exit status."""
-        return self.process.wait(timeout=timeout_s)
-
     def pool_pids(self) -> list[int]:
         """The pool processes, which run the tasks."""
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
