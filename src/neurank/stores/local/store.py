@@ -317,30 +317,21 @@ class LocalStore:
         result.written = len(rows)
         return result
 
-    def stored_state(self, name: str, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, str]]]:
-        state: dict[str, tuple[str, dict[str, str]]] = {}
+    def _rows(self, name: str, columns: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """`id, <columns>` of the stored documents among `ids`, read in chunks from one snapshot."""
         with self._transaction() as db:
             self._spec(db, name)
-            for chunk in _chunks(ids):
-                query = (
-                    "SELECT id, content_hash, models FROM documents "
-                    f"WHERE idx = ? AND id IN ({_placeholders(chunk)})"
-                )
-                for doc_id, content_hash, models in db.execute(query, (name, *chunk)):
-                    state[doc_id] = (content_hash, json.loads(models))
-        return state
+            return [row for chunk in _chunks(ids) for row in db.execute(
+                f"SELECT id, {columns} FROM documents WHERE idx = ? AND id IN ({_placeholders(chunk)})",
+                (name, *chunk))]
+
+    def stored_state(self, name: str, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, str]]]:
+        return {doc_id: (content_hash, json.loads(models))
+                for doc_id, content_hash, models in self._rows(name, "content_hash, models", ids)}
 
     def get(self, name: str, ids: Sequence[str]) -> list[StoredDocument]:
-        found: dict[str, StoredDocument] = {}
-        with self._transaction() as db:
-            self._spec(db, name)
-            for chunk in _chunks(ids):
-                query = (
-                    "SELECT id, title, text, metadata, source, content_hash, models, sparse, embedding "
-                    f"FROM documents WHERE idx = ? AND id IN ({_placeholders(chunk)})"
-                )
-                for row in db.execute(query, (name, *chunk)):
-                    found[row[0]] = _stored(*row)
+        columns = "title, text, metadata, source, content_hash, models, sparse, embedding"
+        found = {row[0]: _stored(*row) for row in self._rows(name, columns, ids)}
         return [found[doc_id] for doc_id in ids if doc_id in found]
 
     def delete(self, name: str, ids: Sequence[str]) -> int:
