@@ -39,6 +39,8 @@ def test_bad_records_are_reported_and_reruns_skip(tmp_path: Path, settings: Sett
     summary = ingest_records(read_corpus(corpus), store, "docs", encoders, settings)
     assert (summary.indexed, summary.skipped, summary.failed) == (3, 0, 4)
     assert sorted(f.source for f in summary.failures) == [f"{corpus}:{n}" for n in (2, 4, 5, 6)]
+    assert all(str(corpus) not in f.reason for f in summary.failures), "the source is named once, beside the reason"
+    assert "field 'text': empty text" in next(f.reason for f in summary.failures if f.source == f"{corpus}:4")
     assert store.count("docs") == 3
     stored = store.get("docs", ["d1"])[0]
     assert stored.models == encoders.models() and stored.embedding is not None and stored.sparse["splade"]

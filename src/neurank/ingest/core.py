@@ -43,8 +43,10 @@ def document_failure(document: Document, reason: str) -> WriteFailure:
 
 
 def input_failure(error: InputError) -> WriteFailure:
-    """A record that never became a document: no id to name, so its file and line say which."""
-    return WriteFailure(id="", reason=str(error), source=error.source)
+    """A record that never became a document: no id to name, so its file and line say which (once: the
+    reason is the message and the field, without the source again)."""
+    reason = f"field {error.field!r}: {error.reason}" if error.field else error.reason
+    return WriteFailure(id="", reason=reason, source=error.source)
 
 
 @dataclass(slots=True)

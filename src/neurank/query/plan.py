@@ -72,6 +72,8 @@ class RetrievalPlan:
     def for_mode(cls, mode: str, *, available: Sequence[StageName] = STAGE_NAMES, k: int = 10, depth: int = 100,
                  fusion: Fusion | None = None, rerank_depth: int = 0, sparse_field: str = "splade") -> RetrievalPlan:
         """The plan of `mode` (see the module docstring) over the `available` stages, each `max(depth, k)` deep."""
+        check_size("k", k)
+        check_size("depth", depth)
         names = stage_set(mode, available)
         stages = tuple(Stage(name, k=max(depth, k), field=sparse_field) for name in names)
         return cls(stages=stages, fusion=fusion or DEFAULT_HYBRID_FUSION, k=k, rerank_depth=rerank_depth)
