@@ -205,3 +205,17 @@ def test_loading_weights_prints_nothing(tiny_cross: Path, tmp_path: Path, capfd:
     torch_module(resolve_model(str(tiny_cross), tmp_path), "cross")
     printed = capfd.readouterr()
     assert printed.err == "" and printed.out == ""
+
+
+def test_damaged_weights_are_a_model_error_naming_the_folder(tmp_path: Path) -> None:
+    """A truncated safetensors file stops the run with a ModelError, not the reader's own exception."""
+    import shutil
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(resolve_model("minilm-l6", tmp_path / "home").path, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:4096])
+    encoder = DenseEncoder(str(folder), home=tmp_path / "home", runtime="torch", int8=False, max_length=64,
+                           batch_tokens=512, threads=1)
+    with pytest.raises(ModelError, match=f"cannot load {folder}"):
+        encoder.warm_up()

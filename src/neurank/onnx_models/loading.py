@@ -44,13 +44,15 @@ def fresh_tokenizer(path: Path) -> Any:
 
 
 def pretrained(auto: Any, path: Path, **kwargs: Any) -> Any:
-    """`auto.from_pretrained(path)` in fp32, with a `ModelError` naming the folder when it fails."""
+    """`auto.from_pretrained(path)` in fp32, with a `ModelError` naming the folder when it fails (a missing or
+    unreadable file, a bad config, damaged weights)."""
     import torch
+    from safetensors import SafetensorError
 
     try:
         with quiet_transformers():
             return auto.from_pretrained(str(path), dtype=torch.float32, **kwargs)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise ModelError(f"cannot load {path} as {auto.__name__}: {exc}") from exc
 
 
