@@ -18,17 +18,21 @@ from neurank.errors import ConfigError
 
 SpaceType = Literal["cosinesimil", "innerproduct", "l2"]
 KnnEngine = Literal["lucene", "faiss"]
+TokenCompression = Literal["float16", "int8", "binary"]
 SPACE_TYPES: tuple[SpaceType, ...] = get_args(SpaceType)
 KNN_ENGINES: tuple[KnnEngine, ...] = get_args(KnnEngine)
+TOKEN_COMPRESSIONS: tuple[TokenCompression, ...] = get_args(TokenCompression)
 ANALYZERS: tuple[str, ...] = ("english", "russian", "standard")
 """Built-in OpenSearch analyzers an index can use (the local store has the same ones); `language` names one."""
 SPARSE_FIELDS: tuple[str, ...] = ("splade", "deepct")
 """The `rank_features` fields: SPLADE (with expansion) and DeepCT (the document's own terms)."""
 DENSE_ROLE = "dense"
-MODEL_ROLES: tuple[str, ...] = (*SPARSE_FIELDS, DENSE_ROLE)
+COLBERT_ROLE = "colbert"
+"""The late-interaction model's role, and the field its token vectors are stored in."""
+MODEL_ROLES: tuple[str, ...] = (*SPARSE_FIELDS, DENSE_ROLE, COLBERT_ROLE)
 MAX_DIMENSION = 16_000
 """k-NN's limit on `knn_vector.dimension` for the lucene and faiss engines."""
-MODEL_FIELDS: tuple[str, ...] = ("models", "dense_dimension", "space_type")
+MODEL_FIELDS: tuple[str, ...] = ("models", "dense_dimension", "space_type", "colbert_dimension")
 """What a new index version may change: the models, and what follows from the dense one."""
 
 
@@ -49,6 +53,10 @@ class IndexSpec:
     hnsw_ef_search: int = 256
     shards: int = 1
     replicas: int = 0
+    colbert_dimension: int | None = None
+    """Dimension of the late-interaction token vectors; None: the index stores none."""
+    token_compression: TokenCompression = "float16"
+    """How the local store keeps token vectors on disk (docs/BENCHMARKS.md compares the three)."""
 
     def __post_init__(self) -> None:
         if self.language not in ANALYZERS:
@@ -60,6 +68,12 @@ class IndexSpec:
         dimension = self.dense_dimension
         if dimension is not None and not (_is_int(dimension) and 1 <= dimension <= MAX_DIMENSION):
             raise ConfigError(f"dense dimension must be an integer in [1, {MAX_DIMENSION}], got {dimension!r}")
+        colbert = self.colbert_dimension
+        if colbert is not None and not (_is_int(colbert) and 1 <= colbert <= MAX_DIMENSION):
+            raise ConfigError(f"colbert dimension must be an integer in [1, {MAX_DIMENSION}], got {colbert!r}")
+        if self.token_compression not in TOKEN_COMPRESSIONS:
+            raise ConfigError(f"unknown token compression {self.token_compression!r}; choose one of "
+                              f"{', '.join(TOKEN_COMPRESSIONS)}")
         if not (math.isfinite(self.bm25_k1) and self.bm25_k1 >= 0 and 0 <= self.bm25_b <= 1):
             raise ConfigError(f"BM25 needs k1 >= 0 and b in [0, 1], got k1={self.bm25_k1}, b={self.bm25_b}")
         for name, low in (("hnsw_m", 2), ("hnsw_ef_construction", 2), ("hnsw_ef_search", 2), ("shards", 1),

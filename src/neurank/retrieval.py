@@ -87,7 +87,28 @@ class VectorQuery:
         object.__setattr__(self, "vector", vector)
 
 
-SubQuery = TextQuery | SparseQuery | VectorQuery
+@dataclass(frozen=True, slots=True)
+class LateInteractionQuery:
+    """MaxSim of the query's token vectors against the stored token vectors of the `ids` given (a rescoring of
+    another stage's candidates): Σ over query rows of the max dot product over a document's rows. Candidates
+    without token vectors are left out of the hits; the caller says which."""
+
+    vectors: np.ndarray = field(repr=False)
+    """query length × dim, float32, L2-normalized rows (the `[MASK]` padding rows included: they are scored)."""
+    ids: tuple[str, ...]
+    k: int
+
+    def __post_init__(self) -> None:
+        check_size("a late-interaction query's k", self.k)
+        vectors = np.asarray(self.vectors, dtype=np.float32)
+        if vectors.ndim != 2 or not vectors.size:
+            raise InputError(f"late-interaction query vectors must be a non-empty matrix, got shape {vectors.shape}",
+                             field="colbert")
+        object.__setattr__(self, "vectors", vectors)
+        object.__setattr__(self, "ids", tuple(self.ids))
+
+
+SubQuery = TextQuery | SparseQuery | VectorQuery | LateInteractionQuery
 
 
 @dataclass(frozen=True, slots=True)

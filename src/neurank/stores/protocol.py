@@ -35,6 +35,9 @@ class EncodedDocument:
     """sparse field ("splade", "deepct") → {token: weight > 0}."""
     embedding: np.ndarray | None = None
     models: Mapping[str, str] = field(default_factory=dict)
+    token_vectors: np.ndarray | None = None
+    """Late interaction: one L2-normalized float32 row per kept document token (n_tokens × dim); None when no
+    late-interaction model is configured."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,8 @@ class StoredDocument:
     models: Mapping[str, str]
     sparse: Mapping[str, Mapping[str, float]]
     embedding: np.ndarray | None
+    token_vectors: np.ndarray | None = None
+    """As written, after the store's compression (float32 rows back); None when the document has none."""
 
 
 @dataclass(frozen=True, slots=True)

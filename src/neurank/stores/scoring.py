@@ -11,6 +11,8 @@ uses, so that the local store and a cluster give the same scores, not merely the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -186,3 +188,33 @@ def knn_scores(
 ) -> np.ndarray:
     """SCORING.md §4: exact knn `_score` of every row of `vectors` for `query` (`norms`: `squared_norms`)."""
     return knn_translate(knn_raw(vectors, query, space_type, norms), space_type)
+
+
+def maxsim(query: np.ndarray, documents: Sequence[np.ndarray]) -> np.ndarray:
+    """SCORING.md §7: late interaction, Σ over query rows of the max dot product over a document's rows.
+
+    float32 dot products (einsum, BLAS-independent), max per query row, then a float32 sum in query-row order.
+    Every document must have at least one row: a document without token vectors has no score, not 0.
+    """
+    q = np.asarray(query, dtype=np.float32)
+    if not documents:
+        return np.zeros(0, dtype=np.float32)
+    sizes = np.array([len(doc) for doc in documents])
+    if (sizes == 0).any():
+        raise ValueError("maxsim needs at least one token vector per document")
+    rows = np.concatenate([np.asarray(doc, dtype=np.float32) for doc in documents])
+    similarities = np.einsum("qd,nd->qn", q, rows, dtype=np.float32)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    best = np.maximum.reduceat(similarities, starts, axis=1)
+    total = np.zeros(len(documents), dtype=np.float32)
+    for row in best:
+        total += row
+    return total
+
+
+def maxsim_alignment(query: np.ndarray, document: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row: the index of the document row it matched best, and that similarity (what MaxSim sums)."""
+    similarities = np.einsum("qd,nd->qn", np.asarray(query, np.float32), np.asarray(document, np.float32),
+                             dtype=np.float32)
+    matched = similarities.argmax(axis=1)
+    return matched, similarities[np.arange(len(matched)), matched]
