@@ -45,7 +45,7 @@ def main() -> None:
     qrels = load_qrels(args.dataset, args.split)
     queries = {qid: text for qid, text in load_queries(args.dataset).items() if qid in qrels}
     searcher = target.searcher()
-    plan = searcher.plan("bm25+sparse+dense", k=args.depth, depth=args.depth, rerank_depth=0)
+    plan = searcher.plan("bm25+sparse+dense", k=args.depth, depth=args.depth, implied=False)
     per_query = {qid: searcher.stage_results(text, plan) for qid, text in track(queries.items(), description="stages")}
     rows = []
     for name, i in (("bm25", 0), ("sparse", 1), ("dense", 2)):

@@ -70,5 +70,5 @@ def run_demo(corpora: list[DemoCorpus], store: Store, *, k: int = 3, reranker: R
         summary = ingest_records(read_corpus(corpus.path), store, corpus.index, encoders, corpus.settings,
                                  on_progress=progress)
         searcher = SearchTarget(store, corpus.index, encoders).searcher(reranker)
-        plan = searcher.plan("hybrid", k=k, rerank_depth=DEMO_RERANK_DEPTH if reranker else 0)
+        plan = searcher.plan("hybrid", k=k, rerank_depth=DEMO_RERANK_DEPTH)
         yield DemoRun(corpus, summary, [searcher.search(query, plan) for query in corpus.queries])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from neurank.errors import PlanError
-from neurank.query.plan import RetrievalPlan, Stage, stage_set
+from neurank.query.plan import CASCADE_RERANK_DEPTH, Mode, RetrievalPlan, Stage, stage_set
 from neurank.retrieval import MAX_SUB_QUERIES, Fusion
 
 
@@ -91,7 +91,8 @@ def test_for_mode_single_stage() -> None:
 
 def test_for_mode_hybrid_runs_all_three_stages_at_least_k_deep() -> None:
     fusion = Fusion("min_max", weights=(0.2, 0.3, 0.5))
-    plan = RetrievalPlan.for_mode("hybrid", k=200, depth=100, fusion=fusion, rerank_depth=20, sparse_field="deepct")
+    plan = RetrievalPlan.for_mode("hybrid+rerank", k=200, depth=100, fusion=fusion, rerank_depth=20,
+                                  sparse_field="deepct")
     assert [stage.name for stage in plan.stages] == ["bm25", "sparse", "dense"]
     assert {stage.k for stage in plan.stages} == {200}
     assert plan.stages[1].field == "deepct"
@@ -142,3 +143,22 @@ def test_k_stays_within_the_result_window() -> None:
         RetrievalPlan.for_mode("bm25", k=100_000)
     with pytest.raises(PlanError, match=r"\[1, 10000\]"):
         RetrievalPlan.for_mode("bm25", depth=20_000)
+
+
+def test_modes_name_their_rescoring_stages() -> None:
+    assert Mode.parse("hybrid+colbert+rerank") == Mode("hybrid", colbert=True, rerank=True)
+    assert str(Mode.parse("bm25+dense+colbert")) == "bm25+dense+colbert"
+    plain = RetrievalPlan.for_mode("hybrid", rerank_depth=30, colbert_depth=50)
+    assert (plain.colbert_depth, plain.rerank_depth) == (0, 0), "a stage the mode does not name does not run"
+    late = RetrievalPlan.for_mode("bm25+colbert", depth=100)
+    assert (late.colbert_depth, late.rerank_depth, late.first_stage) == (100, 0, "bm25")
+    cascade = RetrievalPlan.for_mode("hybrid+colbert+rerank", depth=100)
+    assert (cascade.colbert_depth, cascade.rerank_depth) == (100, CASCADE_RERANK_DEPTH)
+    assert (cascade.first_stage, cascade.rerank_first_stage) == ("hybrid", "hybrid+colbert")
+    assert RetrievalPlan.for_mode("hybrid+rerank", depth=100).rerank_depth == 100
+
+
+@pytest.mark.parametrize("mode", ["hybrid+rerank+colbert", "colbert+bm25", "colbert"])
+def test_rescoring_stages_come_last_in_order(mode: str) -> None:
+    with pytest.raises(PlanError):
+        RetrievalPlan.for_mode(mode)

@@ -33,9 +33,9 @@ def test_min_max_interpolation_by_hand() -> None:
 
 def test_reranker_rejects_a_weight_outside_zero_to_one() -> None:
     with pytest.raises(PlanError, match=r"first-stage weight .* \[0, 1\)"):
-        Reranker(cross_encoder=None, first_stage_weight=1.0)
+        Reranker(scorer=None, first_stage_weight=1.0)
     with pytest.raises(PlanError, match="unknown rerank normalization"):
-        Reranker(cross_encoder=None, normalization="softmax")  # type: ignore[arg-type]
+        Reranker(scorer=None, normalization="softmax")  # type: ignore[arg-type]
 
 
 def test_a_model_folder_carries_a_weight_per_first_stage(tmp_path: Path) -> None:
@@ -51,12 +51,12 @@ def test_a_model_folder_carries_a_weight_per_first_stage(tmp_path: Path) -> None
 
 
 def test_a_rerank_weight_follows_the_plan_it_reorders() -> None:
-    reranker = Reranker(cross_encoder=None, by_first_stage={"hybrid": 0.5})
+    reranker = Reranker(scorer=None, by_first_stage={"hybrid": 0.5})
     hybrid, bm25 = RetrievalPlan.for_mode("hybrid"), RetrievalPlan.for_mode("bm25")
     assert (hybrid.first_stage, bm25.first_stage) == ("hybrid", "bm25")
     assert (reranker.weight_for(hybrid.first_stage), reranker.weight_for(bm25.first_stage)) == (0.5, 0.0)
     with pytest.raises(PlanError, match=r"first-stage weight .* \[0, 1\), got 1.5"):
-        Reranker(cross_encoder=None, by_first_stage={"hybrid": 1.5})
+        Reranker(scorer=None, by_first_stage={"hybrid": 1.5})
 
 
 @pytest.mark.parametrize("saved", [{"first_stage_weight": 0.4, "normalization": "min_max"},
@@ -81,9 +81,9 @@ def test_the_reranker_reads_the_length_its_model_was_trained_at(saved: dict | No
         (tmp_path / "tokenizer_config.json").write_text(json.dumps(saved))
     assert trained_length(str(tmp_path)) == expected
     reranker = load_reranker(Settings(home=tmp_path / "home"), str(tmp_path))
-    assert reranker is not None and reranker.cross_encoder.max_length == expected
+    assert reranker is not None and reranker.scorer.max_length == expected
     fixed = load_reranker(Settings(home=tmp_path / "home", rerank_max_length=64), str(tmp_path))
-    assert fixed is not None and fixed.cross_encoder.max_length == 64
+    assert fixed is not None and fixed.scorer.max_length == 64
 
 
 @pytest.mark.parametrize(("int8", "rerank_int8", "expected"), [(True, None, True), (True, False, False),
@@ -92,4 +92,4 @@ def test_the_cross_encoder_precision_can_differ_from_the_encoders(int8: bool, re
                                                                   expected: bool, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", runtime="onnx", int8=int8, rerank_int8=rerank_int8)
     reranker = load_reranker(settings, str(tmp_path))
-    assert reranker is not None and reranker.cross_encoder.int8 is expected
+    assert reranker is not None and reranker.scorer.int8 is expected

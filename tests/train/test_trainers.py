@@ -289,7 +289,7 @@ def test_cross_encoder_folder_runs_in_the_rerank_stage(trained_cross_encoder: Pa
     torch_scores = CrossEncoder(str(out), home=settings.home).predict("a claim", ["one passage", "another"])
     assert np.allclose(onnx.predict("a claim", ["one passage", "another"]), torch_scores, atol=0.05)
     target = indexed(tiny_beir, EncoderBundle(), settings)
-    plan = RetrievalPlan.for_mode("bm25", k=5, depth=20, rerank_depth=20)
+    plan = RetrievalPlan.for_mode("bm25+rerank", k=5, depth=20, rerank_depth=20)
     result = target.searcher(Reranker(onnx)).search("vitamin D and bone density", plan)
     assert result.hits and all("rerank" in hit.stages for hit in result.hits)
     assert [hit.score for hit in result.hits] == sorted((hit.score for hit in result.hits), reverse=True)

@@ -17,13 +17,12 @@ from neurank.eval.metrics import evaluate
 from neurank.eval.runs import read_run, write_run
 from neurank.ingest.inline import IngestSummary, ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
+from neurank.query.late_interaction import COLBERT_OFF_NOTE
 from neurank.query.plan import RetrievalPlan
-from neurank.query.rerank import DEFAULT_RERANK_DEPTH, RERANK_OFF_NOTE, Reranker
+from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
 from neurank.query.searcher import Searcher
 from neurank.query.target import SearchTarget
 from neurank.retrieval import DEFAULT_HYBRID_FUSION, Fusion
-
-RERANK_SUFFIX = "+rerank"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +37,11 @@ class ModeReport:
         return {**self.metrics, "latency_ms_p50": self.latency_ms_p50}
 
 
-def mode_plan(searcher: Searcher, mode: str, *, depth: int, rerank_depth: int, fusion: Fusion) -> RetrievalPlan:
-    """The checked plan of an eval mode: a search mode (`hybrid`, `bm25+dense`, …), optionally `+rerank`."""
-    base, rerank = (mode[: -len(RERANK_SUFFIX)], True) if mode.endswith(RERANK_SUFFIX) else (mode, False)
-    return searcher.plan(base, k=depth, depth=depth, fusion=fusion, rerank_depth=rerank_depth if rerank else 0)
+def mode_plan(searcher: Searcher, mode: str, *, depth: int, rerank_depth: int | None, fusion: Fusion
+              ) -> RetrievalPlan:
+    """The checked plan of an eval mode: exactly the stages it names (`hybrid`, `bm25+dense+colbert`,
+    `hybrid+colbert+rerank`, …), whatever models are configured besides."""
+    return searcher.plan(mode, k=depth, depth=depth, fusion=fusion, rerank_depth=rerank_depth, implied=False)
 
 
 def index_dataset(dataset: Path, target: SearchTarget, settings: Settings,
@@ -75,7 +75,7 @@ def evaluate_modes(
     fusion: Fusion | None = None,
     reranker: Reranker | None = None,
     depth: int = 100,
-    rerank_depth: int = DEFAULT_RERANK_DEPTH,
+    rerank_depth: int | None = None,
     runs_dir: Path | None = None,
     on_query: Callable[[], None] | None = None,
 ) -> dict[str, ModeReport]:
@@ -89,6 +89,8 @@ def evaluate_modes(
              for mode in modes}
     if reranker is None and any(plan.rerank_depth for plan in plans.values()):
         raise ConfigError(f"{RERANK_OFF_NOTE}; a '+rerank' mode cannot be evaluated without one")
+    if searcher.late_interaction is None and any(plan.colbert_depth for plan in plans.values()):
+        raise ConfigError(f"{COLBERT_OFF_NOTE}; a '+colbert' mode cannot be evaluated without one")
     qrels = load_qrels(dataset, split)
     queries = {qid: text for qid, text in load_queries(dataset).items() if qid in qrels}
     reports: dict[str, ModeReport] = {}

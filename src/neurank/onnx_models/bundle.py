@@ -52,6 +52,7 @@ class EncoderBundle:
     splade: Any = None
     deepct: Any = None
     dense: Any = None
+    colbert: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EncoderBundle:

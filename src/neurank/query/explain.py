@@ -16,18 +16,25 @@ class Explanation:
     """(analyzed term, BM25 contribution), largest first."""
     sparse_tokens: list[tuple[str, float, float, float]] = field(default_factory=list)
     """(token, query weight, stored document weight, contribution = their product), largest first."""
+    colbert: list[tuple[str, str, float]] = field(default_factory=list)
+    """Late interaction, one per query token in order: (query token, document token it matched, similarity)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "bm25_terms": [{"term": t, "score": s} for t, s in self.bm25_terms],
             "sparse_tokens": [{"token": t, "query_weight": q, "doc_weight": d, "score": s}
                               for t, q, d, s in self.sparse_tokens],
+            "colbert": [{"query_token": q, "document_token": d, "similarity": s} for q, d, s in self.colbert],
         }
 
     def render(self) -> str:
         bm25 = ", ".join(f"{t} {s:.2f}" for t, s in self.bm25_terms) or "no term matched"
         sparse = ", ".join(f"{t} {s:.2f}" for t, _, _, s in self.sparse_tokens) or "no token matched"
-        return f"BM25: {bm25} | sparse: {sparse}"
+        line = f"BM25: {bm25} | sparse: {sparse}"
+        if self.colbert:
+            words = [(q, d, s) for q, d, s in self.colbert if not (q.startswith("[") and q.endswith("]"))]
+            line += " | colbert: " + ", ".join(f"{q}→{d} {s:.2f}" for q, d, s in words)
+        return line
 
 
 def sparse_contributions(query_tokens: Mapping[str, float], doc_tokens: Mapping[str, float],
@@ -42,8 +49,10 @@ def sparse_contributions(query_tokens: Mapping[str, float], doc_tokens: Mapping[
 
 
 def explain_hit(store: Store, index: str, query: str, doc_id: str, stored: StoredDocument | None,
-                query_tokens: Mapping[str, float], top: int = 5) -> Explanation:
-    """The BM25 terms (asked of the store) and the SPLADE tokens (from the stored weights) behind one hit."""
+                query_tokens: Mapping[str, float], colbert: list[tuple[str, str, float]] | None = None,
+                top: int = 5) -> Explanation:
+    """The BM25 terms (asked of the store) and the SPLADE tokens (from the stored weights) behind one hit, with
+    the late-interaction alignment when that stage scored it."""
     terms = sorted(store.explain_bm25(index, query, doc_id).items(), key=lambda item: -item[1])[:top]
     doc_tokens = dict(stored.sparse.get("splade", {})) if stored else {}
-    return Explanation(terms, sparse_contributions(query_tokens, doc_tokens, top))
+    return Explanation(terms, sparse_contributions(query_tokens, doc_tokens, top), colbert or [])

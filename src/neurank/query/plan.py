@@ -5,10 +5,13 @@ Validated when built, with OpenSearch's own rules (neural-search `HybridQueryBui
 with `arithmetic_mean`, weights one per sub-query in [0, 1] summing to 1 ± 0.01, `rank_constant` in [1, 10000],
 no more hits than a search's result window.
 
-A mode names the first stages: `bm25`, `sparse` or `dense` alone; an explicit set joined by `+`
-(`bm25+dense`, `bm25+sparse+dense`), fused with weights in the set's order; or `hybrid`, every first stage the
-index and the configured encoders have (BM25 + sparse + dense on a full index, BM25 + dense where no sparse
-model is configured).
+A mode names the first stages, then the rescoring stages: `FIRST[+colbert][+rerank]`. FIRST is `bm25`,
+`sparse` or `dense` alone; an explicit set joined by `+` (`bm25+dense`, `bm25+sparse+dense`), fused with weights
+in the set's order; or `hybrid`, every first stage the index and the configured encoders have (BM25 + sparse +
+dense on a full index, BM25 + dense where no sparse model is configured). `+colbert` rescores the top
+`colbert_depth` first-stage hits by late interaction (MaxSim); `+rerank` rescores the top `rerank_depth` with
+the cross-encoder, after late interaction when both are there (a cascade: the cheap stage narrows, the costly one
+orders the few).
 """
 
 from __future__ import annotations
@@ -23,7 +26,38 @@ from neurank.retrieval import DEFAULT_HYBRID_FUSION, MAX_SUB_QUERIES, Fusion, ch
 StageName = Literal["bm25", "sparse", "dense"]
 STAGE_NAMES: tuple[StageName, ...] = ("bm25", "sparse", "dense")
 HYBRID = "hybrid"
-MODES_HELP = "bm25, sparse, dense, hybrid (every stage the index has), or a set such as bm25+dense"
+COLBERT = "colbert"
+RERANK = "rerank"
+MODES_HELP = ("bm25, sparse, dense, hybrid (every stage the index has), or a set such as bm25+dense, each "
+              "optionally followed by +colbert and/or +rerank")
+CASCADE_RERANK_DEPTH = 20
+"""Hits the cross-encoder rescores after late interaction, unless told otherwise: late interaction has already
+ordered the top 100 at a few milliseconds, so the costly model only settles the head."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """A parsed mode: the first stages, and which rescoring stages follow them."""
+
+    first: str
+    colbert: bool = False
+    rerank: bool = False
+
+    @classmethod
+    def parse(cls, mode: str) -> Mode:
+        parts = [part.strip() for part in mode.split("+")]
+        rerank = len(parts) > 1 and parts[-1] == RERANK
+        if rerank:
+            parts.pop()
+        colbert = len(parts) > 1 and parts[-1] == COLBERT
+        if colbert:
+            parts.pop()
+        if COLBERT in parts or RERANK in parts:
+            raise PlanError(f"mode {mode!r}: +colbert and +rerank come after the first stages, in that order")
+        return cls("+".join(parts), colbert, rerank)
+
+    def __str__(self) -> str:
+        return "+".join([self.first, *([COLBERT] if self.colbert else []), *([RERANK] if self.rerank else [])])
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +80,8 @@ class RetrievalPlan:
     k: int = 10
     rerank_depth: int = 0
     """How many fused hits the cross-encoder rescores; 0 turns reranking off."""
+    colbert_depth: int = 0
+    """How many first-stage hits late interaction rescores (before the cross-encoder); 0 turns it off."""
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -53,10 +89,11 @@ class RetrievalPlan:
         if len(self.stages) > MAX_SUB_QUERIES:
             raise PlanError(f"at most {MAX_SUB_QUERIES} sub-queries (OpenSearch hybrid limit), got {len(self.stages)}")
         check_size("k", self.k)
-        if self.rerank_depth < 0:
-            raise PlanError(f"rerank depth must be >= 0, got {self.rerank_depth}")
-        if self.rerank_depth:
-            check_size("the rerank depth", self.rerank_depth)
+        for name, value in (("rerank depth", self.rerank_depth), ("colbert depth", self.colbert_depth)):
+            if value < 0:
+                raise PlanError(f"{name} must be >= 0, got {value}")
+            if value:
+                check_size(f"the {name}", value)
         self.fusion.check_sub_queries(len(self.stages))
 
     @property
@@ -65,18 +102,34 @@ class RetrievalPlan:
 
     @property
     def first_stage(self) -> str:
-        """What the rerank reorders: `hybrid` for fused sub-queries, else the stage's name (a calibration key)."""
+        """What late interaction (or the rerank) reorders: `hybrid` for fused sub-queries, else the stage's name
+        (a calibration key)."""
         return HYBRID if self.is_hybrid else self.stages[0].name
+
+    @property
+    def rerank_first_stage(self) -> str:
+        """What the cross-encoder reorders: the first stage, or `<first>+colbert` after late interaction."""
+        return f"{self.first_stage}+{COLBERT}" if self.colbert_depth else self.first_stage
 
     @classmethod
     def for_mode(cls, mode: str, *, available: Sequence[StageName] = STAGE_NAMES, k: int = 10, depth: int = 100,
-                 fusion: Fusion | None = None, rerank_depth: int = 0, sparse_field: str = "splade") -> RetrievalPlan:
-        """The plan of `mode` (see the module docstring) over the `available` stages, each `max(depth, k)` deep."""
+                 fusion: Fusion | None = None, rerank_depth: int | None = None, colbert_depth: int | None = None,
+                 sparse_field: str = "splade") -> RetrievalPlan:
+        """The plan of `mode` (see the module docstring) over the `available` stages, each `max(depth, k)` deep.
+
+        Late interaction, when the mode names it, rescores `colbert_depth` hits (default `depth`); the
+        cross-encoder, when the mode names it, `rerank_depth` (default `depth`, or CASCADE_RERANK_DEPTH after late
+        interaction). A stage the mode does not name does not run, whatever its depth.
+        """
         check_size("k", k)
         check_size("depth", depth)
-        names = stage_set(mode, available)
+        parsed = Mode.parse(mode)
+        names = stage_set(parsed.first, available)
         stages = tuple(Stage(name, k=max(depth, k), field=sparse_field) for name in names)
-        return cls(stages=stages, fusion=fusion or DEFAULT_HYBRID_FUSION, k=k, rerank_depth=rerank_depth)
+        late = (colbert_depth or depth) if parsed.colbert else 0
+        rerank = (rerank_depth or (CASCADE_RERANK_DEPTH if late else depth)) if parsed.rerank else 0
+        return cls(stages=stages, fusion=fusion or DEFAULT_HYBRID_FUSION, k=k, rerank_depth=rerank,
+                   colbert_depth=late)
 
 
 def stage_set(mode: str, available: Sequence[StageName] = STAGE_NAMES) -> tuple[StageName, ...]:

@@ -35,9 +35,14 @@ class Rescored:
 
 @dataclass(slots=True)
 class Reranker:
-    """Rescores (query, passage) pairs; the depth is the plan's, so the cost per query is bounded."""
+    """Rescores (query, passage) pairs; the depth is the plan's, so the cost per query is bounded.
 
-    cross_encoder: Any
+    `scorer` is the cross-encoder, or late interaction's MaxSim scorer (`neurank.query.late_interaction`):
+    anything with a `fingerprint` and `predict(query, passages)`. Both stages combine their scores with the
+    first stage's the same way, with weights calibrated per first stage.
+    """
+
+    scorer: Any
     first_stage_weight: float = 0.0
     """Share of the first-stage score in the final score, in [0, 1); 0 ranks by the cross-encoder alone."""
     normalization: Technique = "min_max"
@@ -59,7 +64,7 @@ class Reranker:
 
     @property
     def fingerprint(self) -> str:
-        return self.cross_encoder.fingerprint
+        return self.scorer.fingerprint
 
     def weight_for(self, first_stage: str) -> float:
         return self.by_first_stage.get(first_stage, self.first_stage_weight)
@@ -67,7 +72,7 @@ class Reranker:
     def scores(self, query: str, passages: Sequence[str]) -> np.ndarray:
         if not passages:
             return np.zeros(0, dtype=np.float32)
-        return np.asarray(self.cross_encoder.predict(query, list(passages)), dtype=np.float32)
+        return np.asarray(self.scorer.predict(query, list(passages)), dtype=np.float32)
 
     def rescore(self, query: str, hits: ScoredIds, passages: Sequence[str], *, first_stage: str = "") -> Rescored:
         """Score `passages` (those of the first stage's `hits`, best first) and combine the two.
@@ -143,17 +148,24 @@ def load_reranker(settings: Settings, model: str | None = None) -> Reranker | No
         return None
     from neurank.onnx_models import CrossEncoder
 
-    weights: dict[str, float] = {}
-    normalization: str
-    if settings.rerank_first_stage_weight is None:
-        weights, normalization = calibrated_weights(model)
-        weight = weights.get(CALIBRATION_DEFAULT, 0.0)
-    else:
-        weight, normalization = settings.rerank_first_stage_weight, settings.rerank_normalization
     int8 = settings.int8 if settings.rerank_int8 is None else settings.rerank_int8
     encoder = CrossEncoder(model, home=settings.home, runtime=settings.runtime, int8=int8,
                            max_length=settings.rerank_max_length or trained_length(model))
-    return Reranker(encoder, first_stage_weight=weight, normalization=normalization,  # type: ignore[arg-type]
+    fixed = settings.rerank_first_stage_weight
+    return calibrated(encoder, model, None if fixed is None else (fixed, settings.rerank_normalization))
+
+
+def calibrated(scorer: Any, model: str, fixed: tuple[float, str] | None = None) -> Reranker:
+    """A rescoring stage around `scorer` with the weights of `model`'s `rerank.json`, or the `fixed` (weight,
+    normalization) for every first stage."""
+    weights: dict[str, float] = {}
+    normalization: str
+    if fixed is None:
+        weights, normalization = calibrated_weights(model)
+        weight = weights.get(CALIBRATION_DEFAULT, 0.0)
+    else:
+        weight, normalization = fixed
+    return Reranker(scorer, first_stage_weight=weight, normalization=normalization,  # type: ignore[arg-type]
                     by_first_stage=weights)
 
 

@@ -18,12 +18,13 @@ import numpy as np
 
 from neurank.documents import Hit, StageScore
 from neurank.errors import ConfigError, IndexNotFoundError, InputError, PlanError
-from neurank.index_spec import DENSE_ROLE, IndexSpec
+from neurank.index_spec import COLBERT_ROLE, DENSE_ROLE, IndexSpec
 from neurank.query.explain import Explanation, explain_hit
 from neurank.query.fusion import FusedHit, fuse
-from neurank.query.plan import RetrievalPlan, Stage, StageName
-from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
-from neurank.retrieval import Fusion, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
+from neurank.query.late_interaction import COLBERT_OFF_NOTE, alignment, late_interaction_stage
+from neurank.query.plan import Mode, RetrievalPlan, Stage, StageName
+from neurank.query.rerank import RERANK_OFF_NOTE, Reranker, Rescored, interpolate
+from neurank.retrieval import Fusion, LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores.protocol import FusingStore, StoredDocument
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class QueryEncodings:
         self._query = query
         self._tokens: dict[str, Mapping[str, float]] = {}
         self._vector: np.ndarray | None = None
+        self._colbert: np.ndarray | None = None
 
     def tokens(self, field: str) -> Mapping[str, float]:
         if field not in self._tokens:
@@ -67,6 +69,12 @@ class QueryEncodings:
         if self._vector is None:
             self._vector = np.asarray(self._target.encoders.dense.encode_queries([self._query])[0], np.float32)
         return self._vector
+
+    def colbert(self) -> np.ndarray:
+        """The query's late-interaction token vectors (query length × dim)."""
+        if self._colbert is None:
+            self._colbert = np.asarray(self._target.encoders.colbert.encode_queries([self._query])[0], np.float32)
+        return self._colbert
 
 
 class Searcher:
@@ -82,6 +90,8 @@ class Searcher:
         self.check_models = check_models
         self._spec: IndexSpec | None = None
         self._overridden: list[str] = []
+        colbert = target.encoders.colbert
+        self.late_interaction = None if colbert is None else late_interaction_stage(colbert)
 
     @property
     def spec(self) -> IndexSpec:
@@ -101,32 +111,29 @@ class Searcher:
         return ("bm25", *(("sparse",) if sparse else ()), *(("dense",) if dense else ()))
 
     def plan(self, mode: str, *, k: int = 10, depth: int = 100, fusion: Fusion | None = None,
-             rerank_depth: int | None = None) -> RetrievalPlan:
-        """The plan of `mode` on this index, checked; reranked `rerank_depth` deep (default: `depth` when there is
-        a reranker, else 0)."""
-        if rerank_depth is None:
-            rerank_depth = depth if self.reranker is not None else 0
-        plan = RetrievalPlan.for_mode(mode, available=self.available_stages(), k=k, depth=depth, fusion=fusion,
-                                      rerank_depth=rerank_depth)
+             rerank_depth: int | None = None, colbert_depth: int | None = None, implied: bool = True) -> RetrievalPlan:
+        """The plan of `mode` on this index, checked (see `neurank.query.plan` for modes and default depths).
+
+        With `implied` (a search), the rescoring stages whose models are configured run even when the mode does
+        not name them, as `neurank search --rerank-model` always did; evaluation and calibration pass False and
+        get exactly the stages their mode names.
+        """
+        parsed = Mode.parse(mode)
+        if implied:
+            parsed = Mode(parsed.first, parsed.colbert or self.late_interaction is not None,
+                          parsed.rerank or self.reranker is not None)
+        plan = RetrievalPlan.for_mode(str(parsed), available=self.available_stages(), k=k, depth=depth,
+                                      fusion=fusion, rerank_depth=rerank_depth, colbert_depth=colbert_depth)
         self.check(plan)
         return plan
 
     def check(self, plan: RetrievalPlan) -> None:
-        """Every stage needs its encoder, and the encoder the index was built with; say which one is wrong."""
-        encoders, spec = self.target.encoders, self.spec
-        for stage in plan.stages:
-            if stage.name == "sparse":
-                role, encoder = stage.field, encoders.sparse_encoders().get(stage.field)
-                if encoder is None:
-                    raise PlanError(f"the sparse stage queries {stage.field!r} but no such sparse encoder is "
-                                    "configured (set --sparse-model / NEURANK_SPARSE_MODEL)")
-            elif stage.name == "dense":
-                role, encoder = DENSE_ROLE, encoders.dense
-                if encoder is None:
-                    raise PlanError("the dense stage needs a dense model (set --dense-model / NEURANK_DENSE_MODEL)")
-            else:
-                continue
-            built_with = spec.models.get(role)
+        """Every stage needs its encoder, and the encoder the index was built with; say which one is wrong.
+
+        Late interaction without a model is not an error here: the search says the stage is off, as for the rerank.
+        """
+        for role, encoder in self._encoders_used(plan):
+            built_with = self.spec.models.get(role)
             if built_with is None:
                 raise PlanError(f"index {self.target.index!r} holds no {role} field: it was built without a "
                                 f"{role} model")
@@ -139,6 +146,24 @@ class Searcher:
                                       "search with the models and runtime it was built with, or re-ingest it")
                 if mismatch not in self._overridden:
                     self._overridden.append(mismatch)
+
+    def _encoders_used(self, plan: RetrievalPlan) -> list[tuple[str, Any]]:
+        """(model role, encoder) of every stage of `plan` that encodes the query."""
+        encoders = self.target.encoders
+        used: list[tuple[str, Any]] = []
+        for stage in plan.stages:
+            if stage.name == "sparse":
+                if stage.field not in encoders.sparse_encoders():
+                    raise PlanError(f"the sparse stage queries {stage.field!r} but no such sparse encoder is "
+                                    "configured (set --sparse-model / NEURANK_SPARSE_MODEL)")
+                used.append((stage.field, encoders.sparse_encoders()[stage.field]))
+            elif stage.name == "dense":
+                if encoders.dense is None:
+                    raise PlanError("the dense stage needs a dense model (set --dense-model / NEURANK_DENSE_MODEL)")
+                used.append((DENSE_ROLE, encoders.dense))
+        if plan.colbert_depth and encoders.colbert is not None:
+            used.append((COLBERT_ROLE, encoders.colbert))
+        return used
 
     def stage_results(self, query: str, plan: RetrievalPlan, encodings: QueryEncodings | None = None
                       ) -> list[ScoredIds]:
@@ -161,7 +186,8 @@ class Searcher:
         if plan.is_hybrid and isinstance(store, FusingStore) and store.fuses(plan.fusion):
             with _timed(timings, "search"):
                 queries = [self._sub_query(stage, query, encodings) for stage in plan.stages]
-                fused = store.search_fused(self.target.index, queries, plan.fusion, size=max(plan.k, plan.rerank_depth))
+                size = max(plan.k, plan.rerank_depth, plan.colbert_depth)
+                fused = store.search_fused(self.target.index, queries, plan.fusion, size=size)
             hits = [Hit(doc_id, score) for doc_id, score in fused]
             notes.append(SERVER_FUSION_NOTE)
         else:
@@ -169,6 +195,12 @@ class Searcher:
                 results = self.stage_results(query, plan, encodings)
             with _timed(timings, "fusion"):
                 hits = _combine(plan, results)
+        if plan.colbert_depth:
+            if self.late_interaction is None:
+                notes.append(COLBERT_OFF_NOTE)
+            else:
+                with _timed(timings, "colbert"):
+                    hits = self._late_interaction(hits, plan, encodings, notes)
         if plan.rerank_depth:
             if self.reranker is None:
                 notes.append(RERANK_OFF_NOTE)
@@ -185,8 +217,12 @@ class Searcher:
             with _timed(timings, "explain"):
                 stored_docs = documents.of([hit.id for hit in hits])
                 tokens = encodings.tokens("splade")
-                explanations = [explain_hit(self.target.store, self.target.index, query, hit.id, stored, tokens)
-                                for hit, stored in zip(hits, stored_docs, strict=True)]
+                colbert = self.target.encoders.colbert
+                explanations = [
+                    explain_hit(self.target.store, self.target.index, query, hit.id, stored, tokens,
+                                alignment(colbert, query, encodings.colbert(), stored)
+                                if stored is not None and "colbert" in hit.stages else None)
+                    for hit, stored in zip(hits, stored_docs, strict=True)]
         timings["total"] = sum(timings.values())
         return SearchResult(query=query, hits=hits, timings_ms=timings, notes=notes, explanations=explanations)
 
@@ -198,6 +234,32 @@ class Searcher:
             return SparseQuery(stage.field, encodings.tokens(stage.field), stage.k)
         return VectorQuery(encodings.vector(), stage.k)
 
+    def _late_interaction(self, hits: list[Hit], plan: RetrievalPlan, encodings: QueryEncodings,
+                          notes: list[str]) -> list[Hit]:
+        """MaxSim over the top `colbert_depth` hits' stored token vectors, by the store; the rescored come first.
+
+        A candidate without token vectors (none kept, or indexed before the stage existed) is not scored 0: it
+        keeps its first-stage order after the rescored ones, and a note names it.
+        """
+        assert self.late_interaction is not None
+        head, tail = hits[: plan.colbert_depth], hits[plan.colbert_depth:]
+        if not head:
+            return hits
+        query = LateInteractionQuery(encodings.colbert(), tuple(hit.id for hit in head), max(len(head), 1))
+        scores = dict(self.target.store.search(self.target.index, [query])[0])
+        scored = [hit for hit in head if hit.id in scores]
+        unscored = [hit for hit in head if hit.id not in scores]
+        if unscored:
+            named = ", ".join(hit.id for hit in unscored[:5]) + (", …" if len(unscored) > 5 else "")
+            notes.append(f"{len(unscored)} of the top {len(head)} candidates have no token vectors (no token kept, "
+                         f"or indexed before the late-interaction model): {named}; they follow the rescored ones "
+                         "in first-stage order")
+        rescored = interpolate([(hit.id, hit.score) for hit in scored],
+                               np.array([scores[hit.id] for hit in scored], dtype=np.float32),
+                               self.late_interaction.weight_for(plan.first_stage),
+                               self.late_interaction.normalization)
+        return _reordered(scored, rescored, "colbert") + unscored + tail
+
     def _rerank(self, query: str, hits: list[Hit], plan: RetrievalPlan, documents: _Documents) -> list[Hit]:
         """Rescore the top `rerank_depth` hits; they come first, in their reranked order; the rest keep theirs."""
         assert self.reranker is not None
@@ -205,15 +267,9 @@ class Searcher:
         stored = documents.of([hit.id for hit in head])
         kept = [(hit, doc) for hit, doc in zip(head, stored, strict=True) if doc is not None]
         rescored = self.reranker.rescore(query, [(hit.id, hit.score) for hit, _ in kept],
-                                         [doc.document.passage for _, doc in kept], first_stage=plan.first_stage)
-        order = np.argsort(-rescored.final, kind="stable")
-        reranked = []
-        for rank, i in enumerate(order, start=1):
-            hit = kept[i][0]
-            hit.stages["rerank"] = StageScore(float(rescored.logits[i]), rescored.normalized[i], rank)
-            hit.score = float(rescored.final[i])
-            reranked.append(hit)
-        return reranked + tail
+                                         [doc.document.passage for _, doc in kept],
+                                         first_stage=plan.rerank_first_stage)
+        return _reordered([hit for hit, _ in kept], rescored, "rerank") + tail
 
 
 class _Documents:
@@ -229,6 +285,18 @@ class _Documents:
             found = {doc.document.id: doc for doc in self._target.store.get(self._target.index, missing)}
             self._cache.update({doc_id: found.get(doc_id) for doc_id in missing})
         return [self._cache[doc_id] for doc_id in ids]
+
+
+def _reordered(hits: list[Hit], rescored: Rescored, stage: str) -> list[Hit]:
+    """`hits` in the order of their final rescored scores, each carrying the stage's raw and normalized score."""
+    order = np.argsort(-rescored.final, kind="stable")
+    reordered = []
+    for rank, i in enumerate(order, start=1):
+        hit = hits[i]
+        hit.stages[stage] = StageScore(float(rescored.logits[i]), rescored.normalized[i], rank)
+        hit.score = float(rescored.final[i])
+        reordered.append(hit)
+    return reordered
 
 
 @contextmanager

@@ -142,7 +142,7 @@ def calibrate_model(model: Path, dataset: Path, qrels: Qrels, settings: Settings
     score, corpus = CachedScorer(reranker.scores), read_passages(dataset)
     dev_queries = {query_id: texts[query_id] for query_id in qrels}
     searcher = target.searcher()
-    plans = {stage: searcher.plan(stage, k=depth, depth=depth, rerank_depth=0) for stage in first_stages}
+    plans = {stage: searcher.plan(stage, k=depth, depth=depth, implied=False) for stage in first_stages}
     calibrations = []
     for first_stage, plan in plans.items():
         run, _ = run_mode(searcher, plan, dev_queries)

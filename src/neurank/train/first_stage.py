@@ -65,5 +65,5 @@ def first_stage_runs(dataset: Path, queries: Mapping[str, str], settings: Settin
     """Query id → (doc id, score) pairs, best first, `depth` deep, ranked by `neurank eval`'s plan for `source`."""
     target = indexed(dataset, source_encoders(source, settings), settings)
     searcher = target.searcher()
-    run, _ = run_mode(searcher, searcher.plan(source, k=depth, depth=depth, rerank_depth=0), dict(queries), on_query)
+    run, _ = run_mode(searcher, searcher.plan(source, k=depth, depth=depth, implied=False), dict(queries), on_query)
     return {query_id: list(scores.items()) for query_id, scores in run.items()}
