@@ -107,6 +107,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output o
 RuntimeOpt = Annotated[str | None, typer.Option("--runtime", help="torch or onnx")]
 SparseOpt = Annotated[str | None, typer.Option("--sparse-model", help="bundled name, folder, or 'none'")]
 DenseOpt = Annotated[str | None, typer.Option("--dense-model", help="bundled name, folder, or 'none'")]
+ColbertOpt = Annotated[str | None, typer.Option(
+    "--colbert-model", help="late-interaction model folder, or 'none' (default NEURANK_COLBERT_MODEL)")]
 RerankOpt = Annotated[str | None, typer.Option("--rerank-model",
                                                 help="cross-encoder folder (default NEURANK_RERANK_MODEL)")]
 FirstStageWeightOpt = Annotated[float | None, typer.Option(
@@ -209,6 +211,7 @@ def demo(
     store: StoreOpt = None,
     runtime: RuntimeOpt = None,
     rerank_model: RerankOpt = None,
+    colbert_model: ColbertOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     k: Annotated[int, typer.Option(help="hits shown per query")] = 3,
     as_json: JsonOpt = False,
@@ -218,7 +221,7 @@ def demo(
     from neurank.onnx_models.bundle import ensure_exports
 
     with handled():
-        settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
+        settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model, colbert_model=colbert_model,
                                  rerank_first_stage_weight=first_stage_weight)
         if settings.store is None:
             settings = settings.model_copy(update={"store": f"local:{settings.home / 'demo'}"})
@@ -270,6 +273,7 @@ def ingest(
     runtime: RuntimeOpt = None,
     sparse_model: SparseOpt = None,
     dense_model: DenseOpt = None,
+    colbert_model: ColbertOpt = None,
     language: Annotated[str | None, typer.Option(help="english or russian")] = None,
     via: Annotated[Via, typer.Option(help="encode here, or on Celery workers (NEURANK_BROKER_URL)")] = Via.inline,
     retry_dead: Annotated[bool, typer.Option("--retry-dead", help="send the dead letters to the workers again")] = (
@@ -285,7 +289,7 @@ def ingest(
     with handled(on_interrupt="run the same command again to finish; what is already indexed is skipped, "
                               "and batches already queued still run on the workers"):
         settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
-                                 dense_model=dense_model, language=language)
+                                 dense_model=dense_model, colbert_model=colbert_model, language=language)
         with progress_bar(escape(description), None if path is None else count_lines(path)) as advance:
             summary = run_ingest(settings, path, via=via.value, on_progress=advance)
     if as_json:
@@ -326,12 +330,14 @@ def worker(
     runtime: RuntimeOpt = None,
     sparse_model: SparseOpt = None,
     dense_model: DenseOpt = None,
+    colbert_model: ColbertOpt = None,
 ) -> None:
     """Run a Celery worker that encodes queued batches and writes them to its own store."""
     with handled():
         from neurank.ingest.worker import run_worker
 
-        settings = settings_from(store=store, runtime=runtime, sparse_model=sparse_model, dense_model=dense_model)
+        settings = settings_from(store=store, runtime=runtime, sparse_model=sparse_model, dense_model=dense_model,
+                                 colbert_model=colbert_model)
         run_worker(settings, concurrency=concurrency, queues=queues.split(",") if queues else None)
 
 
@@ -349,6 +355,7 @@ def search(
     runtime: RuntimeOpt = None,
     sparse_model: SparseOpt = None,
     dense_model: DenseOpt = None,
+    colbert_model: ColbertOpt = None,
     explain: Annotated[bool, typer.Option("--explain", help="show the terms that scored")] = False,
     fusion: FusionOpt = DEFAULT_HYBRID_FUSION.technique,
     combination: CombinationOpt = DEFAULT_HYBRID_FUSION.combination,
@@ -361,7 +368,7 @@ def search(
 
     with handled():
         settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
-                                 dense_model=dense_model, rerank_model=rerank_model,
+                                 dense_model=dense_model, colbert_model=colbert_model, rerank_model=rerank_model,
                                  rerank_first_stage_weight=first_stage_weight)
         searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings))
         plan = searcher.plan(mode, k=k, depth=depth, fusion=fusion_from(fusion, combination, weights, rank_constant))
@@ -381,8 +388,10 @@ def eval_command(
     dataset: Annotated[Path, typer.Option(help="BEIR-layout folder")],
     split: Annotated[str, typer.Option(help="qrels split")] = "test",
     modes: Annotated[str, typer.Option(help="comma-separated: bm25, sparse, dense, hybrid or a set such as "
-                                            "bm25+dense, each optionally +rerank")] = "bm25,sparse,dense,hybrid",
+                                            "bm25+dense, each optionally +colbert and/or +rerank")] = (
+        "bm25,sparse,dense,hybrid"),
     rerank_model: RerankOpt = None,
+    colbert_model: ColbertOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     store: StoreOpt = None,
     runtime: RuntimeOpt = None,
@@ -403,7 +412,7 @@ def eval_command(
             reports = evaluate_runs(dataset, run, split=split)
         else:
             settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
-                                     rerank_first_stage_weight=first_stage_weight)
+                                     colbert_model=colbert_model, rerank_first_stage_weight=first_stage_weight)
             fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
             target = index_for_eval(dataset, settings)
             from neurank.eval.datasets import load_qrels
