@@ -613,23 +613,32 @@ def train_cross_encoder_command(
 
 @train_app.command("calibrate")
 def calibrate_command(
-    rerank_model: Annotated[Path, typer.Option("--rerank-model", help="cross-encoder folder to calibrate")],
     dataset: Annotated[Path, typer.Option("--dataset", help="BEIR folder whose dev queries choose the weights")],
+    rerank_model: Annotated[Path | None, typer.Option(
+        "--rerank-model", help="cross-encoder folder to calibrate")] = None,
+    colbert_model: Annotated[Path | None, typer.Option(
+        "--colbert-model", help="late-interaction folder: calibrated itself without --rerank-model, else the stage "
+                                "that first stages ending in +colbert run")] = None,
     split: Annotated[str, typer.Option(help="qrels split of the dev queries")] = "dev",
     queries: Annotated[int, typer.Option(help="dev queries scored at most (a seeded sample)")] = 100,
-    first_stages: Annotated[str, typer.Option(help="comma-separated: bm25, sparse, dense, hybrid")] = "bm25,hybrid",
+    first_stages: Annotated[str, typer.Option(help="comma-separated: bm25, sparse, dense, hybrid, hybrid+colbert, "
+                                                   "…")] = "bm25,hybrid",
     store: StoreOpt = None, runtime: RuntimeOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Choose a reranker's first-stage weight per first stage on a collection; updates the folder's rerank.json."""
+    """Choose a rescoring stage's first-stage weight per first stage on a collection; updates its rerank.json."""
     from neurank.train.calibration import calibrate_model, dev_sample
 
     stages = [stage.strip() for stage in first_stages.split(",") if stage.strip()]
     with handled():
-        settings = settings_from(store=store, runtime=runtime)
+        model = rerank_model or colbert_model
+        if model is None:
+            raise typer.BadParameter("give the folder to calibrate: --rerank-model DIR or --colbert-model DIR")
+        settings = settings_from(store=store, runtime=runtime,
+                                 colbert_model=None if colbert_model is None else str(colbert_model))
         target = index_for_eval(dataset, settings)
         qrels = dev_sample(dataset, split=split, queries=queries)
-        with progress_bar(f"rerank dev candidates ({split})", len(qrels) * len(stages)) as advance:
-            chosen = calibrate_model(rerank_model, dataset, qrels, settings, target=target, first_stages=stages,
+        with progress_bar(f"rescore dev candidates ({split})", len(qrels) * len(stages)) as advance:
+            chosen = calibrate_model(model, dataset, qrels, settings, target=target, first_stages=stages,
                                      split=split, on_query=advance)
     if as_json:
         emit_json([dataclasses.asdict(calibration) for calibration in chosen])

@@ -23,7 +23,8 @@ from neurank.errors import ConfigError
 from neurank.eval.datasets import Qrels, load_qrels, load_queries
 from neurank.eval.metrics import evaluate
 from neurank.eval.runner import run_mode
-from neurank.query.rerank import CALIBRATION_FILE, DEFAULT_RERANK_DEPTH, interpolate, load_reranker
+from neurank.query.late_interaction import late_interaction_stage
+from neurank.query.rerank import CALIBRATION_FILE, DEFAULT_RERANK_DEPTH, Reranker, interpolate, load_reranker
 from neurank.query.target import SearchTarget
 from neurank.retrieval import ScoredIds, Technique
 from neurank.train.config import TrainConfig
@@ -125,8 +126,10 @@ def calibrate_model(model: Path, dataset: Path, qrels: Qrels, settings: Settings
                     first_stages: Sequence[str] = FIRST_STAGES, split: str = "dev",
                     depth: int = DEFAULT_RERANK_DEPTH, on_query: Callable[[], None] | None = None
                     ) -> list[Calibration]:
-    """Calibrate a trained cross-encoder folder on `qrels` (`dataset`'s `split`, usually a `dev_sample`), one
-    weight per first stage, into its `rerank.json`.
+    """Calibrate a trained cross-encoder folder (or, when `model` is the target's late-interaction model, that
+    stage) on `qrels` (`dataset`'s `split`, usually a `dev_sample`), one weight per first stage, into its
+    `rerank.json`. A first stage may itself end in `+colbert`: the cross-encoder of a cascade is calibrated on
+    what late interaction hands it.
 
     `target` holds the dataset indexed as `neurank eval` indexes it, so each first stage ranks the dev queries
     exactly as it will rank test queries. The weight depends on the collection as
@@ -137,7 +140,11 @@ def calibrate_model(model: Path, dataset: Path, qrels: Qrels, settings: Settings
     if not (Path(model) / "config.json").is_file():
         raise ConfigError(f"{model} is not a model folder: calibration writes its {CALIBRATION_FILE} there")
     texts = load_queries(dataset)
-    reranker = load_reranker(settings.model_copy(update={"rerank_first_stage_weight": 0.0}), str(model))
+    colbert = target.encoders.colbert
+    if colbert is not None and Path(colbert.model) == Path(model):
+        reranker: Reranker | None = late_interaction_stage(colbert)
+    else:
+        reranker = load_reranker(settings.model_copy(update={"rerank_first_stage_weight": 0.0}), str(model))
     assert reranker is not None
     score, corpus = CachedScorer(reranker.scores), read_passages(dataset)
     dev_queries = {query_id: texts[query_id] for query_id in qrels}
