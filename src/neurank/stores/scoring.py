@@ -218,3 +218,18 @@ def maxsim_alignment(query: np.ndarray, document: np.ndarray) -> tuple[np.ndarra
                              dtype=np.float32)
     matched = similarities.argmax(axis=1)
     return matched, similarities[np.arange(len(matched)), matched]
+
+
+def late_interaction_score(maxsim_sum: float, n_tokens: int) -> np.float32:
+    """SCORING.md §7: what k-NN's `lateInteractionScore(..., 'innerproduct')` returns for a MaxSim sum S over
+    n query tokens: n · f(S / n) with f(x) = x + 1 for x >= 0, 1 / (1 - x) below (k-NN's innerproduct transform),
+    computed in double and returned as float32."""
+    mean = float(maxsim_sum) / n_tokens
+    return np.float32(n_tokens * (mean + 1 if mean >= 0 else 1 / (1 - mean)))
+
+
+def late_interaction_maxsim(score: float, n_tokens: int) -> np.float32:
+    """The inverse of `late_interaction_score`: the MaxSim sum behind a cluster's score (strictly monotone)."""
+    if score >= n_tokens:
+        return np.float32(float(score) - n_tokens)
+    return np.float32(n_tokens - n_tokens * n_tokens / float(score))
