@@ -196,17 +196,24 @@ def maxsim(query: np.ndarray, documents: Sequence[np.ndarray]) -> np.ndarray:
     float32 dot products (einsum, BLAS-independent), max per query row, then a float32 sum in query-row order.
     Every document must have at least one row: a document without token vectors has no score, not 0.
     """
-    q = np.asarray(query, dtype=np.float32)
     if not documents:
         return np.zeros(0, dtype=np.float32)
     sizes = np.array([len(doc) for doc in documents])
+    return maxsim_packed(query, np.concatenate([np.asarray(doc, dtype=np.float32) for doc in documents]), sizes)
+
+
+def maxsim_packed(query: np.ndarray, rows: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """`maxsim` of documents given as one matrix of their rows, one after another, `sizes[d]` rows each (what a
+    store already holds contiguously, scored without splitting and joining it again)."""
+    q = np.asarray(query, dtype=np.float32)
+    if not sizes.size:
+        return np.zeros(0, dtype=np.float32)
     if (sizes == 0).any():
         raise ValueError("maxsim needs at least one token vector per document")
-    rows = np.concatenate([np.asarray(doc, dtype=np.float32) for doc in documents])
     similarities = np.einsum("qd,nd->qn", q, rows, dtype=np.float32)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     best = np.maximum.reduceat(similarities, starts, axis=1)
-    total = np.zeros(len(documents), dtype=np.float32)
+    total = np.zeros(len(sizes), dtype=np.float32)
     for row in best:
         total += row
     return total

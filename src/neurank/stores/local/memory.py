@@ -237,11 +237,12 @@ class MemoryIndex:
         rows = rows[self.token_offsets[rows + 1] > self.token_offsets[rows]]
         if not rows.size:
             return []
-        starts, ends = self.token_offsets[rows], self.token_offsets[rows + 1]
-        records = self.token_records[np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])]
+        starts, sizes = self.token_offsets[rows], self.token_offsets[rows + 1] - self.token_offsets[rows]
+        # the record index of every candidate row: start of its document + its position within the document
+        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        records = self.token_records[np.repeat(starts, sizes) + within]
         vectors = decode(records, self.spec.token_compression, dimension)
-        documents = np.split(vectors, np.cumsum(ends - starts)[:-1])
-        return self.best(rows, scoring.maxsim(query.vectors, documents), query.k)
+        return self.best(rows, scoring.maxsim_packed(query.vectors, vectors, sizes), query.k)
 
     def _knn(self, query: VectorQuery) -> ScoredIds:
         """SCORING.md §4: exact scores over every stored vector, refused as the k-NN plugin refuses a query."""
