@@ -111,3 +111,32 @@ def test_a_store_of_schema_version_1_gains_the_tokens_column(tmp_path: Path) -> 
     reopened.create_index("late", IndexSpec(colbert_dimension=4))
     assert reopened.upsert("late", [encoded("b", token_vectors=LATE_CORPUS["b"])]).written == 1
     assert late_interaction(reopened, "late", LATE_QUERY, ["b"], 1) == [("b", 2.0)]
+
+
+def test_rebuilds_after_writes_and_deletes_score_the_current_vectors(tmp_path: Path) -> None:
+    """Cached rows point into the previous build's matrix; the next build must still read each one's own rows."""
+    store = LocalStore(tmp_path / "store")
+    store.create_index("late", IndexSpec(colbert_dimension=4))
+    every = ["a", "b", "c", "d"]
+    store.upsert("late", [encoded(doc_id, token_vectors=LATE_CORPUS[doc_id]) for doc_id in ("a", "b", "c")])
+    assert late_interaction(store, "late", LATE_QUERY, every, 10) == [("b", 2.0), ("a", 1.5), ("c", -1.5)]
+    store.upsert("late", [encoded("d", token_vectors=[[0.0, 0.0, 0.0, 1.0]]),
+                          encoded("b", token_vectors=[[0.0, 1.0, 0.0, 0.0]])])
+    store.delete("late", ["a"])
+    assert late_interaction(store, "late", LATE_QUERY, every, 10) == [("d", 1.5), ("b", 0.5), ("c", -1.5)]
+    store.upsert("late", [encoded("a", token_vectors=LATE_CORPUS["a"])])  # a tie with d: insertion order
+    assert late_interaction(store, "late", LATE_QUERY, every, 10) == [
+        ("d", 1.5), ("a", 1.5), ("b", 0.5), ("c", -1.5)
+    ]
+
+
+def test_records_are_held_once_between_builds(tmp_path: Path) -> None:
+    """After a build, the cached rows hold views of the index's one matrix, not copies of their BLOBs."""
+    store = LocalStore(tmp_path / "store")
+    store.create_index("late", IndexSpec(colbert_dimension=4))
+    store.upsert("late", [encoded(doc_id, token_vectors=LATE_CORPUS[doc_id]) for doc_id in ("a", "b", "c")])
+    late_interaction(store, "late", LATE_QUERY, ["a"], 1)
+    index = store._searchers["late"]
+    (cache,) = store._caches.values()
+    rows = [row.tokens for row in cache.rows.values()]
+    assert len(rows) == 3 and all(r is not None and np.shares_memory(r, index.token_records) for r in rows)

@@ -154,7 +154,13 @@ class MemoryIndex:
         present = [p.tokens for p in parsed if p.tokens is not None]
         counts = np.fromiter((0 if p.tokens is None else p.tokens.size // size for p in parsed), np.int64, len(parsed))
         self.token_offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(counts)])
-        self.token_records = (np.concatenate(present) if present else np.zeros(0, np.uint8)).reshape(-1, size)
+        flat = np.concatenate(present) if present else np.zeros(0, np.uint8)
+        self.token_records = flat.reshape(-1, size)
+        # The cached rows now point into this matrix instead of their own BLOBs, so that the records are held
+        # once between builds (an older index keeps its own matrix for as long as a search uses it).
+        for p, start, end in zip(parsed, self.token_offsets[:-1] * size, self.token_offsets[1:] * size, strict=True):
+            if p.tokens is not None:
+                p.tokens = flat[start:end]
 
     def _bm25_clause(self, term: str, occurrences: int) -> tuple[np.ndarray, np.ndarray] | None:
         """SCORING.md §1: a term repeated in the query is one clause boosted by its count (Lucene's
