@@ -185,3 +185,11 @@ def test_a_mixed_search_sends_the_late_interaction_body_in_the_msearch(recorder:
 
 def test_the_mapping_that_holds_them_is_valid() -> None:
     validate("indices.create", index_body(LATE_SPEC, version="0.1.0"))
+
+
+def test_source_carries_float32_shortest_decimals_that_read_back_exactly() -> None:
+    rows = unit_rows(180, 128, np.random.default_rng(3))
+    source = document_source(encoded("x", token_vectors=rows), 128)
+    assert source["colbert_tokens"] == 180
+    np.testing.assert_array_equal(np.asarray(json.loads(json.dumps(source["colbert"])), np.float32), rows)
+    assert len(json.dumps(source["colbert"])) < 0.7 * len(json.dumps(rows.tolist()))

@@ -66,7 +66,9 @@ def document_source(encoded: EncodedDocument, colbert_dimension: int | None = No
         except BadTokenVectors as exc:
             raise UnsendableDocument(f"failed to parse field [{COLBERT_ROLE}] (token vectors): {exc}") from exc
         if tokens is not None:
-            source[COLBERT_ROLE] = tokens.tolist()
+            # float32's shortest decimals (a 128-dim row in ~40 % fewer JSON bytes), which read back as the same
+            # float32 values; `lateInteractionScore` reads them as floats too
+            source[COLBERT_ROLE] = tokens.astype(str).astype(np.float64).tolist()
             source[TOKEN_COUNT_FIELD] = len(tokens)
     return source
 
