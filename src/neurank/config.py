@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     opensearch_neural_plugin: bool | None = Field(
         default=None, description="the cluster has neural-search (hybrid, neural_sparse); None: ask it once"
     )
+    opensearch_late_interaction: bool | None = Field(
+        default=None, description="the cluster has k-NN's lateInteractionScore (k-NN 3.3+); None: ask it once"
+    )
 
     broker_url: str = "redis://127.0.0.1:6379/0"
     ingest: IngestOptions | None = Field(

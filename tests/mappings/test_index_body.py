@@ -77,7 +77,18 @@ def test_sparse_bookkeeping_and_metadata_fields() -> None:
     for name in ("doc_id", "content_hash", "source"):
         assert properties[name] == {"type": "keyword"}
     assert properties["metadata"] == {"type": "flat_object"}
-    assert set(properties["models"]["properties"]) == {"splade", "deepct", "dense", "reranker"}
+    assert set(properties["models"]["properties"]) == {"splade", "deepct", "dense", "colbert", "reranker"}
+    assert "colbert" not in properties and "colbert_tokens" not in properties
+
+
+def test_token_vectors_are_kept_in_source_unindexed_with_their_count_indexed() -> None:
+    body = index_body(IndexSpec(colbert_dimension=128, token_compression="binary"), version="0.1.0")
+    properties = body["mappings"]["properties"]
+    assert properties["colbert"] == {"type": "object", "enabled": False}
+    assert properties["colbert_tokens"] == {"type": "integer"}
+    assert "knn" not in body["settings"]["index"]
+    validate("indices.create", body)
+    assert spec_from_meta(body["mappings"]["_meta"]) == IndexSpec(colbert_dimension=128, token_compression="binary")
 
 
 def test_meta_records_version_and_models_and_round_trips() -> None:

@@ -18,7 +18,7 @@ import pytest
 from neurank.documents import Document
 from neurank.errors import IndexNotFoundError, StoreError
 from neurank.index_spec import IndexSpec, SpaceType
-from neurank.retrieval import ScoredIds, SparseQuery, TextQuery, VectorQuery
+from neurank.retrieval import LateInteractionQuery, ScoredIds, SparseQuery, TextQuery, VectorQuery
 from neurank.stores.protocol import EncodedDocument, Store
 
 INDEX = "neurank-contract"
@@ -61,13 +61,19 @@ def encoded(
     sparse: Mapping[str, Mapping[str, float]] | None = None,
     embedding: list[float] | None = None,
     models: Mapping[str, str] | None = None,
+    token_vectors: object = None,
 ) -> EncodedDocument:
     return EncodedDocument(
         Document(id=doc_id, text=text, title=title, source=f"corpus.jsonl:{doc_id}"),
         sparse=sparse or {},
         embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
         models=models or {},
+        token_vectors=None if token_vectors is None else np.asarray(token_vectors, dtype=np.float32),
     )
+
+
+def late_interaction(store: Store, index: str, vectors: object, candidates: list[str], k: int) -> ScoredIds:
+    return store.search(index, [LateInteractionQuery(np.asarray(vectors, dtype=np.float32), tuple(candidates), k)])[0]
 
 
 def ids(hits: list[tuple[str, float]]) -> list[str]:
@@ -266,5 +272,70 @@ class VectorScoringTests(_ContractBase):
         assert len(knn(store, index, self.QUERY, 2)) == 2
 
 
-class StoreContractTests(IndexLifecycleTests, WriteTests, Bm25Tests, SparseScoringTests, VectorScoringTests):
+LATE_SPEC = IndexSpec(colbert_dimension=4, models={"colbert": "fp-c"})
+LATE_QUERY = [[1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.5, 0.5], [0.0, 0.0, 0.0, 1.0]]
+"""Three query rows (the last one stands for a `[MASK]` padding row: it is scored like the others)."""
+LATE_CORPUS: dict[str, list[list[float]]] = {
+    "a": [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]],
+    "b": [[0.5, 0.5, 0.5, 0.5]],
+    "c": [[-1.0, 0.0, 0.0, 0.0]],
+    "empty": [],
+}
+"""MaxSim by hand (SCORING.md §7), every value exact in float16: a = max(1, 0) + max(.5, .5) + max(0, 0) = 1.5;
+b = .5 + 1 + .5 = 2; c = -1 + -.5 + 0 = -1.5 (negative). `empty` kept no token: it has no score."""
+
+
+class LateInteractionTests(_ContractBase):
+    @pytest.fixture
+    def late_corpus(self, store: Store) -> Iterator[str]:
+        name = f"{INDEX}-late"
+        store.drop_index(name)
+        store.create_index(name, LATE_SPEC)
+        docs = [encoded(doc_id, token_vectors=vectors) for doc_id, vectors in LATE_CORPUS.items()]
+        assert store.upsert(name, [*docs, encoded("plain")]).written == 5
+        yield name
+        store.drop_index(name)
+
+    def test_maxsim_of_the_candidates(self, store: Store, late_corpus: str) -> None:
+        candidates = ["a", "b", "c", "empty", "plain", "missing"]
+        assert late_interaction(store, late_corpus, LATE_QUERY, candidates, 10) == [
+            ("b", 2.0), ("a", 1.5), ("c", -1.5)
+        ]
+
+    def test_only_candidates_are_scored_and_k_limits(self, store: Store, late_corpus: str) -> None:
+        assert ids(late_interaction(store, late_corpus, LATE_QUERY, ["c", "a"], 10)) == ["a", "c"]
+        assert ids(late_interaction(store, late_corpus, LATE_QUERY, ["a", "b", "c"], 2)) == ["b", "a"]
+        assert late_interaction(store, late_corpus, LATE_QUERY, ["empty", "plain"], 10) == []
+
+    def test_get_round_trips_token_vectors(self, store: Store, late_corpus: str) -> None:
+        a, empty, plain = store.get(late_corpus, ["a", "empty", "plain"])
+        assert a.token_vectors is not None and a.token_vectors.dtype == np.float32
+        np.testing.assert_array_equal(a.token_vectors, LATE_CORPUS["a"])
+        assert (empty.token_vectors, plain.token_vectors) == (None, None)
+
+    def test_a_query_of_another_dimension_is_refused(self, store: Store, late_corpus: str) -> None:
+        with pytest.raises(StoreError, match="dimension"):
+            late_interaction(store, late_corpus, [[1.0, 0.0, 0.0]], ["a"], 10)
+
+    @pytest.mark.parametrize(
+        ("bad", "reason"),
+        [([[1.0, 0.0, 0.0]], "dimension"), ([[1.0, float("nan"), 0.0, 0.0]], "NaN"),
+         ([[1.0, float("inf"), 0.0, 0.0]], "NaN or infinite"), ([1.0, 0.0, 0.0, 0.0], "dimension")],
+        ids=["dimension", "nan", "infinite", "one-row"],
+    )
+    def test_bad_token_vectors_fail_alone(self, store: Store, late_corpus: str, bad: object, reason: str) -> None:
+        result = store.upsert(late_corpus, [encoded("good", token_vectors=LATE_CORPUS["b"]),
+                                            encoded("bad", token_vectors=bad)])
+        assert result.written == 1
+        assert [f.id for f in result.failed] == ["bad"]
+        assert "colbert" in result.failed[0].reason and reason in result.failed[0].reason
+        assert store.get(late_corpus, ["bad"]) == []
+
+    def test_token_vectors_need_an_index_with_colbert_dimension(self, store: Store, index: str) -> None:
+        result = store.upsert(index, [encoded("x", token_vectors=LATE_CORPUS["a"])])
+        assert result.written == 0 and "colbert" in result.failed[0].reason
+
+
+class StoreContractTests(IndexLifecycleTests, WriteTests, Bm25Tests, SparseScoringTests, VectorScoringTests,
+                         LateInteractionTests):
     """Everything a store must do; a store's test class inherits this and provides `store`."""

@@ -80,3 +80,24 @@ def sigmoid(s: ArrayLike, pivot: float, exponent: float, weight: float = 1.0) ->
     pivot_pa = np.float64(F32(pivot)) ** a
     powered = np.asarray(s, dtype=np.float32).astype(np.float64) ** a
     return (np.float64(F32(weight)) * (1.0 - pivot_pa / (powered + pivot_pa))).astype(np.float32)
+
+
+def late_interaction_score(query: ArrayLike, document: ArrayLike, space_type: str) -> np.float32:
+    """SCORING.md §7: k-NN's `lateInteractionScore(query_vectors, field, _source, space_type)` for one document
+    (KNNPainlessScriptUtils at k-NN 4293b0bd): per query row the best float32 similarity (dot product, cosine, or
+    the smallest squared distance for l2), summed in double, then n · f(sum / n) with the space's transform."""
+    q, d = np.asarray(query, F32), np.asarray(document, F32)
+    if space_type == "l2":
+        best = [min(float(np.sum((row - doc) ** 2, dtype=F32)) for doc in d) for row in q]
+    elif space_type == "cosinesimil":
+        best = [max(float(F32(np.dot(row, doc)) / F32(np.sqrt(np.dot(row, row) * np.dot(doc, doc)))) for doc in d)
+                for row in q]
+    else:
+        best = [max(float(np.dot(row, doc)) for doc in d) for row in q]
+    n = len(best)
+    mean = sum(best) / n
+    if space_type == "l2":
+        return F32(n / (1 + mean))
+    if space_type == "cosinesimil":
+        return F32(n * (1 + mean) / 2)
+    return F32(n * (mean + 1 if mean >= 0 else 1 / (1 - mean)))

@@ -6,6 +6,9 @@
   a sum of several clauses may differ in the last place (at most 1 ulp, measured).
 - The client-side fusion of one `_msearch` equals the local store's fusion, for every technique.
 - A hybrid plan through the Searcher is one `_msearch`, and its hits carry every stage's score.
+- Late interaction (SCORING.md §7): on the same token vectors (rounded to float16, the local store's default
+  records), osmem (no k-NN plugin: the store's `_mget` + MaxSim path) and the local store give the same hits,
+  scores within float32 rounding, for every query; with int8 and binary records the local ranks are compared.
 - SciFact (slow): top-10 agreement of the BM25-only and sparse-only plans over the test queries. BM25 runs over
   the whole corpus; the sparse plan over the first 1,000 documents, encoded with the real splade-tiny weights
   (encoding the whole corpus takes ~10 minutes on 2 cores). osmem scores BM25 with bleve's formula, not
@@ -22,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.stores.conftest import Recorder
-from tests.stores.contract import bm25, encoded, ids, sparse
+from tests.stores.contract import bm25, encoded, ids, late_interaction, sparse
 
 from neurank.documents import Document, read_corpus
 from neurank.eval.datasets import load_qrels, load_queries
-from neurank.index_spec import IndexSpec
+from neurank.index_spec import IndexSpec, TokenCompression
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.fusion import fuse
 from neurank.query.plan import RetrievalPlan, Stage
@@ -83,6 +86,54 @@ def assert_float32_equal(got: ScoredIds, expected: ScoredIds, ulps: int = 1) -> 
     want = np.array([score for _, score in expected], dtype=np.float32)
     have = np.array([score for _, score in got], dtype=np.float32)
     assert np.all(np.abs(have.astype(np.float64) - want) <= ulps * np.spacing(want)), (have, want)
+
+
+def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    rows = rng.standard_normal((n, dim)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.mark.integration
+def test_late_interaction_gives_the_same_hits_on_both(osmem_store: OpenSearchStore, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    documents = [encoded(f"d{i:03}", token_vectors=unit_rows(rng, int(n), 32).astype(np.float16))
+                 for i, n in enumerate(rng.integers(0, 60, size=200))]  # n = 0: a document that kept no token
+    local = LocalStore(tmp_path / "local")
+    fill((local, osmem_store), documents, IndexSpec(colbert_dimension=32))
+    every_id = [doc.document.id for doc in documents]
+    for _ in range(20):
+        query = unit_rows(rng, 32, 32)
+        candidates = [every_id[i] for i in rng.choice(len(every_id), size=100, replace=False)]
+        expected = late_interaction(local, INDEX, query, candidates, 30)
+        got = late_interaction(osmem_store, INDEX, query, candidates, 30)
+        assert ids(got) == ids(expected)
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], atol=1e-5)
+
+
+@pytest.mark.parametrize("compression", ["int8", "binary"])
+def test_compressed_records_keep_the_float_ranking_above_a_floor(tmp_path: Path, compression: TokenCompression) -> None:
+    """A floor, not a benchmark (benchmarks/token_compression.py measures): the top 10 of 100 candidates by
+    MaxSim on int8 or binary records shares with float16's: measured 1.0 (int8) and 0.55 (binary) here, against
+    0.1 for a random pick; the floors leave room for other seeds."""
+    rng = np.random.default_rng(6)
+    documents = [encoded(f"d{i:03}", token_vectors=unit_rows(rng, int(n), 64)) for i, n in
+                 enumerate(rng.integers(20, 80, size=100))]
+    compressions: tuple[TokenCompression, ...] = ("float16", compression)
+    stores = [LocalStore(tmp_path / name) for name in compressions]
+    for name, store in zip(compressions, stores, strict=True):
+        store.create_index(INDEX, IndexSpec(colbert_dimension=64, token_compression=name))
+        store.upsert(INDEX, documents)
+    every_id = [doc.document.id for doc in documents]
+    overlaps = []
+    for _ in range(10):
+        # a query near one document's tokens, so that there is something to find
+        target = documents[int(rng.integers(0, 100))].token_vectors
+        assert target is not None
+        query = target[:32] + 0.5 * unit_rows(rng, min(32, len(target)), 64)
+        query /= np.linalg.norm(query, axis=1, keepdims=True)
+        top = [ids(late_interaction(store, INDEX, query, every_id, 10)) for store in stores]
+        overlaps.append(len(set(top[0]) & set(top[1])) / 10)
+    assert np.mean(overlaps) >= (0.8 if compression == "int8" else 0.4), overlaps
 
 
 @pytest.mark.integration

@@ -30,6 +30,7 @@ from tests.stores.contract import (
     SPEC,
     Bm25Tests,
     IndexLifecycleTests,
+    LateInteractionTests,
     SparseScoringTests,
     WriteTests,
     bm25,
@@ -49,6 +50,7 @@ from neurank.stores import FusingStore, LocalStore, Store, VersionedStore, open_
 from neurank.stores.opensearch import Capabilities, OpenSearchStore, client_options
 from neurank.stores.opensearch.bulk import BulkPolicy, backoff_s
 from neurank.stores.opensearch.errors import root_cause, store_error
+from neurank.stores.opensearch.store import ASSUMED_NEURAL_SEARCH, LATE_INTERACTION_KNN
 
 URL = "http://search.example:9200"
 PASSWORD = "s3cret-Pa55"
@@ -69,9 +71,11 @@ OSMEM_LIMITS = {
 
 
 @pytest.mark.integration
-class TestOpenSearchStoreContract(IndexLifecycleTests, WriteTests, Bm25Tests, SparseScoringTests):
+class TestOpenSearchStoreContract(IndexLifecycleTests, WriteTests, Bm25Tests, SparseScoringTests,
+                                  LateInteractionTests):
     """The contract on osmem, without VectorScoringTests: osmem refuses `knn` (the knn bodies are checked against
-    the spec below instead)."""
+    the spec below instead). osmem has no k-NN plugin, so late interaction runs the client-side path (`_mget` and
+    MaxSim in the store); the server-side body is checked against the spec in test_opensearch_late.py."""
 
     @pytest.fixture
     def store(self, osmem_store: OpenSearchStore, request: pytest.FixtureRequest) -> OpenSearchStore:
@@ -422,19 +426,22 @@ VECTOR = np.array([0.25, -0.5, 1.0], dtype=np.float32)
 
 
 class FakeCluster:
-    """Answers the requests a search makes, like a cluster with the neural-search plugin at `version`."""
+    """Answers the requests a search makes, like a cluster with the neural-search plugin at `version` and the
+    k-NN plugin at `knn`."""
 
-    def __init__(self, version: str | None = "3.1.0.0", plugins_status: int = 200) -> None:
+    def __init__(self, version: str | None = "3.1.0.0", plugins_status: int = 200, knn: str | None = None) -> None:
         self.version = version
         self.plugins_status = plugins_status
+        self.knn = knn
 
     def __call__(self, method: str, url: str, headers: Any = None, params: Any = None, body: Any = None) -> Any:
         path = url.split("?")[0]
         if path == "/_cat/plugins":
             if self.plugins_status == 403:
                 raise AuthorizationException(403, "security_exception", _error("security_exception", "no monitor"))
-            plugin = {"name": "node-1", "component": "opensearch-neural-search", "version": self.version}
-            return [plugin] if self.version else []
+            plugins = [("opensearch-neural-search", self.version), ("opensearch-knn", self.knn)]
+            return [{"name": "node-1", "component": component, "version": version}
+                    for component, version in plugins if version]
         if method == "HEAD":
             return False
         if path.endswith("/_alias"):
@@ -481,13 +488,21 @@ def test_osmem_has_no_plugin_asked_once_and_gets_rank_feature(osmem_store: OpenS
     assert query == {"bool": {"should": [{"rank_feature": {"field": "splade.cell", "linear": {}, "boost": 1.0}}]}}
 
 
-def test_the_setting_overrides_detection(recorder: Recorder) -> None:
-    store = _fake_store(recorder, FakeCluster(None), opensearch_neural_plugin=True)
+def test_the_settings_override_detection(recorder: Recorder) -> None:
+    store = _fake_store(recorder, FakeCluster(None), opensearch_neural_plugin=True, opensearch_late_interaction=False)
     sparse(store, "docs", "splade", QUERY_TOKENS["splade"], 10)
     assert _sent(recorder, "/_cat/plugins") == []
+    assert store.capabilities() == Capabilities(ASSUMED_NEURAL_SEARCH, None)
     assert _sent(recorder, "/_search")[0].body["query"] == {"neural_sparse": {"splade": {"query_tokens": {
         "cell": 1.5, "protein": 0.5}}}}
     recorder.validate_all()
+
+
+def test_one_setting_overrides_its_capability_and_the_other_is_asked(recorder: Recorder) -> None:
+    store = _fake_store(recorder, FakeCluster("2.19.0.0"), opensearch_late_interaction=True)
+    assert store.capabilities() == Capabilities((2, 19, 0), LATE_INTERACTION_KNN)
+    assert store.capabilities().late_interaction
+    assert len(_sent(recorder, "/_cat/plugins")) == 1
 
 
 def test_a_user_who_may_not_list_plugins_gets_the_fallback(

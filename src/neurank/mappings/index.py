@@ -5,6 +5,9 @@ Field layout (the local store mirrors it):
   like BEIR "flat"); all three use the built-in analyzer named by `IndexSpec.language`.
 - `splade`, `deepct`: `rank_features` (term → weight > 0), queried with `neural_sparse` or `rank_feature`.
 - `embedding`: `knn_vector` HNSW (only when the spec has a dense model).
+- `colbert`: late-interaction token vectors as a list of float lists, an `object` with `enabled: false` (kept in
+  `_source`, not indexed: what k-NN's `lateInteractionScore` reads), and `colbert_tokens`, their count, an
+  `integer` so that a search can keep to documents that have any (only when the spec has `colbert_dimension`).
 - `doc_id`, `content_hash`, `source`, `models.<role>`: keywords, for idempotent re-ingest and filters.
 - `metadata`: a `flat_object`, so any document metadata fits without growing the mapping, and every leaf
   stays filterable with `term` on `metadata.<path>`.
@@ -21,10 +24,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from neurank.errors import ConfigError, StoreError
-from neurank.index_spec import MODEL_ROLES, SPARSE_FIELDS, IndexSpec
+from neurank.index_spec import COLBERT_ROLE, MODEL_ROLES, SPARSE_FIELDS, IndexSpec
 
 CONTENT_FIELD = "content"
 EMBEDDING_FIELD = "embedding"
+TOKEN_COUNT_FIELD = f"{COLBERT_ROLE}_tokens"
 
 
 def index_body(spec: IndexSpec, *, version: str) -> dict[str, Any]:
@@ -75,6 +79,9 @@ def _mappings(spec: IndexSpec, version: str) -> dict[str, Any]:
     }
     if spec.dense_dimension is not None:
         properties[EMBEDDING_FIELD] = _knn_field(spec)
+    if spec.colbert_dimension is not None:
+        properties[COLBERT_ROLE] = {"type": "object", "enabled": False}
+        properties[TOKEN_COUNT_FIELD] = {"type": "integer"}
     return {"dynamic": "strict", "_meta": _meta(spec, version), "properties": properties}
 
 

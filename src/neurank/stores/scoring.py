@@ -196,17 +196,24 @@ def maxsim(query: np.ndarray, documents: Sequence[np.ndarray]) -> np.ndarray:
     float32 dot products (einsum, BLAS-independent), max per query row, then a float32 sum in query-row order.
     Every document must have at least one row: a document without token vectors has no score, not 0.
     """
-    q = np.asarray(query, dtype=np.float32)
     if not documents:
         return np.zeros(0, dtype=np.float32)
     sizes = np.array([len(doc) for doc in documents])
+    return maxsim_packed(query, np.concatenate([np.asarray(doc, dtype=np.float32) for doc in documents]), sizes)
+
+
+def maxsim_packed(query: np.ndarray, rows: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """`maxsim` of documents given as one matrix of their rows, one after another, `sizes[d]` rows each (what a
+    store already holds contiguously, scored without splitting and joining it again)."""
+    q = np.asarray(query, dtype=np.float32)
+    if not sizes.size:
+        return np.zeros(0, dtype=np.float32)
     if (sizes == 0).any():
         raise ValueError("maxsim needs at least one token vector per document")
-    rows = np.concatenate([np.asarray(doc, dtype=np.float32) for doc in documents])
     similarities = np.einsum("qd,nd->qn", q, rows, dtype=np.float32)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     best = np.maximum.reduceat(similarities, starts, axis=1)
-    total = np.zeros(len(documents), dtype=np.float32)
+    total = np.zeros(len(sizes), dtype=np.float32)
     for row in best:
         total += row
     return total
@@ -218,3 +225,18 @@ def maxsim_alignment(query: np.ndarray, document: np.ndarray) -> tuple[np.ndarra
                              dtype=np.float32)
     matched = similarities.argmax(axis=1)
     return matched, similarities[np.arange(len(matched)), matched]
+
+
+def late_interaction_score(maxsim_sum: float, n_tokens: int) -> np.float32:
+    """SCORING.md §7: what k-NN's `lateInteractionScore(..., 'innerproduct')` returns for a MaxSim sum S over
+    n query tokens: n · f(S / n) with f(x) = x + 1 for x >= 0, 1 / (1 - x) below (k-NN's innerproduct transform),
+    computed in double and returned as float32."""
+    mean = float(maxsim_sum) / n_tokens
+    return np.float32(n_tokens * (mean + 1 if mean >= 0 else 1 / (1 - mean)))
+
+
+def late_interaction_maxsim(score: float, n_tokens: int) -> np.float32:
+    """The inverse of `late_interaction_score`: the MaxSim sum behind a cluster's score (strictly monotone)."""
+    if score >= n_tokens:
+        return np.float32(float(score) - n_tokens)
+    return np.float32(n_tokens - n_tokens * n_tokens / float(score))

@@ -3,8 +3,9 @@
 The bm25s pattern: one CSC matrix of precomputed BM25 contributions for `content`, one of decoded
 `rank_features` weights per sparse field, one float32 matrix of embeddings. Rows are parsed once and kept in a
 `RowCache` between builds (stored rows are replaced, never updated in place), so a rebuild after a write
-analyses only the new rows. Scores follow SCORING.md exactly through `neurank.stores.scoring`; ties keep
-insertion order.
+analyses only the new rows. Late-interaction token vectors stay compressed in one (rows × record size) matrix
+with per-document offsets; a `LateInteractionQuery` decodes and scores its candidates' rows only. Scores
+follow SCORING.md exactly through `neurank.stores.scoring`; ties keep insertion order.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import scipy.sparse
 from neurank.documents import Document
 from neurank.errors import StoreError
 from neurank.index_spec import SPARSE_FIELDS, IndexSpec
-from neurank.retrieval import ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
+from neurank.retrieval import LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores import scoring
 from neurank.stores.analysis import Analyzer
+from neurank.stores.tokens import decode, record_size
 
 
 @dataclass(slots=True)
@@ -34,6 +36,8 @@ class ParsedRow:
     length: int
     sparse: dict[str, tuple[np.ndarray, np.ndarray]]
     embedding: np.ndarray | None
+    tokens: np.ndarray | None
+    """The compressed token-vector records as stored, flat uint8 (the index's spec gives their size)."""
 
 
 @dataclass(slots=True)
@@ -46,7 +50,7 @@ class RowCache:
     terms: dict[str, int] = field(default_factory=dict)
     features: dict[str, dict[str, int]] = field(default_factory=lambda: {name: {} for name in SPARSE_FIELDS})
 
-    def parse(self, title: str, text: str, sparse: str, embedding: bytes | None) -> ParsedRow:
+    def parse(self, title: str, text: str, sparse: str, embedding: bytes | None, tokens: bytes | None) -> ParsedRow:
         terms = self.analyzer.analyze(Document(id="", text=text, title=title).passage)
         ids = np.fromiter((self.terms.setdefault(t, len(self.terms)) for t in terms), np.int64, len(terms))
         unique, freqs = np.unique(ids, return_counts=True)
@@ -58,7 +62,8 @@ class RowCache:
             )
             features[name] = (token_ids, scoring.decode_rank_feature(list(weights.values())))
         vector = None if embedding is None else np.frombuffer(embedding, dtype=np.float32)
-        return ParsedRow(unique, freqs.astype(np.float32), len(terms), features, vector)
+        records = None if tokens is None else np.frombuffer(tokens, dtype=np.uint8)
+        return ParsedRow(unique, freqs.astype(np.float32), len(terms), features, vector, records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,7 @@ class MemoryIndex:
             name: self._build_features(parsed, name, cache.features[name]) for name in SPARSE_FIELDS
         }
         self._build_vectors(parsed)
+        self._build_tokens(parsed)
 
     def _build_content(self, parsed: list[ParsedRow], vocab: Mapping[str, int]) -> None:
         """SCORING.md §1: N and avgdl over documents with tokens; dl through the one-byte norm."""
@@ -140,6 +146,21 @@ class MemoryIndex:
             else np.zeros((0, dimension), np.float32)
         )
         self.vector_norms = scoring.squared_norms(self.vectors)
+
+    def _build_tokens(self, parsed: list[ParsedRow]) -> None:
+        """SCORING.md §7: every document's token records in one matrix; rows offsets[d]:offsets[d + 1] are d's."""
+        dimension = self.spec.colbert_dimension or 0
+        size = record_size(self.spec.token_compression, dimension) if dimension else 1
+        present = [p.tokens for p in parsed if p.tokens is not None]
+        counts = np.fromiter((0 if p.tokens is None else p.tokens.size // size for p in parsed), np.int64, len(parsed))
+        self.token_offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(counts)])
+        flat = np.concatenate(present) if present else np.zeros(0, np.uint8)
+        self.token_records = flat.reshape(-1, size)
+        # The cached rows now point into this matrix instead of their own BLOBs, so that the records are held
+        # once between builds (an older index keeps its own matrix for as long as a search uses it).
+        for p, start, end in zip(parsed, self.token_offsets[:-1] * size, self.token_offsets[1:] * size, strict=True):
+            if p.tokens is not None:
+                p.tokens = flat[start:end]
 
     def _bm25_clause(self, term: str, occurrences: int) -> tuple[np.ndarray, np.ndarray] | None:
         """SCORING.md §1: a term repeated in the query is one clause boosted by its count (Lucene's
@@ -201,7 +222,33 @@ class MemoryIndex:
             return self.top(list(self.bm25_clauses(query.text).values()), query.k)
         if isinstance(query, SparseQuery):
             return self.top(self.sparse_clauses(query.field, query.tokens), query.k)
+        if isinstance(query, LateInteractionQuery):
+            return self._late_interaction(query)
         return self._knn(query)
+
+    def _late_interaction(self, query: LateInteractionQuery) -> ScoredIds:
+        """SCORING.md §7: MaxSim of the candidates that have token vectors (decoded from their records only);
+        unknown ids and documents without token vectors are left out, never scored 0."""
+        dimension = self.spec.colbert_dimension
+        if dimension is None:
+            raise StoreError("[colbert] query refused: the index has no token vectors (created without a "
+                             "late-interaction model)")
+        if query.vectors.shape[1] != dimension:
+            raise StoreError(f"[colbert] query vectors refused: dimension mismatch. Expected: {dimension}, "
+                             f"Given: {query.vectors.shape[1]}")
+        if not np.isfinite(query.vectors).all():
+            raise StoreError("[colbert] query vectors refused: values cannot be NaN or infinite")
+        rows = np.unique(np.fromiter((self.row_of.get(i, -1) for i in query.ids), np.int64, len(query.ids)))
+        rows = rows[rows >= 0]
+        rows = rows[self.token_offsets[rows + 1] > self.token_offsets[rows]]
+        if not rows.size:
+            return []
+        starts, sizes = self.token_offsets[rows], self.token_offsets[rows + 1] - self.token_offsets[rows]
+        # the record index of every candidate row: start of its document + its position within the document
+        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        records = self.token_records[np.repeat(starts, sizes) + within]
+        vectors = decode(records, self.spec.token_compression, dimension)
+        return self.best(rows, scoring.maxsim_packed(query.vectors, vectors, sizes), query.k)
 
     def _knn(self, query: VectorQuery) -> ScoredIds:
         """SCORING.md §4: exact scores over every stored vector, refused as the k-NN plugin refuses a query."""

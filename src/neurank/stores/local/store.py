@@ -7,7 +7,9 @@ index's `generation` in the same transaction. A search first reads the generatio
 folder that holds no store creates nothing: it is an empty store until the first write.
 
 Documents are refused as OpenSearch would refuse them (SCORING.md §2 for `rank_features`, the k-NN plugin's
-rules for vectors), so what works here works on a cluster.
+rules for vectors, and the same rules for late-interaction token vectors), so what works here works on a
+cluster. Token vectors are kept compressed (`IndexSpec.token_compression`, `neurank.stores.tokens`), one BLOB of
+fixed-size records per document.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ import numpy as np
 
 from neurank.documents import Document
 from neurank.errors import IndexNotFoundError, StoreError, StoreUnavailableError
-from neurank.index_spec import SPARSE_FIELDS, IndexSpec
+from neurank.index_spec import COLBERT_ROLE, SPARSE_FIELDS, IndexSpec
 from neurank.retrieval import ScoredIds, SubQuery
 from neurank.stores import scoring
 from neurank.stores.analysis import get_analyzer
 from neurank.stores.local.memory import MemoryIndex, RowCache
 from neurank.stores.protocol import EncodedDocument, StoredDocument, WriteFailure, WriteResult
+from neurank.stores.tokens import BadTokenVectors, check_token_vectors, decode, encode, from_blob
 
 DATABASE_FILE = "neurank.sqlite3"
 _ID_CHUNK = 500
@@ -54,12 +57,16 @@ CREATE TABLE IF NOT EXISTS documents (
     models TEXT NOT NULL,
     sparse TEXT NOT NULL,
     embedding BLOB,
+    tokens BLOB,
     UNIQUE (idx, id)
 );
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 """
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 """Stamped by `_SCHEMA` (`PRAGMA user_version`): a connection to a ready store reads it and writes nothing."""
+_MIGRATIONS = {1: "ALTER TABLE documents ADD COLUMN tokens BLOB"}
+"""What brings a store of an older schema version to the next one (version 2: late-interaction token vectors,
+compressed records as `neurank.stores.tokens` writes them)."""
 _BUMP = (
     "UPDATE clock SET value = value + 1 WHERE id = 0",
     "UPDATE indexes SET generation = (SELECT value FROM clock WHERE id = 0) WHERE name = ?",
@@ -166,10 +173,23 @@ def _row(name: str, encoded: EncodedDocument, spec: IndexSpec) -> tuple[object, 
         _compact(dict(encoded.models)),
         sparse,
         embedding,
+        _tokens(encoded.token_vectors, spec),
     )
 
 
+def _tokens(values: object, spec: IndexSpec) -> bytes | None:
+    """The document's token vectors as compressed records (`spec.token_compression`), None when it has none."""
+    if values is None:
+        return None
+    try:
+        vectors = check_token_vectors(values, spec.colbert_dimension)
+    except BadTokenVectors as exc:
+        raise _Rejected(f"failed to parse field [{COLBERT_ROLE}] (token vectors): {exc}") from exc
+    return None if vectors is None else encode(vectors, spec.token_compression).tobytes()
+
+
 def _stored(
+    spec: IndexSpec,
     doc_id: str,
     title: str,
     text: str,
@@ -179,10 +199,27 @@ def _stored(
     models: str,
     sparse: str,
     embedding: bytes | None,
+    tokens: bytes | None,
 ) -> StoredDocument:
     document = Document(id=doc_id, text=text, title=title, metadata=json.loads(metadata), source=source)
     vector = None if embedding is None else np.frombuffer(embedding, dtype=np.float32).copy()
-    return StoredDocument(document, content_hash, json.loads(models), json.loads(sparse), vector)
+    token_vectors = None
+    if tokens is not None and spec.colbert_dimension is not None:
+        records = from_blob(tokens, spec.token_compression, spec.colbert_dimension)
+        token_vectors = decode(records, spec.token_compression, spec.colbert_dimension)
+    return StoredDocument(document, content_hash, json.loads(models), json.loads(sparse), vector, token_vectors)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring the store to `_SCHEMA_VERSION` under the write lock (another process may be doing the same)."""
+    db.execute("BEGIN IMMEDIATE")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    while version in _MIGRATIONS:
+        db.execute(_MIGRATIONS[version])
+        version += 1
+        db.execute(f"PRAGMA user_version = {version}")
+    db.execute("COMMIT")
+    db.executescript(_SCHEMA)
 
 
 # -- the store ---------------------------------------------------------------------------------------------
@@ -223,7 +260,7 @@ class LocalStore:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
-                db.executescript(_SCHEMA)
+                _migrate(db)
             self._local.db, self._local.pid = db, os.getpid()
         return db
 
@@ -310,28 +347,30 @@ class LocalStore:
             if rows:
                 db.executemany(
                     "INSERT OR REPLACE INTO documents (idx, id, title, text, metadata, source, content_hash, "
-                    "models, sparse, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "models, sparse, embedding, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 self._bump(db, name)
         result.written = len(rows)
         return result
 
-    def _rows(self, name: str, columns: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
-        """`id, <columns>` of the stored documents among `ids`, read in chunks from one snapshot."""
+    def _rows(self, name: str, columns: str, ids: Sequence[str]) -> tuple[IndexSpec, list[tuple[Any, ...]]]:
+        """The index's spec, and `id, <columns>` of the stored documents among `ids`, read in chunks from one
+        snapshot."""
         with self._transaction() as db:
-            self._spec(db, name)
-            return [row for chunk in _chunks(ids) for row in db.execute(
+            spec, _ = self._spec(db, name)
+            return spec, [row for chunk in _chunks(ids) for row in db.execute(
                 f"SELECT id, {columns} FROM documents WHERE idx = ? AND id IN ({_placeholders(chunk)})",
                 (name, *chunk))]
 
     def stored_state(self, name: str, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, str]]]:
-        return {doc_id: (content_hash, json.loads(models))
-                for doc_id, content_hash, models in self._rows(name, "content_hash, models", ids)}
+        _, rows = self._rows(name, "content_hash, models", ids)
+        return {doc_id: (content_hash, json.loads(models)) for doc_id, content_hash, models in rows}
 
     def get(self, name: str, ids: Sequence[str]) -> list[StoredDocument]:
-        columns = "title, text, metadata, source, content_hash, models, sparse, embedding"
-        found = {row[0]: _stored(*row) for row in self._rows(name, columns, ids)}
+        columns = "title, text, metadata, source, content_hash, models, sparse, embedding, tokens"
+        spec, rows = self._rows(name, columns, ids)
+        found = {row[0]: _stored(spec, *row) for row in rows}
         return [found[doc_id] for doc_id in ids if doc_id in found]
 
     def delete(self, name: str, ids: Sequence[str]) -> int:
@@ -374,12 +413,12 @@ class LocalStore:
         analyzer = get_analyzer(spec.language)
         cache = self._caches.setdefault((name, analyzer.version), RowCache(analyzer))
         fresh = db.execute(
-            "SELECT seq, title, text, sparse, embedding FROM documents "
+            "SELECT seq, title, text, sparse, embedding, tokens FROM documents "
             "WHERE idx = ? AND seq > ? ORDER BY seq",
             (name, cache.last_seq),
         )
-        for seq, title, text, sparse, embedding in fresh:
-            cache.rows[seq] = cache.parse(title, text, sparse, embedding)
+        for seq, title, text, sparse, embedding, tokens in fresh:
+            cache.rows[seq] = cache.parse(title, text, sparse, embedding, tokens)
             cache.last_seq = seq
         current = db.execute("SELECT seq, id FROM documents WHERE idx = ? ORDER BY seq", (name,)).fetchall()
         live = {seq for seq, _ in current}

@@ -2,7 +2,9 @@
 
 JSON has no NaN or infinity, and one such number would make the whole `_bulk` body unparseable (a 400 for
 every document in the chunk). `document_source` refuses those documents alone, with the reason the field
-mapper gives; everything else OpenSearch checks itself, and reports per item.
+mapper gives; everything else OpenSearch checks itself, and reports per item. Token vectors go in an unindexed
+`object` that OpenSearch never checks, so they are checked here as the local store checks them (dimension,
+finite values), and a document that kept no token is written without them.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from neurank.documents import Document
-from neurank.index_spec import SPARSE_FIELDS
-from neurank.mappings.index import EMBEDDING_FIELD
+from neurank.index_spec import COLBERT_ROLE, SPARSE_FIELDS
+from neurank.mappings.index import EMBEDDING_FIELD, TOKEN_COUNT_FIELD
 from neurank.stores.protocol import EncodedDocument, StoredDocument
+from neurank.stores.tokens import BadTokenVectors, check_token_vectors
 
 SOURCE_FIELDS = ("doc_id", "title", "text", "metadata", "source", "content_hash", "models",
-                 *SPARSE_FIELDS, EMBEDDING_FIELD)
+                 *SPARSE_FIELDS, EMBEDDING_FIELD, COLBERT_ROLE)
 STATE_FIELDS = ("content_hash", "models")
 
 
@@ -27,8 +30,9 @@ class UnsendableDocument(ValueError):
     """A document that cannot be written as JSON; the message is the reason, naming the field."""
 
 
-def document_source(encoded: EncodedDocument) -> dict[str, Any]:
-    """The `_source` of one document; raises UnsendableDocument for a value JSON cannot carry."""
+def document_source(encoded: EncodedDocument, colbert_dimension: int | None = None) -> dict[str, Any]:
+    """The `_source` of one document; raises UnsendableDocument for a value JSON cannot carry, or token vectors
+    the index (`colbert_dimension`) cannot score."""
     doc = encoded.document
     source: dict[str, Any] = {
         "doc_id": doc.id,
@@ -56,7 +60,23 @@ def document_source(encoded: EncodedDocument) -> dict[str, Any]:
                 "KNN vector values cannot be NaN or infinite"
             )
         source[EMBEDDING_FIELD] = vector.tolist()
+    if encoded.token_vectors is not None:
+        try:
+            tokens = check_token_vectors(encoded.token_vectors, colbert_dimension)
+        except BadTokenVectors as exc:
+            raise UnsendableDocument(f"failed to parse field [{COLBERT_ROLE}] (token vectors): {exc}") from exc
+        if tokens is not None:
+            # float32's shortest decimals (a 128-dim row in ~40 % fewer JSON bytes), which read back as the same
+            # float32 values; `lateInteractionScore` reads them as floats too
+            source[COLBERT_ROLE] = tokens.astype(str).astype(np.float64).tolist()
+            source[TOKEN_COUNT_FIELD] = len(tokens)
     return source
+
+
+def token_vectors(source: Mapping[str, Any]) -> np.ndarray | None:
+    """The float32 token vectors of a `_source`, None when it has none."""
+    rows = source.get(COLBERT_ROLE)
+    return np.asarray(rows, dtype=np.float32) if rows else None
 
 
 def stored_document(doc_id: str, source: Mapping[str, Any]) -> StoredDocument:
@@ -75,6 +95,7 @@ def stored_document(doc_id: str, source: Mapping[str, Any]) -> StoredDocument:
         models=source.get("models") or {},
         sparse={field: source[field] for field in SPARSE_FIELDS if source.get(field)},
         embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
+        token_vectors=token_vectors(source),
     )
 
 

@@ -6,6 +6,10 @@ Each sub-query scores as SCORING.md says, on the fields of `neurank.mappings.ind
   `bool.should` of linear `rank_feature` clauses with boost = query weight. Both build Lucene's
   `BoostQuery(FeatureQuery(linear), w)` per token and sum them: the same score, Σ w_t · decode(S_d,t) (§2, §3).
 - vector: `knn` on `embedding` (§4).
+- late interaction (k-NN 3.3+): `script_score` over the candidates (an `ids` query, limited to documents that
+  have token vectors) with k-NN's `lateInteractionScore` reading the `colbert` field from `_source`, `space_type`
+  `innerproduct` set explicitly (its default is `l2`); the score is a monotone transform of MaxSim (§7).
+  Without the function, the store scores the candidates itself.
 `pagination_depth` of a `hybrid` query needs neural-search 2.19.
 """
 
@@ -15,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from neurank.errors import InputError, PlanError
-from neurank.mappings.index import CONTENT_FIELD, EMBEDDING_FIELD
-from neurank.retrieval import MAX_SUB_QUERIES, SparseQuery, SubQuery, TextQuery, VectorQuery
+from neurank.index_spec import COLBERT_ROLE
+from neurank.mappings.index import CONTENT_FIELD, EMBEDDING_FIELD, TOKEN_COUNT_FIELD
+from neurank.retrieval import MAX_SUB_QUERIES, LateInteractionQuery, SparseQuery, SubQuery, TextQuery, VectorQuery
 
 Query = dict[str, Any]
 
@@ -52,12 +57,35 @@ def knn_query(query: VectorQuery) -> Query:
     return {"knn": {EMBEDDING_FIELD: {"vector": query.vector.tolist(), "k": query.k}}}
 
 
+LATE_INTERACTION_SPACE = "innerproduct"
+"""The `space_type` sent to `lateInteractionScore`: the dot product of MaxSim (the function's default is l2)."""
+LATE_INTERACTION_SCRIPT = (
+    f"lateInteractionScore(params.query_vectors, '{COLBERT_ROLE}', params._source, params.space_type)"
+)
+
+
+def late_interaction_query(query: LateInteractionQuery) -> Query:
+    """MaxSim of the candidates that have token vectors, on the cluster (SCORING.md §7 gives the transform)."""
+    candidates = {"bool": {"filter": [
+        {"ids": {"values": list(dict.fromkeys(query.ids))}},
+        {"exists": {"field": TOKEN_COUNT_FIELD}},
+    ]}}
+    script = {
+        "source": LATE_INTERACTION_SCRIPT,
+        "lang": "painless",
+        "params": {"query_vectors": query.vectors.tolist(), "space_type": LATE_INTERACTION_SPACE},
+    }
+    return {"script_score": {"query": candidates, "script": script}}
+
+
 def sub_query(query: SubQuery, *, neural_sparse: bool) -> Query:
     """The OpenSearch query of one sub-query."""
     if isinstance(query, TextQuery):
         return bm25_query(query.text)
     if isinstance(query, SparseQuery):
         return sparse_query(query, neural_sparse=neural_sparse)
+    if isinstance(query, LateInteractionQuery):
+        return late_interaction_query(query)
     return knn_query(query)
 
 

@@ -13,6 +13,10 @@ Searching. One sub-query is one `_search`, several are one `_msearch`. With the 
 once per store with `GET _cat/plugins`, or set by `opensearch_neural_plugin`) the store also fuses: a `hybrid`
 query with a fusion search pipeline (`search_fused`), for the fusions the plugin's version has (`fuses`).
 Learned-sparse sub-queries use `neural_sparse` where the plugin exists, else the equivalent `rank_feature` sum.
+A late-interaction sub-query runs on the cluster where the k-NN plugin has `lateInteractionScore` (3.3+, from
+the same `_cat/plugins`, or set by `opensearch_late_interaction`), and its scores are mapped back to MaxSim
+(SCORING.md §7); elsewhere the store fetches the candidates' token vectors (`_mget`) and scores them itself.
+Either way a sub-query's scores are MaxSim, as in the local store.
 
 Refresh. Bulk requests do not wait for a refresh (`wait_for` would hold each one for up to a refresh
 interval); the store refreshes an index it wrote to before its next read that needs it, and `commit`
@@ -34,16 +38,25 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import AuthorizationException, OpenSearchException, TransportError
 
 from neurank import __version__
 from neurank.config import Settings
 from neurank.errors import ConfigError, IndexNotFoundError, StoreError
-from neurank.index_spec import IndexSpec
+from neurank.index_spec import COLBERT_ROLE, IndexSpec
 from neurank.mappings import index_body, pipeline_id, search_pipeline_body, spec_from_meta
 from neurank.mappings.index import CONTENT_FIELD
-from neurank.retrieval import DEFAULT_HYBRID_FUSION, MAX_SUB_QUERIES, Fusion, ScoredIds, SubQuery
+from neurank.retrieval import (
+    DEFAULT_HYBRID_FUSION,
+    MAX_SUB_QUERIES,
+    Fusion,
+    LateInteractionQuery,
+    ScoredIds,
+    SubQuery,
+)
+from neurank.stores import scoring
 from neurank.stores.opensearch.bulk import DEFAULT_POLICY, Action, BulkOutcome, BulkPolicy, write
 from neurank.stores.opensearch.documents import (
     SOURCE_FIELDS,
@@ -52,6 +65,7 @@ from neurank.stores.opensearch.documents import (
     document_source,
     stored_document,
     stored_state,
+    token_vectors,
 )
 from neurank.stores.opensearch.dsl import hybrid_body, msearch_lines, search_body, sub_query, term_filter
 from neurank.stores.opensearch.errors import store_error
@@ -63,6 +77,10 @@ NEURAL_SEARCH = "opensearch-neural-search"
 """The plugin's component name in `_cat/plugins`."""
 ASSUMED_NEURAL_SEARCH = (3, 1)
 """The neural-search version assumed when `opensearch_neural_plugin` is set to true."""
+KNN = "opensearch-knn"
+"""The k-NN plugin's component name in `_cat/plugins`."""
+LATE_INTERACTION_KNN = (3, 3)
+"""The first k-NN version with the `lateInteractionScore` Painless function (k-NN #2909)."""
 MGET_CHUNK = 1000
 
 
@@ -78,9 +96,16 @@ def explain_term_body(term: str, count: int, doc_id: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What the cluster can do beyond core OpenSearch; `neural_search` is the plugin's version, None if absent."""
+    """What the cluster can do beyond core OpenSearch; `neural_search` and `knn` are the plugins' versions, None
+    where absent."""
 
     neural_search: tuple[int, ...] | None = None
+    knn: tuple[int, ...] | None = None
+
+    @property
+    def late_interaction(self) -> bool:
+        """Whether Painless has `lateInteractionScore`."""
+        return self.knn is not None and self.knn >= LATE_INTERACTION_KNN
 
     @property
     def neural_sparse(self) -> bool:
@@ -200,13 +225,15 @@ class OpenSearchStore:
     # -- what the cluster can do ---------------------------------------------------------------------------
 
     def capabilities(self) -> Capabilities:
-        """Asked once per store (`_cat/plugins`) unless `opensearch_neural_plugin` says it."""
+        """Asked once per store (`_cat/plugins`) unless `opensearch_neural_plugin` and
+        `opensearch_late_interaction` both say it; each setting that is set wins over what the cluster says."""
         if self._capabilities is None:
-            forced = self._settings.opensearch_neural_plugin
-            if forced is not None:
-                self._capabilities = Capabilities(ASSUMED_NEURAL_SEARCH if forced else None)
-            else:
-                self._capabilities = self._detect()
+            neural, late = self._settings.opensearch_neural_plugin, self._settings.opensearch_late_interaction
+            detected = self._detect() if neural is None or late is None else Capabilities()
+            self._capabilities = Capabilities(
+                detected.neural_search if neural is None else (ASSUMED_NEURAL_SEARCH if neural else None),
+                detected.knn if late is None else (LATE_INTERACTION_KNN if late else None),
+            )
         return self._capabilities
 
     def _detect(self) -> Capabilities:
@@ -216,11 +243,17 @@ class OpenSearchStore:
         except ConfigError as exc:
             if not isinstance(exc.__cause__, AuthorizationException):
                 raise
-            log.warning("%s does not let this user list plugins; assuming no neural-search plugin "
-                        "(set NEURANK_OPENSEARCH_NEURAL_PLUGIN=true if it has one)", self.url)
+            log.warning("%s does not let this user list plugins; assuming no neural-search plugin and no "
+                        "lateInteractionScore (set NEURANK_OPENSEARCH_NEURAL_PLUGIN=true or "
+                        "NEURANK_OPENSEARCH_LATE_INTERACTION=true where it has them)", self.url)
             return Capabilities()
-        versions = [_version_tuple(p.get("version", "")) for p in plugins if p.get("component") == NEURAL_SEARCH]
-        return Capabilities(min(versions) if versions else None)
+
+        def oldest(component: str) -> tuple[int, ...] | None:
+            """The plugin's version on the node that has the oldest (what every node can run), None if absent."""
+            versions = [_version_tuple(p.get("version", "")) for p in plugins if p.get("component") == component]
+            return min(versions) if versions else None
+
+        return Capabilities(oldest(NEURAL_SEARCH), oldest(KNN))
 
     # -- versions --------------------------------------------------------------------------------------------
 
@@ -341,12 +374,16 @@ class OpenSearchStore:
 
     def upsert(self, name: str, documents: Sequence[EncodedDocument]) -> WriteResult:
         target = self._write_target(name)
+        colbert_dimension = None
+        if any(encoded.token_vectors is not None for encoded in documents):
+            spec = self._spec_of(target)
+            colbert_dimension = None if spec is None else spec.colbert_dimension
         failures: list[tuple[int, WriteFailure]] = []
         actions, positions = [], []
         for position, encoded in enumerate(documents):
             doc = encoded.document
             try:
-                source = document_source(encoded)
+                source = document_source(encoded, colbert_dimension)
             except UnsendableDocument as exc:
                 failures.append((position, WriteFailure(doc.id, str(exc), doc.source)))
                 continue
@@ -437,12 +474,43 @@ class OpenSearchStore:
         return pipeline
 
     def search(self, name: str, queries: Sequence[SubQuery]) -> list[ScoredIds]:
-        """One `_search`, or one `_msearch` for several sub-queries."""
-        neural_sparse = self.capabilities().neural_sparse
-        bodies = [search_body(sub_query(query, neural_sparse=neural_sparse), query.k) for query in queries]
-        if len(bodies) == 1:
-            return [self._search(name, bodies[0])]
-        return self._msearch(name, bodies)
+        """One `_search`, or one `_msearch` for several sub-queries; a late-interaction sub-query the cluster
+        cannot score is scored here from the candidates' token vectors."""
+        capabilities = self.capabilities()
+        on_cluster = [i for i, query in enumerate(queries)
+                      if not isinstance(query, LateInteractionQuery) or capabilities.late_interaction]
+        bodies = [search_body(sub_query(queries[i], neural_sparse=capabilities.neural_sparse), queries[i].k)
+                  for i in on_cluster]
+        found = [self._search(name, bodies[0])] if len(bodies) == 1 else self._msearch(name, bodies) if bodies else []
+        answered = dict(zip(on_cluster, found, strict=True))
+        results = []
+        for i, query in enumerate(queries):
+            if not isinstance(query, LateInteractionQuery):
+                results.append(answered[i])
+            elif i in answered:
+                results.append(_maxsim_of_scores(answered[i], query))
+            else:
+                results.append(self._late_interaction(name, query))
+        return results
+
+    def _late_interaction(self, name: str, query: LateInteractionQuery) -> ScoredIds:
+        """SCORING.md §7 in the client: MaxSim of the candidates' token vectors fetched with `_mget` (realtime);
+        candidates without token vectors are left out. Ties keep the candidates' order."""
+        found = self._mget(name, query.ids, [COLBERT_ROLE])
+        candidates = [(doc_id, vectors) for doc_id in dict.fromkeys(query.ids)
+                      if doc_id in found and (vectors := token_vectors(found[doc_id])) is not None]
+        if not candidates:
+            return []
+        dimension = query.vectors.shape[1]
+        for doc_id, vectors in candidates:
+            if vectors.ndim != 2 or vectors.shape[1] != dimension:
+                raise StoreError(f"[{COLBERT_ROLE}] of {doc_id!r} in {name!r} has token vectors of shape "
+                                 f"{vectors.shape}; the query's have dimension {dimension}")
+        if not np.isfinite(query.vectors).all():
+            raise StoreError(f"[{COLBERT_ROLE}] query vectors refused: values cannot be NaN or infinite")
+        scores = scoring.maxsim(query.vectors, [vectors for _, vectors in candidates]).tolist()
+        order = sorted(range(len(candidates)), key=lambda i: -scores[i])[: query.k]
+        return [(candidates[i][0], scores[i]) for i in order]
 
     def fuses(self, fusion: Fusion) -> bool:
         return self.capabilities().fuses(fusion)
@@ -465,6 +533,12 @@ class OpenSearchStore:
             return {}
         results = self._msearch(name, [explain_term_body(term, count, doc_id) for term, count in counts.items()])
         return {term: hits[0][1] for term, hits in zip(counts, results, strict=True) if hits}
+
+
+def _maxsim_of_scores(hits: ScoredIds, query: LateInteractionQuery) -> ScoredIds:
+    """`lateInteractionScore`'s innerproduct scores mapped back to MaxSim (SCORING.md §7; the order is kept)."""
+    n_tokens = len(query.vectors)
+    return [(doc_id, float(scoring.late_interaction_maxsim(score, n_tokens))) for doc_id, score in hits]
 
 
 def _scored(response: Mapping[str, Any]) -> ScoredIds:
