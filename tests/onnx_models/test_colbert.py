@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from neurank.errors import ModelError
 from neurank.index_spec import COLBERT_ROLE
 from neurank.onnx_models import LateInteractionEncoder, export_model, resolve_model, save_late_interaction
 from neurank.onnx_models.bundle import EncoderBundle
+from neurank.onnx_models.parity import Comparison, ParityReport
 from neurank.onnx_models.registry import PARITY_FILE
 from neurank.stores.scoring import maxsim
 
@@ -235,3 +237,26 @@ def test_onnx_export_is_checked_by_maxsim_and_runs_like_torch(neurank_folder: Pa
     for got, expected in zip(onnx_encoder.encode_documents(DOCUMENTS), torch_encoder.encode_documents(DOCUMENTS),
                              strict=True):
         np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_int8_passes_only_when_it_keeps_the_maxsim_order() -> None:
+    exact = Comparison(max_abs_diff=0.0, min_cosine=1.0, maxsim_max_abs_diff=0.0, same_order=True)
+    report = ParityReport(texts=7, max_length=180, fp32=exact,
+                          int8=Comparison(max_abs_diff=0.05, min_cosine=0.999, maxsim_max_abs_diff=0.4,
+                                          same_order=False))
+    assert report.int8_passed is False
+    assert replace(report, int8=replace(report.int8, same_order=True)).int8_passed is True
+    assert replace(report, fp32=replace(exact, same_order=False)).fp32_passed is False
+    assert ParityReport.from_dict(report.to_dict()) == report
+
+
+def test_the_int8_export_is_installed_with_its_order_check(neurank_folder: Path, export_home: Path) -> None:
+    report = export_model(str(neurank_folder), home=export_home, int8=True)
+    assert report.parity.int8 is not None and report.parity.int8.same_order is True
+    assert report.parity.int8_passed and report.onnx_int8 is not None and report.onnx_int8.is_file()
+    int8 = LateInteractionEncoder(str(neurank_folder), home=export_home, runtime="onnx", int8=True)
+    reference = LateInteractionEncoder(str(neurank_folder), home=export_home)
+    query = int8.encode_queries([QUERY])[0]
+    expected = reference.encode_queries([QUERY])[0]
+    order = np.argsort(-maxsim(query, int8.encode_documents(DOCUMENTS)))
+    assert np.array_equal(order, np.argsort(-maxsim(expected, reference.encode_documents(DOCUMENTS))))
