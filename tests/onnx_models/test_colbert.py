@@ -20,9 +20,9 @@ from neurank.config import load_settings
 from neurank.errors import ModelError
 from neurank.index_spec import COLBERT_ROLE
 from neurank.onnx_models import LateInteractionEncoder, export_model, resolve_model, save_late_interaction
-from neurank.onnx_models.bundle import EncoderBundle
+from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
 from neurank.onnx_models.parity import Comparison, ParityReport
-from neurank.onnx_models.registry import PARITY_FILE
+from neurank.onnx_models.registry import PARITY_FILE, find_export
 from neurank.stores.scoring import maxsim
 
 DIM = 16
@@ -221,6 +221,14 @@ def test_the_bundle_fills_token_vectors_and_the_index_spec(neurank_folder: Path,
     monkeypatch.setenv("NEURANK_COLBERT_MODEL", "none")
     off = EncoderBundle.from_settings(load_settings(home=export_home, sparse_model="none", dense_model="none"))
     assert off.colbert is None and off.index_spec(settings).colbert_dimension is None
+
+
+def test_the_onnx_runtime_exports_the_configured_colbert_model_up_front(neurank_folder: Path,
+                                                                        export_home: Path) -> None:
+    settings = load_settings(home=export_home, runtime="onnx", int8=False, sparse_model="none", dense_model="none",
+                             colbert_model=str(neurank_folder))
+    ensure_exports([settings])
+    assert find_export(resolve_model(str(neurank_folder), export_home), export_home, int8=False).is_file()
 
 
 def test_onnx_export_is_checked_by_maxsim_and_runs_like_torch(neurank_folder: Path, export_home: Path) -> None:

@@ -5,6 +5,7 @@ the final evaluation, and the CLI. Quality is never claimed from these models.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from neurank.train.config import TrainConfig
 from neurank.train.data import TrainingData, load_training_data
 from neurank.train.evaluation import Scorer
 from neurank.train.loop import LoopConfig, fit
+from neurank.train.losses import contrastive_loss_from_scores
 from neurank.train.recipe import REPORT_FILE
 
 SMOKE = {"steps": 2, "batch_size": 4, "n_negatives": 2, "learning_rate": 1e-3, "max_length": 48, "eval_every": 2,
@@ -68,6 +70,25 @@ def test_a_short_run_lowers_the_loss(data: TrainingData, tiny_dense: Path, tmp_p
     fit(model.module, lambda step: model.loss(batch, step), lambda: 0.0, config, tmp_path, fingerprint="colbert",
         head=model.head, progress=False)
     assert held_out() < before
+
+
+def test_a_document_judged_relevant_to_a_query_is_never_its_in_batch_negative(data: TrainingData,
+                                                                            tiny_dense: Path) -> None:
+    group = data.batch(0, batch_size=1, n_negatives=2)[0]
+    twin = replace(group, query_id=f"{group.query_id}-again")  # another query judging the same document relevant
+    model = trainee(tiny_dense)
+    model.module.eval()
+    with torch.no_grad():
+        loss = float(model.loss([group, twin], 0))
+        queries = model.encode_queries([group.query, twin.query])
+        scores = late_scores(queries, *model.encode_documents([group.passages[0], twin.passages[0],
+                                                                *group.passages[1:], *twin.passages[1:]]))
+    # Each row keeps its own positive and the four negatives, never the twin's copy of its positive.
+    keep = torch.ones_like(scores, dtype=torch.bool)
+    keep[0, 1] = keep[1, 0] = False
+    targets = torch.arange(2)
+    assert loss == pytest.approx(float(contrastive_loss_from_scores(scores, targets, keep=keep)), rel=1e-5)
+    assert loss < float(contrastive_loss_from_scores(scores, targets)) - 0.1
 
 
 def test_distillation_adds_a_term_only_with_a_teacher(data: TrainingData, tiny_dense: Path) -> None:
