@@ -17,7 +17,7 @@ import torch
 from tests.onnx_models.conftest import TOKENIZER_FILES
 
 from neurank.config import load_settings
-from neurank.errors import ModelError
+from neurank.errors import ConfigError, ModelError
 from neurank.index_spec import COLBERT_ROLE
 from neurank.onnx_models import LateInteractionEncoder, export_model, resolve_model, save_late_interaction
 from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
@@ -268,3 +268,12 @@ def test_the_int8_export_is_installed_with_its_order_check(neurank_folder: Path,
     expected = reference.encode_queries([QUERY])[0]
     order = np.argsort(-maxsim(query, int8.encode_documents(DOCUMENTS)))
     assert np.array_equal(order, np.argsort(-maxsim(expected, reference.encode_documents(DOCUMENTS))))
+
+
+def test_lengths_too_short_to_hold_a_token_are_refused_when_built(neurank_folder: Path, export_home: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="query_length must be at least 4"):
+        LateInteractionEncoder(str(neurank_folder), home=export_home, query_length=3)
+    monkeypatch.setenv("NEURANK_COLBERT_DOCUMENT_LENGTH", "2")
+    with pytest.raises(ConfigError, match="NEURANK_COLBERT_DOCUMENT_LENGTH"):
+        load_settings()

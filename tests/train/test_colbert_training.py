@@ -129,6 +129,7 @@ def test_training_writes_a_pylate_folder_that_loads_exports_and_evaluates(
                                atol=1e-4)
     continued = ColbertTrainee(out, max_length=48, options=ColbertOptions(), teacher=None)
     np.testing.assert_array_equal(continued.module.linear.weight.detach().numpy(), folder.projection)
+    assert continued.head == () and trainee(tiny_dense).head == ("linear.",)
 
 
 def test_cli_trains_colbert_with_json_report(tiny_beir: Path, tiny_dense: Path, tmp_path: Path,

@@ -21,6 +21,9 @@ from neurank.onnx_models.batching import Tokenized, padded_batches, tokenize
 from neurank.onnx_models.late_folder import DOCUMENT_LENGTH, LateInteractionConfig, read_late_interaction
 from neurank.onnx_models.runtimes import Runtime
 
+MIN_LENGTH = 4
+"""The shortest input that holds a token: [CLS], the marker, one token, [SEP]."""
+
 
 @dataclass(frozen=True, slots=True)
 class LateInputs:
@@ -40,9 +43,9 @@ class LateInputs:
               document_length: int | None = None) -> LateInputs:
         """From the folder's settings; `query_length` / `document_length` override the folder's."""
         queries, documents = query_length or config.query_length, document_length or config.document_length
-        if queries < 4 or documents < 4:
-            raise ConfigError(f"late-interaction lengths must be >= 4 tokens ([CLS], marker, a token, [SEP]), "
-                              f"got query {queries} and document {documents}")
+        if queries < MIN_LENGTH or documents < MIN_LENGTH:
+            raise ConfigError(f"late-interaction lengths must be >= {MIN_LENGTH} tokens ([CLS], marker, a token, "
+                              f"[SEP]), got query {queries} and document {documents}")
         if tokenizer.mask_token_id is None:
             raise ModelError("a late-interaction model needs a tokenizer with a [MASK] token (query padding)")
         skip = {ids[0] for word in config.skiplist
@@ -101,6 +104,10 @@ class LateInteractionEncoder(Encoder):
                  batch_tokens: int = 16384, threads: int | None = None) -> None:
         super().__init__(model, home=home, runtime=runtime, int8=int8,
                          max_length=document_length or DOCUMENT_LENGTH, batch_tokens=batch_tokens, threads=threads)
+        for name, value in (("query_length", query_length), ("document_length", document_length)):
+            if value is not None and value < MIN_LENGTH:
+                raise ConfigError(f"{name} must be at least {MIN_LENGTH} tokens ([CLS], marker, a token, [SEP]), "
+                                  f"got {value}")
         self._query_length = query_length
         self._document_length = document_length
         self._config: LateInteractionConfig | None = None

@@ -84,7 +84,6 @@ class ColbertOptions:
 
 class ColbertTrainee:
     kind: ClassVar[str] = "colbert"
-    head: tuple[str, ...] = ("linear.",)
 
     def __init__(self, base: Path, *, max_length: int, options: ColbertOptions, teacher: Scorer | None) -> None:
         from transformers import AutoModel
@@ -92,7 +91,10 @@ class ColbertTrainee:
         from neurank.onnx_models.graphs import TokenVectors
 
         self.tokenizer = fresh_tokenizer(base)
-        config = _base_config(base, options)
+        fresh = model_kind(base) != "colbert"
+        config = _fresh_config(base, options) if fresh else read_late_interaction(base)
+        self.head: tuple[str, ...] = ("linear.",) if fresh else ()
+        """A fresh projection trains at `head_learning_rate`; a trained one at the encoder's rate."""
         self.module: Any = TokenVectors(pretrained(AutoModel, base), torch.from_numpy(config.projection))
         self.inputs = LateInputs.build(self.tokenizer, config, query_length=options.query_length,
                                        document_length=max_length)
@@ -175,10 +177,8 @@ def late_scores(queries: Tensor, documents: Tensor, kept: Tensor) -> Tensor:
     return similarities.amax(dim=-1).sum(dim=-1)
 
 
-def _base_config(base: Path, options: ColbertOptions) -> LateInteractionConfig:
-    """The base's own late-interaction settings, or ColBERTv2's around a fresh projection (seeded, as torch is)."""
-    if model_kind(base) == "colbert":
-        return read_late_interaction(base)
+def _fresh_config(base: Path, options: ColbertOptions) -> LateInteractionConfig:
+    """ColBERTv2's settings around a fresh projection of the base's hidden states (seeded, as torch is)."""
     from transformers import AutoConfig
 
     hidden = int(AutoConfig.from_pretrained(str(base)).hidden_size)
