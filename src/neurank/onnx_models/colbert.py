@@ -54,8 +54,8 @@ class LateInputs:
                    int(tokenizer.mask_token_id), int(tokenizer.pad_token_id or 0), queries, documents,
                    config.attend_to_expansion, frozenset(skip))
 
-    def queries(self, tokenizer: Any, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], list[bool]]:
-        """(len(texts), query_length) int64 inputs padded with [MASK]; which texts were cut."""
+    def queries(self, tokenizer: Any, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """(len(texts), query_length) int64 inputs padded with [MASK] (a longer query is cut, as ColBERT does)."""
         tokenized = _marked(tokenizer, texts, self.query_length, self.query_marker)
         shape = (len(texts), self.query_length)
         input_ids = np.full(shape, self.mask_id, dtype=np.int64)
@@ -63,9 +63,8 @@ class LateInputs:
         for row, ids in enumerate(tokenized.input_ids):
             input_ids[row, :len(ids)] = ids
             attention_mask[row, :len(ids)] = 1
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask,
-                  "token_type_ids": np.zeros(shape, dtype=np.int64)}
-        return inputs, tokenized.truncated
+        return {"input_ids": input_ids, "attention_mask": attention_mask,
+                "token_type_ids": np.zeros(shape, dtype=np.int64)}
 
     def documents(self, tokenizer: Any, texts: Sequence[str]) -> Tokenized:
         """Token ids with the document marker, cut at `document_length` (cuts recorded)."""
@@ -149,20 +148,18 @@ class LateInteractionEncoder(Encoder):
         rows_per_batch = max(1, self.batch_tokens // inputs.query_length)
         result: list[np.ndarray] = []
         for start in range(0, len(texts), rows_per_batch):
-            batch, _ = inputs.queries(loaded.tokenizer, texts[start:start + rows_per_batch])
+            batch = inputs.queries(loaded.tokenizer, texts[start:start + rows_per_batch])
             result.extend(np.ascontiguousarray(matrix, dtype=np.float32) for matrix in loaded.backend(batch))
         return result
 
     def encode_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Each (kept tokens, dim) float32, in input order; punctuation dropped, so a matrix may have no row."""
-        result: list[np.ndarray] = [np.empty((0, self.dim), dtype=np.float32)] * len(texts)
-        for position, matrix in self._document_matrices(texts):
-            result[position] = matrix
-        return result
+        matrices = dict(self._document_matrices(texts))
+        return [matrices[position] for position in range(len(texts))]
 
     def query_tokens(self, text: str) -> list[str]:
         """The token of each row of `encode_queries([text])[0]` ([CLS], [unused0], …, [MASK] ×n)."""
-        batch, _ = self.inputs.queries(self._model().tokenizer, [text])
+        batch = self.inputs.queries(self._model().tokenizer, [text])
         return self._model().tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
 
     def document_tokens(self, text: str) -> list[str]:

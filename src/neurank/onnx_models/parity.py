@@ -10,7 +10,7 @@ the samples, and the order they put the samples in (`LateProbe`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from neurank.onnx_models.batching import Batch, padded_batches, tokenize
 from neurank.onnx_models.kinds import Kind
 from neurank.onnx_models.runtimes import Backend
 from neurank.stores.scoring import maxsim
+
+if TYPE_CHECKING:
+    from neurank.onnx_models.colbert import LateInputs
 
 FP32_MAX_ABS_DIFF = 1e-4
 """fp32 ONNX vs torch, any output value (SPLADE weights reach ~3, normalized embeddings ≤ 1)."""
@@ -130,9 +133,8 @@ class LateProbe:
     max_length: int
 
     @classmethod
-    def build(cls, tokenizer: Any, inputs: Any) -> LateProbe:
-        """`inputs` is the encoder's `colbert.LateInputs`."""
-        query, _ = inputs.queries(tokenizer, [SAMPLE_QUERY])
+    def build(cls, tokenizer: Any, inputs: LateInputs) -> LateProbe:
+        query = inputs.queries(tokenizer, [SAMPLE_QUERY])
         tokenized = inputs.documents(tokenizer, SAMPLE_TEXTS)
         alone = list(padded_batches(tokenized, 1, inputs.pad_id))
         together = list(padded_batches(tokenized, 1 << 30, inputs.pad_id))

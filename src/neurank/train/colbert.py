@@ -103,8 +103,7 @@ class ColbertTrainee:
 
     def encode_queries(self, texts: Sequence[str]) -> Tensor:
         """(len(texts), query_length, dim): every row, the [MASK] padding's included."""
-        inputs, _ = self.inputs.queries(self.tokenizer, texts)
-        return self._forward(inputs)
+        return self._forward(self.inputs.queries(self.tokenizer, texts))
 
     def encode_documents(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """(len(texts), longest, dim) and a bool mask of the rows that count (no padding, no punctuation)."""
