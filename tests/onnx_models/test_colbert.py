@@ -19,7 +19,14 @@ from tests.onnx_models.conftest import TOKENIZER_FILES
 from neurank.config import load_settings
 from neurank.errors import ConfigError, ModelError
 from neurank.index_spec import COLBERT_ROLE
-from neurank.onnx_models import LateInteractionEncoder, export_model, resolve_model, save_late_interaction
+from neurank.onnx_models import (
+    LateInteractionEncoder,
+    export_model,
+    model_fingerprint,
+    read_late_interaction,
+    resolve_model,
+    save_late_interaction,
+)
 from neurank.onnx_models.bundle import EncoderBundle, ensure_exports
 from neurank.onnx_models.parity import Comparison, ParityReport
 from neurank.onnx_models.registry import PARITY_FILE, find_export
@@ -277,3 +284,12 @@ def test_lengths_too_short_to_hold_a_token_are_refused_when_built(neurank_folder
     monkeypatch.setenv("NEURANK_COLBERT_DOCUMENT_LENGTH", "2")
     with pytest.raises(ConfigError, match="NEURANK_COLBERT_DOCUMENT_LENGTH"):
         load_settings()
+
+
+def test_a_new_projection_is_a_new_model_fingerprint(neurank_folder: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "retrained"
+    shutil.copytree(neurank_folder, folder)
+    before = model_fingerprint(folder)
+    projection = read_late_interaction(folder).projection
+    save_late_interaction(folder, projection * 2, query_length=32, document_length=180)
+    assert model_fingerprint(folder) != before
