@@ -530,7 +530,8 @@ def models_export(
     console.print(key_value_table(f"ONNX export of {model}", payload))
 
 
-train_app = typer.Typer(no_args_is_help=True, help="Train cross-encoder, dense and sparse models on a BEIR dataset.")
+train_app = typer.Typer(no_args_is_help=True,
+                        help="Train cross-encoder, dense, sparse and late-interaction models on a BEIR dataset.")
 app.add_typer(train_app, name="train")
 
 TrainDatasetOpt = Annotated[Path, typer.Option("--dataset", help="BEIR folder with qrels/train.tsv (and dev.tsv)")]
@@ -695,3 +696,31 @@ def train_sparse_command(
         return SparseOptions(lambda_query=lambda_query, lambda_document=lambda_document)
 
     run_trainer(train_sparse, DEFAULTS, options, locals(), as_json)
+
+
+@train_app.command("colbert")
+def train_colbert_command(
+    dataset: TrainDatasetOpt, out: TrainOutOpt, base: BaseOpt = None, steps: StepsOpt = None,
+    batch_size: BatchOpt = None, n_negatives: NegativesOpt = None, learning_rate: LrOpt = None,
+    max_length: Annotated[int | None, typer.Option("--max-length", help="document tokens (markers included)")] = None,
+    seed: SeedOpt = None, eval_every: EvalEveryOpt = None,
+    patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
+    range_min: RangeMinOpt = None, range_max: RangeMaxOpt = None, dev_depth: DevDepthOpt = None,
+    eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
+    threads: ThreadsOpt = None, device: DeviceOpt = None, precision: PrecisionOpt = None,
+    head_learning_rate: Annotated[float | None, typer.Option("--head-lr", help="learning rate of a new projection")] = (
+        None),
+    dim: Annotated[int, typer.Option(help="token vector size of a new projection")] = 128,
+    query_length: Annotated[int, typer.Option(help="query tokens, padded with [MASK]")] = 32,
+    teacher: Annotated[str | None, typer.Option(help="cross-encoder folder to distil (listwise KL)")] = None,
+    distill_weight: Annotated[float, typer.Option(help="weight of the distillation term")] = 1.0,
+    temperature: TemperatureOpt = None, runtime: RuntimeOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """A late-interaction (ColBERT) model from --base, MaxSim contrastive with in-batch and mined negatives."""
+    from neurank.train.colbert import DEFAULTS, ColbertOptions, train_colbert
+
+    def options() -> ColbertOptions:
+        return ColbertOptions(dim=dim, query_length=query_length, teacher=teacher, distill_weight=distill_weight,
+                              temperature=temperature or 1.0)
+
+    run_trainer(train_colbert, DEFAULTS, options, locals(), as_json)

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     rerank_int8: bool | None = Field(
         default=None, description="run the cross-encoder's int8 export; None: as `int8` says (a cross-encoder "
                                   "loses more to int8 than the encoders do, see docs/BENCHMARKS.md)")
+    colbert_model: str | None = Field(
+        default=None, description="late-interaction (ColBERT) model folder; None or 'none': no token vectors")
+    colbert_query_length: int = Field(default=32, ge=4, description="query tokens, padded with [MASK] to this")
+    colbert_document_length: int = Field(default=180, ge=4, description="document tokens kept at most (cuts counted)")
     runtime: Runtime = Field(default="onnx", description="torch or onnx")
     int8: bool = True
     max_length: int = 256

@@ -1,4 +1,4 @@
-"""Encoders (learned sparse, dense, cross) on PyTorch or ONNX Runtime, plus export, int8 and parity checks.
+"""Encoders (learned sparse, dense, cross, late interaction) on PyTorch or ONNX Runtime; export, int8, parity.
 
     SparseEncoder("splade-tiny", home=home, runtime="onnx", int8=True).encode_documents(texts)
 
@@ -7,9 +7,11 @@ graphs the onnx runtime needs.
 """
 
 from neurank.onnx_models.base import EncoderStats
+from neurank.onnx_models.colbert import LateInteractionEncoder
 from neurank.onnx_models.cross import CrossEncoder
 from neurank.onnx_models.dense import DenseEncoder
 from neurank.onnx_models.export import ExportReport, export_model
+from neurank.onnx_models.late_folder import LateInteractionConfig, read_late_interaction, save_late_interaction
 from neurank.onnx_models.parity import Comparison, ParityReport
 from neurank.onnx_models.registry import BUNDLED, ModelRef, model_fingerprint, resolve_model
 from neurank.onnx_models.runtimes import RUNTIMES, Runtime
@@ -23,6 +25,8 @@ __all__ = [
     "DenseEncoder",
     "EncoderStats",
     "ExportReport",
+    "LateInteractionConfig",
+    "LateInteractionEncoder",
     "ModelRef",
     "ParityReport",
     "Runtime",
@@ -31,5 +35,7 @@ __all__ = [
     "export_model",
     "feature_name",
     "model_fingerprint",
+    "read_late_interaction",
     "resolve_model",
+    "save_late_interaction",
 ]

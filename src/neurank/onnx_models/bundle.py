@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 
 from neurank.config import Runtime, Settings
 from neurank.documents import Document
-from neurank.index_spec import IndexSpec
+from neurank.index_spec import COLBERT_ROLE, DENSE_ROLE, IndexSpec
 from neurank.stores.protocol import EncodedDocument
 
 DISABLED = {"", "none", "off"}
@@ -28,7 +28,7 @@ def ensure_exports(settings_list: Sequence[Settings],
         return
     first = settings_list[0]
     names = {name for s in settings_list if s.runtime == "onnx"
-             for name in (s.sparse_model, s.dense_model) if name.lower() not in DISABLED}
+             for name in (s.sparse_model, s.dense_model, s.colbert_model or "") if name.lower() not in DISABLED}
     for name in sorted(names):
         with announce(f"ONNX export of {name}{' (int8)' if first.int8 else ''} …"):
             export_model(name, home=first.home, int8=first.int8, progress=logger.info)
@@ -47,7 +47,7 @@ class _EncoderOptions(TypedDict):
 
 @dataclass(slots=True)
 class EncoderBundle:
-    """Sparse (SPLADE and DeepCT fields) and dense encoders; any of them may be absent."""
+    """Sparse (SPLADE and DeepCT fields), dense and late-interaction encoders; any of them may be absent."""
 
     splade: Any = None
     deepct: Any = None
@@ -56,7 +56,7 @@ class EncoderBundle:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EncoderBundle:
-        from neurank.onnx_models import DenseEncoder, SparseEncoder
+        from neurank.onnx_models import DenseEncoder, LateInteractionEncoder, SparseEncoder
 
         common: _EncoderOptions = {"home": settings.home, "runtime": settings.runtime, "int8": settings.int8,
                                    "max_length": settings.max_length, "batch_tokens": settings.batch_tokens,
@@ -68,11 +68,18 @@ class EncoderBundle:
                 deepct = SparseEncoder(settings.sparse_model, mode="deepct", **common)
         if settings.dense_model.lower() not in DISABLED:
             dense = DenseEncoder(settings.dense_model, **common)
-        return cls(splade=splade, deepct=deepct, dense=dense)
+        colbert = None
+        if (settings.colbert_model or "").lower() not in DISABLED:
+            assert settings.colbert_model is not None
+            colbert = LateInteractionEncoder(
+                settings.colbert_model, home=settings.home, runtime=settings.runtime, int8=settings.int8,
+                query_length=settings.colbert_query_length, document_length=settings.colbert_document_length,
+                batch_tokens=settings.batch_tokens, threads=settings.threads)
+        return cls(splade=splade, deepct=deepct, dense=dense, colbert=colbert)
 
     def warm_up(self) -> None:
         """Load every model now (a worker process does this once, before its first task)."""
-        for encoder in (*self.sparse_encoders().values(), self.dense):
+        for encoder in (*self.sparse_encoders().values(), self.dense, self.colbert):
             if encoder is not None:
                 encoder.warm_up()
 
@@ -81,7 +88,7 @@ class EncoderBundle:
 
     def models(self) -> dict[str, str]:
         """role → fingerprint: what a stored document records, and what makes it stale when it changes."""
-        roles = {**self.sparse_encoders(), "dense": self.dense}
+        roles = {**self.sparse_encoders(), DENSE_ROLE: self.dense, COLBERT_ROLE: self.colbert}
         return {role: enc.fingerprint for role, enc in roles.items() if enc is not None}
 
     def index_spec(self, settings: Settings) -> IndexSpec:
@@ -92,12 +99,13 @@ class EncoderBundle:
             models=self.models(),
             bm25_k1=settings.bm25_k1,
             bm25_b=settings.bm25_b,
+            colbert_dimension=self.colbert.dim if self.colbert else None,
         )
 
     @property
     def truncated(self) -> int:
         """Documents longer than a model's window so far (counted once per encoder that cut them)."""
-        encoders = [*self.sparse_encoders().values(), self.dense]
+        encoders = [*self.sparse_encoders().values(), self.dense, self.colbert]
         return max((enc.stats.truncated for enc in encoders if enc is not None), default=0)
 
     def encode(self, documents: Sequence[Document]) -> list[EncodedDocument]:
@@ -108,6 +116,7 @@ class EncoderBundle:
         elif self.deepct is not None:
             sparse["deepct"] = self.deepct.encode_documents(passages)
         vectors = self.dense.encode_documents(passages) if self.dense else None
+        tokens = self.colbert.encode_documents(passages) if self.colbert else None
         models = self.models()
         return [
             EncodedDocument(
@@ -115,6 +124,7 @@ class EncoderBundle:
                 sparse={name: weights[i] for name, weights in sparse.items()},
                 embedding=None if vectors is None else vectors[i],
                 models=models,
+                token_vectors=None if tokens is None else tokens[i],
             )
             for i, doc in enumerate(documents)
         ]

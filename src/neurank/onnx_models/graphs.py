@@ -77,6 +77,27 @@ class EmbeddingPooling(nn.Module):
         return nn.functional.normalize(pooled, p=2.0, dim=-1) if self.normalize else pooled
 
 
+class TokenVectors(nn.Module):
+    """ColBERT token vectors: the hidden states through a linear projection without bias, L2-normalized.
+
+    Output (batch, seq, dim) for every position; the encoder keeps the rows it needs (all of a query's, a
+    document's non-punctuation tokens), so the graph stays one fixed computation that exports as is.
+    """
+
+    def __init__(self, model: nn.Module, projection: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.linear = nn.Linear(projection.shape[1], projection.shape[0], bias=False)
+        with torch.no_grad():
+            self.linear.weight.copy_(projection)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                            token_type_ids=token_type_ids).last_hidden_state
+        return nn.functional.normalize(self.linear(hidden), p=2.0, dim=-1)
+
+
 class Logits(nn.Module):
     """A sequence-classification model's logits, (batch, num_labels)."""
 

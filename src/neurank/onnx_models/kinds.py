@@ -1,4 +1,4 @@
-"""What a model folder holds (masked LM, encoder, classifier) and whether it can serve an encoder kind."""
+"""What a model folder holds (masked LM, encoder, classifier, late interaction) and whether it can serve a kind."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from neurank.errors import ModelError
+from neurank.onnx_models.late_folder import is_late_interaction, read_late_interaction
 from neurank.onnx_models.registry import ModelRef
 
-Kind = Literal["sparse", "dense", "cross"]
+Kind = Literal["sparse", "dense", "cross", "colbert"]
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -20,8 +21,11 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def model_kind(path: Path) -> Kind:
-    """What a folder holds, from its architectures: a masked LM is sparse, a classifier a cross-encoder."""
-    architectures = read_config(path).get("architectures") or []
+    """What a folder holds: a masked LM is sparse, a classifier a cross-encoder, a token projection ColBERT."""
+    config = read_config(path)
+    if is_late_interaction(path, config):
+        return "colbert"
+    architectures = config.get("architectures") or []
     if any(name.endswith("ForMaskedLM") for name in architectures):
         return "sparse"
     if any(name.endswith("ForSequenceClassification") for name in architectures):
@@ -32,6 +36,9 @@ def model_kind(path: Path) -> Kind:
 def check_kind(ref: ModelRef, kind: Kind) -> None:
     """Refuse a folder that cannot serve `kind`, naming what it is instead."""
     config = read_config(ref.path)
+    if kind == "colbert":
+        read_late_interaction(ref.path)
+        return
     found = model_kind(ref.path)
     if kind in ("sparse", "cross") and found != kind:
         wanted = "a masked language model (*ForMaskedLM)" if kind == "sparse" else \

@@ -12,6 +12,7 @@ from typing import Any
 
 from neurank.errors import ExportMissingError, ModelError
 from neurank.onnx_models.kinds import Kind, check_kind
+from neurank.onnx_models.late_folder import read_late_interaction
 from neurank.onnx_models.registry import ModelRef, find_export
 from neurank.onnx_models.runtimes import (
     Backend,
@@ -77,12 +78,17 @@ def torch_module(ref: ModelRef, kind: Kind) -> Any:
     """The pooled torch graph of `kind` over the folder's weights, fp32, in eval mode."""
     from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
-    from neurank.onnx_models.graphs import EmbeddingPooling, Logits, SpladePooling
+    from neurank.onnx_models.graphs import EmbeddingPooling, Logits, SpladePooling, TokenVectors
 
-    auto = {"sparse": AutoModelForMaskedLM, "dense": AutoModel, "cross": AutoModelForSequenceClassification}[kind]
+    auto = {"sparse": AutoModelForMaskedLM, "dense": AutoModel, "cross": AutoModelForSequenceClassification,
+            "colbert": AutoModel}[kind]
     model = pretrained(auto, ref.path)
-    module: SpladePooling | EmbeddingPooling | Logits
-    if kind == "sparse":
+    module: SpladePooling | EmbeddingPooling | Logits | TokenVectors
+    if kind == "colbert":
+        import torch
+
+        module = TokenVectors(model, torch.from_numpy(read_late_interaction(ref.path).projection))
+    elif kind == "sparse":
         module = SpladePooling(model)
     elif kind == "dense":
         config = read_embedding_config(ref.path)

@@ -27,6 +27,7 @@ _CONFIG_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
     "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model",
     "modules.json", "config_sentence_transformers.json", "sentence_bert_config.json",
+    "artifact.metadata",
 )
 _WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 _HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
@@ -136,7 +137,8 @@ def _file_digest(path: Path) -> str:
 
 
 def fingerprint_files(path: Path) -> list[Path]:
-    """The files that decide a model's outputs: config, tokenizer, weights and sentence-transformers modules."""
+    """The files that decide a model's outputs: config, tokenizer, weights and sentence-transformers modules
+    (their configs and weights: a late-interaction model's projection lives in its Dense module)."""
     found = {path / name for name in _CONFIG_FILES if (path / name).is_file()}
     for pattern in _WEIGHT_PATTERNS:
         found.update(path.glob(pattern))
@@ -144,7 +146,8 @@ def fingerprint_files(path: Path) -> list[Path]:
     if modules.is_file():
         for module in json.loads(modules.read_text(encoding="utf-8")):
             if module.get("path"):
-                found.update((path / module["path"]).glob("*.json"))
+                for pattern in ("*.json", *_WEIGHT_PATTERNS):
+                    found.update((path / module["path"]).glob(pattern))
     return sorted(found)
 
 

@@ -65,7 +65,8 @@ def onnx_session(path: os.PathLike[str] | str, threads: int | None = None) -> An
 
 
 def onnx_backend(session: Any, ref: ModelRef, kind: Kind) -> Backend:
-    """Run `session`; per-token outputs (a graph exported elsewhere) are pooled in numpy."""
+    """Run `session`; per-token outputs of a sparse or dense graph exported elsewhere are pooled in numpy
+    (a late-interaction graph's per-token outputs are its result)."""
     names = [node.name for node in session.get_inputs()]
     unknown = sorted(set(names) - set(INPUT_NAMES))
     if unknown:
@@ -75,7 +76,7 @@ def onnx_backend(session: Any, ref: ModelRef, kind: Kind) -> Backend:
 
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
         output = session.run(None, {name: inputs[name] for name in names})[0]
-        if output.ndim == 3 and kind != "cross":
+        if output.ndim == 3 and kind in ("sparse", "dense"):
             output = pool_token_outputs(kind, output, inputs["attention_mask"], embedding)
         return np.asarray(output, dtype=np.float32)
 

@@ -33,6 +33,7 @@ from neurank.train.evaluation import EvalSetup, Scorer
 from neurank.train.losses import Similarity, listwise_kl_loss
 from neurank.train.models import save_tokenizer
 from neurank.train.recipe import TrainReport, run_training
+from neurank.train.teacher import TeacherScores, load_teacher
 
 DEFAULTS = TrainConfig(base="minilm-l6", steps=300, batch_size=16, n_negatives=1, learning_rate=2e-5,
                        max_length=192, eval_every=50, dev_depth=20, time_limit_minutes=40)
@@ -73,11 +74,10 @@ class DenseTrainee(BiEncoderTrainee):
                          similarity=_SIMILARITIES[embedding.space_type], temperature=options.temperature)
         self.base = base
         self.options = options
-        self.teacher = teacher
-        self._teacher_scores: dict[tuple[str, str], float] = {}
+        self.teacher_scores = TeacherScores(teacher) if teacher is not None else None
 
     def extra_loss(self, groups: Sequence[Group], step: int, queries: Tensor, passages: Tensor) -> Tensor | float:
-        if self.teacher is None or not self.options.distill_weight:
+        if self.teacher_scores is None or not self.options.distill_weight:
             return 0.0
         if self.similarity == "cosine":
             queries, passages = F.normalize(queries, dim=-1), F.normalize(passages, dim=-1)
@@ -85,15 +85,6 @@ class DenseTrainee(BiEncoderTrainee):
         teacher = torch.tensor([self.teacher_scores(group) for group in groups], dtype=student.dtype,
                                device=student.device)
         return self.options.distill_weight * listwise_kl_loss(student, teacher)
-
-    def teacher_scores(self, group: Group) -> list[float]:
-        """The teacher's score of each candidate of `group`, computed once per (query, document)."""
-        missing = [i for i, doc in enumerate(group.doc_ids) if (group.query_id, doc) not in self._teacher_scores]
-        if missing and self.teacher is not None:
-            scores = self.teacher(group.query, [group.passages[i] for i in missing])
-            for i, score in zip(missing, scores, strict=True):
-                self._teacher_scores[group.query_id, group.doc_ids[i]] = float(score)
-        return [self._teacher_scores[group.query_id, doc] for doc in group.doc_ids]
 
     def save(self, folder: Path) -> None:
         self.module.model.save_pretrained(folder)
@@ -126,18 +117,10 @@ def train_dense(dataset: Path, out: Path, settings: Settings, config: TrainConfi
     """Train a dense bi-encoder on `dataset`; write it, its int8 ONNX export and a report to `out`."""
     options = options or DenseOptions()
     base = resolve_model(config.base, settings.home).path
-    teacher = _teacher(options.teacher, settings) if options.teacher else None
+    teacher = load_teacher(options.teacher, settings) if options.teacher else None
     described: dict[str, Any] = {**asdict(options),
                                  "teacher": resolve_model(options.teacher, settings.home).fingerprint
                                  if options.teacher else None}
     return run_training(lambda: DenseTrainee(base, max_length=config.max_length, options=options, teacher=teacher),
                         dataset, out, settings, config, options=described, progress=progress, say=say)
 
-
-def _teacher(folder: str, settings: Settings) -> Scorer:
-    """The teacher cross-encoder's `predict`, on the configured runtime (the int8 export when onnx)."""
-    from neurank.onnx_models import CrossEncoder
-
-    encoder = CrossEncoder(folder, home=settings.home, runtime=settings.runtime, int8=settings.int8,
-                           max_length=settings.max_length)
-    return encoder.predict

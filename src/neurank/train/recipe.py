@@ -68,7 +68,7 @@ class TrainReport:
     loop: LoopReport
     export: dict[str, Any]
     eval_split: str | None
-    evaluation: dict[str, dict[str, float | None]] | None
+    evaluation: dict[str, dict[str, Any]] | None
     seconds: float
     finish: dict[str, Any]
     recipe: dict[str, Any]
