@@ -28,6 +28,25 @@ def tiny_classifier(folder: Path, home: Path, *, num_labels: int) -> Path:
     return folder
 
 
+def tiny_late_interaction(folder: Path, home: Path, *, dim: int = 16) -> Path:
+    """A randomly initialised 2-layer BERT with a random projection to `dim`, in the layout `neurank train colbert`
+    writes, with MiniLM's tokenizer: code paths only, no quality."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from neurank.onnx_models import save_late_interaction
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64)
+    BertModel(config).eval().save_pretrained(folder)
+    tokenizer_source = resolve_model("minilm-l6", home).path
+    for name in TOKENIZER_FILES:
+        shutil.copy(tokenizer_source / name, folder / name)
+    save_late_interaction(folder, torch.randn(dim, 32).numpy(), query_length=32, document_length=180)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def make_classifier() -> Callable[..., Path]:
     return tiny_classifier
