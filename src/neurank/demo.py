@@ -39,11 +39,12 @@ class DemoRun:
 
 
 def sample_corpora(settings: Settings) -> list[DemoCorpus]:
-    """The bundled samples: English on SPLADE + MiniLM, Russian on the multilingual E5 (no English SPLADE)."""
+    """The bundled samples: English on SPLADE + MiniLM (+ a late-interaction model when one is configured),
+    Russian on the multilingual E5 alone (English SPLADE and late-interaction models would only add noise)."""
     data = resources.files("neurank") / "data"
     queries = json.loads((data / SAMPLE_QUERIES).read_text(encoding="utf-8"))
     english = settings.model_copy(update={"language": "english"})
-    russian = settings.model_copy(update={"language": "russian", "sparse_model": "none",
+    russian = settings.model_copy(update={"language": "russian", "sparse_model": "none", "colbert_model": None,
                                           "dense_model": "e5-small-multilingual"})
     return [
         DemoCorpus("demo-en", Path(str(data / "sample_en.jsonl")), english, queries["english"]),
