@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -51,7 +51,7 @@ from neurank.train.evaluation import EvalSetup, Scorer
 from neurank.train.losses import contrastive_loss_from_scores, listwise_kl_loss
 from neurank.train.models import device_of, inference, save_tokenizer
 from neurank.train.recipe import TrainReport, run_training
-from neurank.train.teacher import TeacherScores, load_teacher
+from neurank.train.teacher import TeacherScores, teacher_of
 
 DEFAULTS = TrainConfig(base="minilm-l6", steps=300, batch_size=16, n_negatives=1, learning_rate=3e-5,
                        head_learning_rate=1e-3, max_length=180, eval_every=50, dev_queries=60, dev_depth=20,
@@ -195,10 +195,7 @@ def train_colbert(dataset: Path, out: Path, settings: Settings, config: TrainCon
     """Train a late-interaction model on `dataset`; write it, its int8 ONNX export and a report to `out`."""
     options = options or ColbertOptions()
     base = resolve_model(config.base, settings.home).path
-    teacher = load_teacher(options.teacher, settings) if options.teacher else None
-    described: dict[str, Any] = {**asdict(options),
-                                 "teacher": resolve_model(options.teacher, settings.home).fingerprint
-                                 if options.teacher else None}
+    teacher, described = teacher_of(options, settings)
     return run_training(lambda: ColbertTrainee(base, max_length=config.max_length, options=options,
                                                teacher=teacher),
                         dataset, out, settings, config, options=described, progress=progress, say=say)

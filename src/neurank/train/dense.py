@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,7 @@ from neurank.train.evaluation import EvalSetup, Scorer
 from neurank.train.losses import Similarity, listwise_kl_loss
 from neurank.train.models import save_tokenizer
 from neurank.train.recipe import TrainReport, run_training
-from neurank.train.teacher import TeacherScores, load_teacher
+from neurank.train.teacher import TeacherScores, teacher_of
 
 DEFAULTS = TrainConfig(base="minilm-l6", steps=300, batch_size=16, n_negatives=1, learning_rate=2e-5,
                        max_length=192, eval_every=50, dev_depth=20, time_limit_minutes=40)
@@ -117,10 +117,7 @@ def train_dense(dataset: Path, out: Path, settings: Settings, config: TrainConfi
     """Train a dense bi-encoder on `dataset`; write it, its int8 ONNX export and a report to `out`."""
     options = options or DenseOptions()
     base = resolve_model(config.base, settings.home).path
-    teacher = load_teacher(options.teacher, settings) if options.teacher else None
-    described: dict[str, Any] = {**asdict(options),
-                                 "teacher": resolve_model(options.teacher, settings.home).fingerprint
-                                 if options.teacher else None}
+    teacher, described = teacher_of(options, settings)
     return run_training(lambda: DenseTrainee(base, max_length=config.max_length, options=options, teacher=teacher),
                         dataset, out, settings, config, options=described, progress=progress, say=say)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
 from neurank.config import Settings
 from neurank.train.data import Group
 from neurank.train.evaluation import Scorer
@@ -14,6 +17,16 @@ def load_teacher(folder: str, settings: Settings) -> Scorer:
     encoder = CrossEncoder(folder, home=settings.home, runtime=settings.runtime, int8=settings.int8,
                            max_length=settings.max_length)
     return encoder.predict
+
+
+def teacher_of(options: Any, settings: Settings) -> tuple[Scorer | None, dict[str, Any]]:
+    """The teacher a trainer's `options` name (loaded; None without one), and the options as `training.json`
+    records them: the teacher by its fingerprint, so that a report says which model taught it."""
+    from neurank.onnx_models.registry import resolve_model
+
+    folder = options.teacher
+    described = {**asdict(options), "teacher": resolve_model(folder, settings.home).fingerprint if folder else None}
+    return (load_teacher(folder, settings) if folder else None), described
 
 
 class TeacherScores:
