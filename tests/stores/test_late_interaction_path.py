@@ -146,3 +146,28 @@ def test_eval_runs_colbert_modes_and_refuses_them_without_a_model(settings: Sett
     assert all(np.isfinite(report.metrics["ndcg@10"]) for report in reports.values())
     with pytest.raises(ConfigError, match="late interaction is off"):
         evaluate_modes(tmp_path, ["bm25+colbert"], SearchTarget(store, INDEX, EncoderBundle()), settings)
+
+
+def test_calibration_chooses_the_colbert_stages_weight_and_the_search_uses_it(settings: Settings,
+                                                                                  colbert_folder: Path,
+                                                                                  tmp_path: Path) -> None:
+    import shutil
+
+    from neurank.eval.datasets import load_qrels
+    from neurank.train.calibration import calibrate_model
+
+    folder = tmp_path / "colbert"
+    shutil.copytree(colbert_folder, folder)
+    local = settings.model_copy(update={"colbert_model": str(folder)})
+    target = indexed(LocalStore(tmp_path / "store"), local, tmp_path)
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": QUERY}) + "\n")
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\timmune\t1\n")
+    chosen = calibrate_model(folder, tmp_path, load_qrels(tmp_path, "test"), local, target=target,
+                             first_stages=["bm25"], split="test", depth=10)
+    saved = json.loads((folder / "rerank.json").read_text())
+    assert saved["first_stages"]["bm25"]["first_stage_weight"] == chosen[0].first_stage_weight
+    searcher = SearchTarget(target.store, INDEX, EncoderBundle.from_settings(local)).searcher()
+    assert searcher.late_interaction is not None
+    assert searcher.late_interaction.weight_for("bm25") == chosen[0].first_stage_weight
+    assert searcher.plan("bm25+colbert").colbert_depth, "rerank.json is no part of the model: the index still fits"
