@@ -25,6 +25,12 @@ MIN_LENGTH = 4
 """The shortest input that holds a token: [CLS], the marker, one token, [SEP]."""
 
 
+def check_length(name: str, value: int) -> None:
+    """Refuse a query or document length too short to hold a token."""
+    if value < MIN_LENGTH:
+        raise ConfigError(f"{name} must be at least {MIN_LENGTH} tokens ([CLS], marker, a token, [SEP]), got {value}")
+
+
 @dataclass(frozen=True, slots=True)
 class LateInputs:
     """How texts become late-interaction inputs: marker ids, lengths, the tokens a document drops."""
@@ -43,9 +49,8 @@ class LateInputs:
               document_length: int | None = None) -> LateInputs:
         """From the folder's settings; `query_length` / `document_length` override the folder's."""
         queries, documents = query_length or config.query_length, document_length or config.document_length
-        if queries < MIN_LENGTH or documents < MIN_LENGTH:
-            raise ConfigError(f"late-interaction lengths must be >= {MIN_LENGTH} tokens ([CLS], marker, a token, "
-                              f"[SEP]), got query {queries} and document {documents}")
+        check_length("query_length", queries)
+        check_length("document_length", documents)
         if tokenizer.mask_token_id is None:
             raise ModelError("a late-interaction model needs a tokenizer with a [MASK] token (query padding)")
         skip = {ids[0] for word in config.skiplist
@@ -104,9 +109,8 @@ class LateInteractionEncoder(Encoder):
         super().__init__(model, home=home, runtime=runtime, int8=int8,
                          max_length=document_length or DOCUMENT_LENGTH, batch_tokens=batch_tokens, threads=threads)
         for name, value in (("query_length", query_length), ("document_length", document_length)):
-            if value is not None and value < MIN_LENGTH:
-                raise ConfigError(f"{name} must be at least {MIN_LENGTH} tokens ([CLS], marker, a token, [SEP]), "
-                                  f"got {value}")
+            if value is not None:
+                check_length(name, value)
         self._query_length = query_length
         self._document_length = document_length
         self._config: LateInteractionConfig | None = None

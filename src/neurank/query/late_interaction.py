@@ -48,12 +48,12 @@ def late_interaction_stage(encoder: Any) -> Reranker:
     return calibrated(MaxSimScorer(encoder), str(encoder.model))
 
 
-def alignment(encoder: Any, query: str, query_vectors: np.ndarray,
+def alignment(encoder: Any, query_tokens: Sequence[str], query_vectors: np.ndarray,
               stored: StoredDocument) -> list[tuple[str, str, float]]:
-    """For each query token (the `[MASK]` padding included): the document token it matched, and the similarity."""
+    """For each query token (the `[MASK]` padding included, `query_tokens` as `encoder.query_tokens` gives them
+    once per search): the document token it matched, and the similarity."""
     if stored.token_vectors is None or not len(stored.token_vectors):
         return []
-    query_tokens = encoder.query_tokens(query)
     document_tokens = encoder.document_tokens(stored.document.passage)
     matched, similarities = maxsim_alignment(query_vectors, stored.token_vectors)
     return [(query_tokens[i] if i < len(query_tokens) else "?",

@@ -79,7 +79,11 @@ class Reranker:
 
         `first_stage` names what produced `hits` (a plan's `first_stage`), which picks the weight.
         """
-        return interpolate(hits, self.scores(query, passages), self.weight_for(first_stage), self.normalization)
+        return self.combine(hits, self.scores(query, passages), first_stage=first_stage)
+
+    def combine(self, hits: ScoredIds, scores: np.ndarray, *, first_stage: str = "") -> Rescored:
+        """Combine this stage's `scores` of `hits` (computed here, or by a store) with the first stage's."""
+        return interpolate(hits, scores, self.weight_for(first_stage), self.normalization)
 
 
 def interpolate(first_stage: ScoredIds, logits: np.ndarray, first_stage_weight: float,

@@ -23,7 +23,7 @@ from neurank.query.explain import Explanation, explain_hit
 from neurank.query.fusion import FusedHit, fuse
 from neurank.query.late_interaction import COLBERT_OFF_NOTE, alignment, late_interaction_stage
 from neurank.query.plan import Mode, RetrievalPlan, Stage, StageName
-from neurank.query.rerank import RERANK_OFF_NOTE, Reranker, Rescored, interpolate
+from neurank.query.rerank import RERANK_OFF_NOTE, Reranker, Rescored
 from neurank.retrieval import Fusion, LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores.protocol import FusingStore, StoredDocument
 
@@ -218,9 +218,10 @@ class Searcher:
                 stored_docs = documents.of([hit.id for hit in hits])
                 tokens = encodings.tokens("splade")
                 colbert = self.target.encoders.colbert
+                query_tokens = colbert.query_tokens(query) if any("colbert" in hit.stages for hit in hits) else []
                 explanations = [
                     explain_hit(self.target.store, self.target.index, query, hit.id, stored, tokens,
-                                alignment(colbert, query, encodings.colbert(), stored)
+                                alignment(colbert, query_tokens, encodings.colbert(), stored)
                                 if stored is not None and "colbert" in hit.stages else None)
                     for hit, stored in zip(hits, stored_docs, strict=True)]
         timings["total"] = sum(timings.values())
@@ -245,7 +246,7 @@ class Searcher:
         head, tail = hits[: plan.colbert_depth], hits[plan.colbert_depth:]
         if not head:
             return hits
-        query = LateInteractionQuery(encodings.colbert(), tuple(hit.id for hit in head), max(len(head), 1))
+        query = LateInteractionQuery(encodings.colbert(), tuple(hit.id for hit in head), len(head))
         scores = dict(self.target.store.search(self.target.index, [query])[0])
         scored = [hit for hit in head if hit.id in scores]
         unscored = [hit for hit in head if hit.id not in scores]
@@ -254,10 +255,9 @@ class Searcher:
             notes.append(f"{len(unscored)} of the top {len(head)} candidates have no token vectors (no token kept, "
                          f"or indexed before the late-interaction model): {named}; they follow the rescored ones "
                          "in first-stage order")
-        rescored = interpolate([(hit.id, hit.score) for hit in scored],
-                               np.array([scores[hit.id] for hit in scored], dtype=np.float32),
-                               self.late_interaction.weight_for(plan.first_stage),
-                               self.late_interaction.normalization)
+        rescored = self.late_interaction.combine([(hit.id, hit.score) for hit in scored],
+                                                 np.array([scores[hit.id] for hit in scored], dtype=np.float32),
+                                                 first_stage=plan.first_stage)
         return _reordered(scored, rescored, "colbert") + unscored + tail
 
     def _rerank(self, query: str, hits: list[Hit], plan: RetrievalPlan, documents: _Documents) -> list[Hit]:
