@@ -188,7 +188,7 @@ def stage_cell(hit: Any, stage: str) -> str:
 
 def hits_table(title: str, result: Any) -> Table:
     """Hits with each stage's score; the title, ids and stored titles are shown as text, never as markup."""
-    stages = [s for s in ("bm25", "sparse", "dense", "rerank") if any(s in h.stages for h in result.hits)]
+    stages = [s for s in ("bm25", "sparse", "dense", "colbert", "rerank") if any(s in h.stages for h in result.hits)]
     table = Table(title=Text(title), title_justify="left")
     for column in ("#", "id", "score", *stages, "title"):
         table.add_column(column, justify="right" if column not in {"id", "title"} else "left")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from tests.onnx_models.conftest import tiny_classifier, tiny_late_interaction
 
+from neurank.cli import hits_table
 from neurank.config import Settings
 from neurank.documents import Document, read_corpus
 from neurank.errors import ConfigError
@@ -86,6 +87,7 @@ def test_the_colbert_stage_orders_candidates_by_maxsim_over_stored_vectors(store
     assert raw == pytest.approx(expected.tolist(), rel=1e-5)
     assert raw == sorted(raw, reverse=True) and all("bm25" in hit.stages for hit in result.hits)
     assert [hit.stages["colbert"].rank for hit in result.hits] == [1, 2, 3]
+    assert "colbert" in [column.header for column in hits_table("q", result).columns], "the table shows the stage"
     assert result.explanations is not None
     alignment = result.explanations[0].colbert
     assert [query for query, _, _ in alignment] == target.encoders.colbert.query_tokens(QUERY)
