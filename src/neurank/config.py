@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from neurank.errors import ConfigError, redact
+from neurank.index_spec import TokenCompression
 
 Runtime = Literal["torch", "onnx"]
 """What runs the encoders: PyTorch, or ONNX Runtime on exported graphs."""
@@ -87,6 +88,8 @@ class Settings(BaseSettings):
         default=None, description="late-interaction (ColBERT) model folder; None or 'none': no token vectors")
     colbert_query_length: int = Field(default=32, ge=4, description="query tokens, padded with [MASK] to this")
     colbert_document_length: int = Field(default=180, ge=4, description="document tokens kept at most (cuts counted)")
+    token_compression: TokenCompression = Field(
+        default="float16", description="how the local store keeps token vectors: float16, int8 or binary (1 bit)")
     runtime: Runtime = Field(default="onnx", description="torch or onnx")
     int8: bool = True
     max_length: int = 256

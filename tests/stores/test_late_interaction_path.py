@@ -110,6 +110,27 @@ def test_a_candidate_without_token_vectors_is_named_and_follows_the_rescored(sto
                for note in result.notes)
 
 
+@pytest.mark.parametrize("compression", ["int8", "binary"])
+def test_the_configured_token_compression_builds_the_local_index(settings: Settings, tmp_path: Path,
+                                                                 compression: str) -> None:
+    compressed = settings.model_copy(update={"token_compression": compression})
+    store = LocalStore(tmp_path / "store")
+    target = indexed(store, compressed, tmp_path)
+    spec = store.index_spec(INDEX)
+    assert spec is not None and spec.token_compression == compression
+    stored = {doc.document.id: doc.token_vectors for doc in store.get(INDEX, list(DOCUMENTS))}
+    encoded = dict(zip(DOCUMENTS, target.encoders.colbert.encode_documents(list(DOCUMENTS.values())), strict=True))
+    for doc_id, vectors in encoded.items():
+        got = stored[doc_id]
+        assert got is not None and got.shape == vectors.shape
+        if compression == "binary":
+            assert np.array_equal(np.sign(got), np.where(vectors > 0, 1.0, -1.0)), "one sign bit per dimension"
+        else:
+            assert np.abs(got - vectors).max() < 0.02, "int8 keeps each value within a step of its row's scale"
+    with pytest.raises(ConfigError, match="token_compression"):
+        indexed(store, settings, tmp_path)  # a changed setting is refused, not mixed into the index
+
+
 def test_without_a_model_the_stage_says_it_is_off(store: Store, settings: Settings, tmp_path: Path) -> None:
     target = indexed(store, settings, tmp_path)
     bare = SearchTarget(store, INDEX, EncoderBundle()).searcher()

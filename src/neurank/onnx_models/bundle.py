@@ -100,6 +100,7 @@ class EncoderBundle:
             bm25_k1=settings.bm25_k1,
             bm25_b=settings.bm25_b,
             colbert_dimension=self.colbert.dim if self.colbert else None,
+            token_compression=settings.token_compression,
         )
 
     @property
