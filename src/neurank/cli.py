@@ -581,11 +581,11 @@ def dashboards_install(
     else:
         table = Table(title=Text(f"saved objects of {settings.index} in {report.product} at {report.url}"),
                       title_justify="left")
-        for column in ("type", "title", "id", "outcome", "message"):
+        for column in ("type", "title", "outcome", "message"):  # the ids are in --json
             table.add_column(column)
         for obj in report.objects:
             style = "red" if obj.failed else "green"
-            table.add_row(obj.type, Text(obj.title), obj.id, Text(obj.outcome, style=style), Text(obj.message))
+            table.add_row(obj.type, Text(obj.title), Text(obj.outcome, style=style), Text(obj.message))
         console.print(table)
     if report.failed:
         raise typer.Exit(code=ExitCode.PARTIAL)

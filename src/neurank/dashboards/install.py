@@ -100,9 +100,8 @@ def _outcomes(saved: SavedObjects, answer: dict[str, Any]) -> list[ImportedObjec
         if key in errors:
             error = errors[key].get("error") or {}
             outcomes.append(ImportedObject(*key, title, str(error.get("type", "unknown")), _describe(error)))
-        elif key in done or (answer["success"] and not answer.get("successResults")):
-            overwritten = done.get(key, {}).get("overwrite") is True
-            outcomes.append(ImportedObject(*key, title, "overwritten" if overwritten else "created"))
+        elif key in done:
+            outcomes.append(ImportedObject(*key, title, "overwritten" if done[key].get("overwrite") else "created"))
         else:
             outcomes.append(ImportedObject(*key, title, "not_reported", "the answer does not mention it"))
     return outcomes
