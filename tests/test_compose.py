@@ -72,17 +72,29 @@ def test_the_default_profile_is_opensearch() -> None:
     assert lines == ["COMPOSE_PROFILES=opensearch"]
 
 
-def test_opensearch_is_a_local_single_node_3x(compose: dict[str, Any], services: dict[str, Any]) -> None:
-    opensearch = services["opensearch"]
-    assert re.fullmatch(r"opensearchproject/opensearch:\$\{OPENSEARCH_VERSION:-3\.\d+\.\d+\}", opensearch["image"])
-    environment = opensearch["environment"]
+@pytest.mark.parametrize(
+    ("engine", "image", "heap", "security_off"),
+    [
+        ("opensearch", r"opensearchproject/opensearch:\$\{OPENSEARCH_VERSION:-3\.\d+\.\d+\}", "OPENSEARCH_JAVA_OPTS",
+         {"DISABLE_SECURITY_PLUGIN": "true"}),
+        # Elasticsearch 8.x / 9.x turn security on by default; off here, on the Basic licence
+        ("elasticsearch",
+         r"docker\.elastic\.co/elasticsearch/elasticsearch:\$\{ELASTIC_VERSION:-(8|9)\.\d+\.\d+\}",
+         "ES_JAVA_OPTS", {"xpack.security.enabled": "false", "xpack.license.self_generated.type": "basic"}),
+    ],
+)
+def test_each_engine_is_a_local_single_node(compose: dict[str, Any], services: dict[str, Any], engine: str,
+                                            image: str, heap: str, security_off: dict[str, str]) -> None:
+    service = services[engine]
+    assert re.fullmatch(image, service["image"])
+    environment = service["environment"]
     assert environment["discovery.type"] == "single-node"
-    assert environment["DISABLE_SECURITY_PLUGIN"] == "true"
-    assert "-Xms" in environment["OPENSEARCH_JAVA_OPTS"] and "-Xmx" in environment["OPENSEARCH_JAVA_OPTS"]
-    assert opensearch["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
-    (volume,) = opensearch["volumes"]
+    assert security_off.items() <= environment.items()
+    assert "-Xms" in environment[heap] and "-Xmx" in environment[heap]
+    assert service["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
+    (volume,) = service["volumes"]
     assert volume.split(":")[0] in compose["volumes"]
-    assert all(port.startswith("127.0.0.1:") for service in services.values() for port in service.get("ports", ()))
+    assert all(port.startswith("127.0.0.1:") for other in services.values() for port in other.get("ports", ()))
 
 
 def test_health_checks(services: dict[str, Any]) -> None:
@@ -115,21 +127,6 @@ def test_neurank_waits_for_whichever_engine_the_profile_started(services: dict[s
 
 def test_dashboards_point_at_the_cluster(services: dict[str, Any]) -> None:
     assert json.loads(services["dashboards"]["environment"]["OPENSEARCH_HOSTS"]) == ["http://opensearch:9200"]
-
-
-def test_elasticsearch_is_a_local_single_node_without_security(compose: dict[str, Any],
-                                                                services: dict[str, Any]) -> None:
-    elasticsearch = services["elasticsearch"]
-    assert re.fullmatch(r"docker\.elastic\.co/elasticsearch/elasticsearch:\$\{ELASTIC_VERSION:-(8|9)\.\d+\.\d+\}",
-                        elasticsearch["image"])
-    environment = elasticsearch["environment"]
-    assert environment["discovery.type"] == "single-node"
-    assert environment["xpack.security.enabled"] == "false"
-    assert environment["xpack.license.self_generated.type"] == "basic"
-    assert "-Xms" in environment["ES_JAVA_OPTS"] and "-Xmx" in environment["ES_JAVA_OPTS"]
-    assert elasticsearch["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
-    (volume,) = elasticsearch["volumes"]
-    assert volume.split(":")[0] in compose["volumes"]
 
 
 def test_kibana_points_at_elasticsearch_in_the_same_version(services: dict[str, Any]) -> None:

@@ -55,7 +55,7 @@ class IndexField:
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "esTypes": [self.es_type], "count": 0, "scripted": False,
                 "searchable": self.searchable, "aggregatable": self.aggregatable,
-                "readFromDocValues": self.aggregatable and self.es_type != "_index"}
+                "readFromDocValues": self.aggregatable and not self.es_type.startswith("_")}  # metadata: no
 
 
 def index_fields(properties: Mapping[str, Any]) -> list[IndexField]:
