@@ -125,6 +125,11 @@ def test_elasticsearch_field_types_are_read_too() -> None:
     assert {fields[name].type for name in ("splade", "embedding", "colbert")} == {"unknown"}
 
 
+def test_an_empty_index_name_is_refused(full_properties: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="index name is empty"):
+        saved_objects(" ", full_properties, "kibana")
+
+
 def test_a_mapping_without_a_type_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"'models\.dense' has no type"):
         index_fields({"models": {"properties": {"dense": {"index": False}}}})

@@ -21,6 +21,7 @@ from typing import Any
 from neurank import __version__
 from neurank.dashboards.fields import hidden_fields, index_fields
 from neurank.dashboards.products import Product, migration_stamp
+from neurank.errors import ConfigError
 from neurank.index_spec import IndexSpec
 from neurank.mappings import index_body
 
@@ -59,6 +60,8 @@ def objects_for_spec(index: str, spec: IndexSpec, target: Product) -> SavedObjec
 
 def saved_objects(index: str, properties: Mapping[str, Any], target: Product) -> SavedObjects:
     """The objects for the index (alias) `index` whose mapping has these `properties`."""
+    if not index.strip():
+        raise ConfigError("the index name is empty; give the index (alias) the objects are for with --index")
     fields = {f.name for f in index_fields(properties)}
     pattern_id = object_id(index, "index-pattern")
     models = sorted(name for name in fields if name.startswith("models."))
@@ -73,17 +76,13 @@ def saved_objects(index: str, properties: Mapping[str, Any], target: Product) ->
         objects.append(_visualization(target, index, "top expansion terms", pattern_id, _top_terms()))
     else:
         left_out.append(f"the top expansion terms: the mapping of {index!r} has no {EXPANSION_TERMS!r} field")
-    if models:
-        objects.append(_visualization(target, index, "documents per model fingerprint", pattern_id,
-                                      _per_model(models)))
-    else:
-        left_out.append(f"documents per model fingerprint: the mapping of {index!r} has no models.<role> field")
+    objects.append(_visualization(target, index, "documents per model fingerprint", pattern_id, _per_model(models)))
     return SavedObjects(objects, target, left_out)
 
 
-def _saved(target: Product, object_type: str, object_id: str, attributes: dict[str, Any],
+def _saved(target: Product, object_type: str, saved_id: str, attributes: dict[str, Any],
            references: list[dict[str, str]]) -> dict[str, Any]:
-    return {"type": object_type, "id": object_id, "attributes": attributes, "references": references,
+    return {"type": object_type, "id": saved_id, "attributes": attributes, "references": references,
             **migration_stamp(target, object_type)}
 
 
