@@ -10,6 +10,7 @@ already saved; `missing_references` otherwise) and the types it supports (`unsup
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +53,8 @@ class ProductServer:
     supported: set[str] = field(default_factory=lambda: {"index-pattern", "search", "visualization"})
     status_code: int | None = None
     """answer every request with this status (and the products' error body) instead"""
+    redirect: str | None = None
+    """answer every request with a 302 to this location, as Kibana does for a login page"""
     url: str = ""
     received: list[Recorded] = field(default_factory=list)
     saved: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -60,6 +63,8 @@ class ProductServer:
         parts = urlsplit(path)
         multipart = _parts(headers, body) if method == "POST" else []
         self.received.append(Recorded(method, parts.path, parse_qs(parts.query), headers, multipart))
+        if self.redirect is not None:
+            return 302, {}
         if self.status_code is not None:
             return _error(self.status_code, "Internal Server Error" if self.status_code >= 500 else "Error",
                           "simulated")
@@ -120,8 +125,8 @@ def _parts(headers: Message, body: bytes) -> list[Part]:
 
 
 @contextmanager
-def serving(server: ProductServer) -> Iterator[ProductServer]:
-    """`server` listening on 127.0.0.1 (a free port) in a thread, until the block ends."""
+def serving(server: ProductServer, tls: ssl.SSLContext | None = None) -> Iterator[ProductServer]:
+    """`server` listening on 127.0.0.1 (a free port) in a thread, over https with `tls`, until the block ends."""
 
     class Handler(BaseHTTPRequestHandler):
         def _reply(self, method: str) -> None:
@@ -129,6 +134,8 @@ def serving(server: ProductServer) -> Iterator[ProductServer]:
             status, payload = server.answer(method, self.path, self.headers, body)
             data = json.dumps(payload).encode()
             self.send_response(status)
+            if status == 302:
+                self.send_header("Location", server.redirect or "/")
             if server.product is not None:
                 self.send_header(NAME_HEADER[server.product], "local")
             self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -146,9 +153,11 @@ def serving(server: ProductServer) -> Iterator[ProductServer]:
             pass
 
     http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        http.socket = tls.wrap_socket(http.socket, server_side=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
-    server.url = f"http://127.0.0.1:{http.server_address[1]}"
+    server.url = f"{'https' if tls else 'http'}://127.0.0.1:{http.server_address[1]}"
     try:
         yield server
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,3 +157,33 @@ def test_export_writes_the_file(tmp_path: Path) -> None:
     assert problems(out.read_text(), "opensearch-dashboards") == []
     assert json.loads(out.read_text().splitlines()[0])["attributes"]["title"] == "nfcorpus"
     assert cli("dashboards", "export", "--for", "grafana").exit_code == ExitCode.USAGE
+
+
+def test_a_redirect_is_reported_not_followed() -> None:
+    with serving(ProductServer("kibana", redirect="/login?next=%2Fapi")) as kibana:
+        result = cli("dashboards", "install", "--url", kibana.url, "--for", "kibana")
+    assert result.exit_code == ExitCode.STORE
+    assert "answered 302" in result.output and "redirects to /login" in result.output
+    assert len(kibana.received) == 1
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1, and a server context that presents it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=neurank",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return cert, context
+
+
+def test_https_with_a_ca_bundle_or_without_verification(certificate: tuple[Path, ssl.SSLContext]) -> None:
+    cert, context = certificate
+    with serving(ProductServer("opensearch-dashboards"), tls=context) as dashboards:
+        unverified = cli("dashboards", "install", "--url", dashboards.url, "--for", "opensearch-dashboards")
+        assert installed(cli("dashboards", "install", "--url", dashboards.url, "--ca-certs", str(cert), "--json"))
+        assert installed(cli("dashboards", "install", "--url", dashboards.url, "--insecure", "--json"))
+    assert unverified.exit_code == ExitCode.STORE and "CERTIFICATE_VERIFY_FAILED" in unverified.output
+    assert [r.method for r in dashboards.received] == ["GET", "POST", "GET", "POST"]

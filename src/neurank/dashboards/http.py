@@ -79,8 +79,9 @@ class Connection:
         """The answer to one request, whatever its status; StoreUnavailableError when nothing answers."""
         request = urllib.request.Request(self.url.rstrip("/") + path, data=body, method=method,
                                          headers={**self._auth(), **(headers or {})})
+        opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=self._tls()))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s, context=self._tls()) as answer:
+            with opener.open(request, timeout=self.timeout_s) as answer:
                 return Response(answer.status, answer.headers, answer.read())
         except urllib.error.HTTPError as exc:
             with exc:
@@ -101,14 +102,20 @@ class Connection:
             return {"Authorization": f"Basic {token}"}
         return {}
 
-    def _tls(self) -> ssl.SSLContext | None:
-        if not self.url.startswith("https://"):
-            return None
+    def _tls(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca_certs) if self.ca_certs else None)
         if not self.verify_certs:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered, not followed: it would carry the credentials to another URL, and from Kibana it
+    means a wrong base path or a login page, which the caller reports."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def refused(response: Response, what: str, connection: Connection, path: str) -> StoreError:
@@ -117,6 +124,9 @@ def refused(response: Response, what: str, connection: Connection, path: str) ->
     message = payload.get("message") if isinstance(payload, dict) else None
     detail = redact(str(message or response.body[:200].decode("utf-8", "replace").strip() or "no message"))
     where = f"{what} at {connection.shown(path)} answered {response.status}: {detail}"
+    if 300 <= response.status < 400:
+        return StoreError(f"{where}; it redirects to {redact(response.headers.get('Location', '?'))}: check the URL "
+                          "(Kibana's server.basePath, a space /s/<space>) and the credentials")
     if response.status in (401, 403):
         return StoreError(f"{where}; check NEURANK_DASHBOARDS_USER / NEURANK_DASHBOARDS_PASSWORD or "
                           "NEURANK_DASHBOARDS_API_KEY, and that the user may manage saved objects")

@@ -70,7 +70,7 @@ def install(connection: Connection, saved: SavedObjects) -> ImportReport:
     body = _multipart(boundary, saved.ndjson().encode("utf-8"))
     headers = {XSRF_HEADER[saved.product]: "true", "Content-Type": f"multipart/form-data; boundary={boundary}"}
     response = connection.request("POST", IMPORT_PATH, headers=headers, body=body)
-    if response.status >= 400:
+    if response.status >= 300:
         raise refused(response, "the saved objects import", connection, IMPORT_PATH)
     return ImportReport(saved.product, connection.shown(), _outcomes(saved, _answer(response, connection)))
 
