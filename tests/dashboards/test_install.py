@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import ssl
@@ -11,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.dashboards.index_mappings import FULL_SPEC
 from tests.dashboards.product_server import ProductServer, serving
 from tests.dashboards.saved_object_schemas import problems
 from typer.testing import CliRunner, Result
 
 from neurank.cli import ExitCode, app
+from neurank.dashboards import Connection, install, objects_for_spec
+from neurank.errors import StoreError
 
 INDEX = "scifact"
 
@@ -187,3 +191,21 @@ def test_https_with_a_ca_bundle_or_without_verification(certificate: tuple[Path,
         assert installed(cli("dashboards", "install", "--url", dashboards.url, "--insecure", "--json"))
     assert unverified.exit_code == ExitCode.STORE and "CERTIFICATE_VERIFY_FAILED" in unverified.output
     assert [r.method for r in dashboards.received] == ["GET", "POST", "GET", "POST"]
+
+
+def test_missing_references_are_named() -> None:
+    """A file whose search points at an index pattern the product does not have (here: left out of the file)."""
+    saved = objects_for_spec(INDEX, FULL_SPEC, "kibana")
+    pattern, search = saved.objects[:2]
+    partial = dataclasses.replace(saved, objects=[search])
+    with serving(ProductServer("kibana")) as kibana:
+        report = install(Connection(kibana.url), partial)
+    (outcome,) = report.objects
+    assert (outcome.id, outcome.outcome, outcome.failed) == (search["id"], "missing_references", True)
+    assert outcome.message == f"references missing objects: index-pattern {pattern['id']}"
+
+
+def test_an_answer_that_is_no_import_result_is_refused() -> None:
+    with serving(ProductServer("kibana", status_code=200)) as other, pytest.raises(StoreError,
+                                                                                    match="with no import result"):
+        install(Connection(other.url), objects_for_spec(INDEX, FULL_SPEC, "kibana"))

@@ -13,7 +13,7 @@ from typing import Any
 from neurank.dashboards.http import Connection, Response, refused
 from neurank.dashboards.objects import SavedObjects
 from neurank.dashboards.products import NAME_HEADER, PRODUCTS, XSRF_HEADER, Product
-from neurank.errors import ConfigError, StoreError
+from neurank.errors import ConfigError, StoreError, redact
 
 IMPORT_PATH = "/api/saved_objects/_import?overwrite=true"
 STATUS_PATH = "/api/status"
@@ -85,7 +85,7 @@ def _answer(response: Response, connection: Connection) -> dict[str, Any]:
     payload = response.json()
     if not isinstance(payload, dict) or not isinstance(payload.get("success"), bool):
         raise StoreError(f"{connection.shown(IMPORT_PATH)} answered {response.status} with no import result "
-                         f"(not Kibana or OpenSearch Dashboards?): {response.body[:200]!r}")
+                         f"(not Kibana or OpenSearch Dashboards?): {redact(repr(response.body[:200]))}")
     return payload
 
 
@@ -101,7 +101,10 @@ def _outcomes(saved: SavedObjects, answer: dict[str, Any]) -> list[ImportedObjec
             error = errors[key].get("error") or {}
             outcomes.append(ImportedObject(*key, title, str(error.get("type", "unknown")), _describe(error)))
         elif key in done:
-            outcomes.append(ImportedObject(*key, title, "overwritten" if done[key].get("overwrite") else "created"))
+            # Kibana saves an object under a new id when its id is taken in another space
+            moved = done[key].get("destinationId")
+            outcomes.append(ImportedObject(*key, title, "overwritten" if done[key].get("overwrite") else "created",
+                                           f"saved under id {moved}" if moved else ""))
         else:
             outcomes.append(ImportedObject(*key, title, "not_reported", "the answer does not mention it"))
     return outcomes
