@@ -112,6 +112,11 @@ class Settings(BaseSettings):
         default=None, description="the cluster has k-NN's lateInteractionScore (k-NN 3.3+); None: ask it once"
     )
 
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    ingest: IngestOptions | None = Field(
+        default=None, description="queued-ingestion knobs; None: read from NEURANK_INGEST_* by `ingest_options()`")
+
+    # Kibana / OpenSearch Dashboards, for `neurank dashboards install`
     dashboards_user: str | None = Field(
         default=None, description="Kibana / OpenSearch Dashboards user; None: the store's (NEURANK_OPENSEARCH_USER)")
     dashboards_password: SecretStr | None = None
@@ -120,10 +125,6 @@ class Settings(BaseSettings):
     dashboards_ca_certs: Path | None = Field(default=None, description="None: the store's CA bundle")
     dashboards_verify_certs: bool = True
     dashboards_timeout_s: float = Field(default=30.0, gt=0)
-
-    broker_url: str = "redis://127.0.0.1:6379/0"
-    ingest: IngestOptions | None = Field(
-        default=None, description="queued-ingestion knobs; None: read from NEURANK_INGEST_* by `ingest_options()`")
 
     @field_validator("store")
     @classmethod
