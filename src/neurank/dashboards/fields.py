@@ -16,9 +16,10 @@ from neurank.errors import ConfigError
 RAW_TYPES = frozenset({"rank_features", "rank_feature", "sparse_vector", "knn_vector", "dense_vector",
                        "rank_vectors"})
 """Vector and term-weight fields: unreadable in a table (OpenSearch-Dashboards #1712, Kibana #183782)."""
-_NUMBER_TYPES = frozenset({"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float",
-                           "unsigned_long", "token_count"})
+_NUMBER_TYPES = ("long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float", "unsigned_long",
+                 "token_count")
 _KINDS: dict[str, tuple[str, bool]] = {
+    **{number: ("number", True) for number in _NUMBER_TYPES},
     # engine type: (UI type, aggregatable); all are searchable
     "keyword": ("string", True),
     "constant_keyword": ("string", True),
@@ -87,8 +88,6 @@ def _field(name: str, mapping: Mapping[str, Any]) -> IndexField:
     es_type = mapping.get("type")
     if not isinstance(es_type, str):
         raise ConfigError(f"mapping of field {name!r} has no type")
-    if es_type in _NUMBER_TYPES:
-        return IndexField(name, "number", es_type, True, True)
     if es_type in _KINDS:
         ui_type, aggregatable = _KINDS[es_type]
         return IndexField(name, ui_type, es_type, True, aggregatable)
