@@ -2,7 +2,8 @@
 
 Both import the same object shapes (OpenSearch Dashboards forked Kibana 7.10.2). Each stamps the objects with
 the oldest version whose shape they have, so the product runs its own migrations from there on import:
-Kibana 8.x/9.x want `coreMigrationVersion` + `typeMigrationVersion` (an 8.x stamp imports into 8.x and 9.x),
+Kibana wants `coreMigrationVersion` + `typeMigrationVersion` (from 8.8, which introduced them; Kibana imports from
+its own major and the one before, so an 8.8 stamp imports into 8.8+ and 9.x),
 OpenSearch Dashboards 2.x/3.x the per-type `migrationVersion` map of 7.10.
 """
 
