@@ -26,6 +26,7 @@ from neurank.query.rerank import load_reranker
 from neurank.retrieval import DEFAULT_HYBRID_FUSION
 
 if TYPE_CHECKING:
+    from neurank.dashboards import SavedObjects
     from neurank.query.target import SearchTarget
     from neurank.retrieval import Fusion
 
@@ -518,7 +519,7 @@ def delete(
 ForOpt = Annotated[str | None, typer.Option("--for", help="kibana or opensearch-dashboards")]
 
 
-def configured_saved_objects(settings: Settings, target: str) -> Any:
+def configured_saved_objects(settings: Settings, target: str) -> SavedObjects:
     """The saved objects for the configured index, as `neurank index create` would map it; notes what is left out."""
     from neurank.dashboards import objects_for_spec, product
     from neurank.onnx_models.bundle import EncoderBundle
@@ -546,7 +547,7 @@ def dashboards_export(
     try:
         out.write_text(saved.ndjson(), encoding="utf-8")
     except OSError as exc:
-        console.print(f"[red]error:[/red] cannot write {plain(out)}: {plain(exc.strerror or exc)}")
+        console.print(f"[red]error:[/red] cannot write {plain(out)}: {plain(exc.strerror or exc)}", soft_wrap=True)
         raise typer.Exit(code=ExitCode.USAGE) from exc
     console.print(f"wrote {len(saved.objects)} saved objects for {plain(settings.index)} to {plain(out)}")
 

@@ -161,6 +161,8 @@ def test_export_writes_the_file(tmp_path: Path) -> None:
     assert problems(out.read_text(), "opensearch-dashboards") == []
     assert json.loads(out.read_text().splitlines()[0])["attributes"]["title"] == "nfcorpus"
     assert cli("dashboards", "export", "--for", "grafana").exit_code == ExitCode.USAGE
+    unwritable = cli("dashboards", "export", "--for", "kibana", "--out", str(tmp_path))
+    assert unwritable.exit_code == ExitCode.USAGE and f"cannot write {tmp_path}" in unwritable.output
 
 
 def test_a_redirect_is_reported_not_followed() -> None:
