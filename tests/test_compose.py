@@ -42,25 +42,64 @@ def test_the_schema_check_can_fail(compose: dict[str, Any]) -> None:
     assert not Draft7Validator(schema).is_valid(broken)
 
 
+ENGINES = {"opensearch": {"opensearch", "dashboards"}, "elasticsearch": {"elasticsearch", "kibana"}}
+"""Each profile: the engine and the UI it starts."""
+
+
 def test_the_services(services: dict[str, Any]) -> None:
-    assert set(services) == {"opensearch", "dashboards", "redis", "neurank-init", "neurank-worker"}
+    assert set(services) == {"opensearch", "dashboards", "elasticsearch", "kibana", "redis", "neurank-init",
+                             "neurank-worker"}
 
 
-def test_opensearch_is_a_local_single_node_3x(compose: dict[str, Any], services: dict[str, Any]) -> None:
-    opensearch = services["opensearch"]
-    assert re.fullmatch(r"opensearchproject/opensearch:\$\{OPENSEARCH_VERSION:-3\.\d+\.\d+\}", opensearch["image"])
-    environment = opensearch["environment"]
+def started(services: dict[str, Any], profile: str) -> set[str]:
+    """The services `COMPOSE_PROFILES=<profile> docker compose up` starts: no profile, or that one."""
+    return {name for name, service in services.items() if profile in service.get("profiles", [profile])}
+
+
+@pytest.mark.parametrize("profile", list(ENGINES))
+def test_each_profile_starts_one_engine_with_its_ui_and_the_same_neurank_services(
+        services: dict[str, Any], profile: str) -> None:
+    assert started(services, profile) == ENGINES[profile] | {"redis", "neurank-init", "neurank-worker"}
+    engine = next(name for name in ENGINES[profile] if "healthcheck" in services[name])
+    assert services[engine]["networks"]["default"]["aliases"] == ["search"]
+    assert services[engine]["ports"] == ["127.0.0.1:9200:9200"]
+
+
+def test_the_default_profile_is_opensearch() -> None:
+    """Compose reads COMPOSE_PROFILES from .env beside the file; the shell's value wins over it."""
+    lines = [line for line in (ROOT / ".env").read_text(encoding="utf-8").splitlines()
+             if line and not line.startswith("#")]
+    assert lines == ["COMPOSE_PROFILES=opensearch"]
+
+
+@pytest.mark.parametrize(
+    ("engine", "image", "heap", "security_off"),
+    [
+        ("opensearch", r"opensearchproject/opensearch:\$\{OPENSEARCH_VERSION:-3\.\d+\.\d+\}", "OPENSEARCH_JAVA_OPTS",
+         {"DISABLE_SECURITY_PLUGIN": "true"}),
+        # Elasticsearch 8.x / 9.x turn security on by default; off here, on the Basic licence
+        ("elasticsearch",
+         r"docker\.elastic\.co/elasticsearch/elasticsearch:\$\{ELASTIC_VERSION:-(8|9)\.\d+\.\d+\}",
+         "ES_JAVA_OPTS", {"xpack.security.enabled": "false", "xpack.license.self_generated.type": "basic"}),
+    ],
+)
+def test_each_engine_is_a_local_single_node(compose: dict[str, Any], services: dict[str, Any], engine: str,
+                                            image: str, heap: str, security_off: dict[str, str]) -> None:
+    service = services[engine]
+    assert re.fullmatch(image, service["image"])
+    environment = service["environment"]
     assert environment["discovery.type"] == "single-node"
-    assert environment["DISABLE_SECURITY_PLUGIN"] == "true"
-    assert "-Xms" in environment["OPENSEARCH_JAVA_OPTS"] and "-Xmx" in environment["OPENSEARCH_JAVA_OPTS"]
-    assert opensearch["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
-    (volume,) = opensearch["volumes"]
+    assert security_off.items() <= environment.items()
+    assert "-Xms" in environment[heap] and "-Xmx" in environment[heap]
+    assert service["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
+    (volume,) = service["volumes"]
     assert volume.split(":")[0] in compose["volumes"]
-    assert all(port.startswith("127.0.0.1:") for service in services.values() for port in service.get("ports", ()))
+    assert all(port.startswith("127.0.0.1:") for other in services.values() for port in other.get("ports", ()))
 
 
 def test_health_checks(services: dict[str, Any]) -> None:
-    assert "_cluster/health" in " ".join(services["opensearch"]["healthcheck"]["test"])
+    for engine in ("opensearch", "elasticsearch"):
+        assert "_cluster/health?wait_for_status=yellow" in " ".join(services[engine]["healthcheck"]["test"])
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
@@ -68,8 +107,9 @@ def test_health_checks(services: dict[str, Any]) -> None:
     ("service", "needs"),
     [
         ("dashboards", {"opensearch"}),
-        ("neurank-init", {"opensearch"}),
-        ("neurank-worker", {"opensearch", "redis"}),
+        ("kibana", {"elasticsearch"}),
+        ("neurank-init", {"opensearch", "elasticsearch"}),
+        ("neurank-worker", {"opensearch", "elasticsearch", "redis"}),
     ],
 )
 def test_services_wait_for_healthy_dependencies(services: dict[str, Any], service: str, needs: set[str]) -> None:
@@ -78,18 +118,34 @@ def test_services_wait_for_healthy_dependencies(services: dict[str, Any], servic
     assert all(depends_on[name]["condition"] == "service_healthy" for name in needs)
 
 
+def test_neurank_waits_for_whichever_engine_the_profile_started(services: dict[str, Any]) -> None:
+    for service in ("neurank-init", "neurank-worker"):
+        depends_on = services[service]["depends_on"]
+        assert {name for name, dep in depends_on.items() if dep.get("required") is False} == set(ENGINES)
+    assert "required" not in services["neurank-worker"]["depends_on"]["redis"]  # the broker is always needed
+
+
 def test_dashboards_point_at_the_cluster(services: dict[str, Any]) -> None:
     assert json.loads(services["dashboards"]["environment"]["OPENSEARCH_HOSTS"]) == ["http://opensearch:9200"]
 
 
+def test_kibana_points_at_elasticsearch_in_the_same_version(services: dict[str, Any]) -> None:
+    kibana = services["kibana"]
+    assert kibana["environment"]["ELASTICSEARCH_HOSTS"] == "http://elasticsearch:9200"
+    assert kibana["image"].rpartition(":")[2] == services["elasticsearch"]["image"].rpartition(":")[2]
+    assert kibana["ports"] == ["127.0.0.1:5601:5601"]
+
+
 def test_worker_and_init_run_neurank_against_the_cluster(services: dict[str, Any]) -> None:
     worker, init = services["neurank-worker"], services["neurank-init"]
-    assert worker["command"] == ["neurank", "worker", "--store", "http://opensearch:9200"]
-    assert init["command"] == ["neurank", "index", "create", "--store", "http://opensearch:9200"]
+    assert worker["command"] == ["neurank", "worker"]
+    assert init["command"] == ["neurank", "index", "create"]
     assert init["restart"] == "no"
     for service in (worker, init):
         assert service["build"] == {"context": ".", "dockerfile": "Dockerfile"}
         assert service["environment"]["NEURANK_BROKER_URL"] == "redis://redis:6379/0"
+        assert service["environment"]["NEURANK_STORE"] == "http://search:9200"
+        assert "profiles" not in service
 
 
 def test_dockerfile_installs_cpu_torch_before_the_package() -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import neurank
 
 PACKAGE = Path(neurank.__file__).parent
-LOWER = {"stores", "mappings", "onnx_models", "index_spec", "retrieval", "documents", "config", "errors"}
+LOWER = {"stores", "mappings", "dashboards", "onnx_models", "index_spec", "retrieval", "documents", "config",
+         "errors"}
 UPPER = {"query", "ingest", "eval", "train", "serve", "cli", "demo"}
 
 

@@ -26,12 +26,15 @@ from neurank.query.rerank import load_reranker
 from neurank.retrieval import DEFAULT_HYBRID_FUSION
 
 if TYPE_CHECKING:
+    from neurank.dashboards import SavedObjects
     from neurank.query.target import SearchTarget
     from neurank.retrieval import Fusion
 
 app = typer.Typer(no_args_is_help=True, help="Neural ranking for OpenSearch, with an embedded default store.")
 models_app = typer.Typer(no_args_is_help=True, help="Bundled models: list, export to ONNX, quantize.")
 index_app = typer.Typer(no_args_is_help=True, help="Inspect and manage indexes.")
+dashboards_app = typer.Typer(no_args_is_help=True,
+                             help="Saved objects that show an index in Kibana or OpenSearch Dashboards.")
 
 
 console = Console(stderr=True)
@@ -100,6 +103,7 @@ def set_up_console() -> None:
 
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
+app.add_typer(dashboards_app, name="dashboards")
 
 StoreOpt = Annotated[str | None, typer.Option("--store", help="local:PATH or http(s)://host:port")]
 IndexOpt = Annotated[str | None, typer.Option("--index", help="index name (default NEURANK_INDEX)")]
@@ -509,6 +513,82 @@ def delete(
         console.print(f"deleted {deleted} of {len(wanted)} from {plain(settings.index)}"
                       + (f" ({len(wanted) - deleted} not stored)" if deleted < len(wanted) else ""))
     if deleted < len(wanted):
+        raise typer.Exit(code=ExitCode.PARTIAL)
+
+
+ForOpt = Annotated[str | None, typer.Option("--for", help="kibana or opensearch-dashboards")]
+
+
+def configured_saved_objects(settings: Settings, target: str) -> SavedObjects:
+    """The saved objects for the configured index, as `neurank index create` would map it; notes what is left out."""
+    from neurank.dashboards import objects_for_spec, product
+    from neurank.onnx_models.bundle import EncoderBundle
+
+    chosen = product(target)
+    saved = objects_for_spec(settings.index, EncoderBundle.from_settings(settings).index_spec(settings), chosen)
+    for note in saved.left_out:
+        console.print(f"[yellow]left out[/yellow] {plain(note)}", soft_wrap=True)
+    return saved
+
+
+@dashboards_app.command("export")
+def dashboards_export(
+    target: Annotated[str, typer.Option("--for", help="kibana or opensearch-dashboards")],
+    index: IndexOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="the .ndjson file to write (default: stdout)")] = None,
+) -> None:
+    """Write the index pattern, saved search and visualizations of an index as an import .ndjson."""
+    with handled():
+        settings = settings_from(index=index)
+        saved = configured_saved_objects(settings, target)
+    if out is None:
+        typer.echo(saved.ndjson(), nl=False)
+        return
+    try:
+        out.write_text(saved.ndjson(), encoding="utf-8")
+    except OSError as exc:
+        console.print(f"[red]error:[/red] cannot write {plain(out)}: {plain(exc.strerror or exc)}", soft_wrap=True)
+        raise typer.Exit(code=ExitCode.USAGE) from exc
+    console.print(f"wrote {len(saved.objects)} saved objects for {plain(settings.index)} to {plain(out)}")
+
+
+@dashboards_app.command("install")
+def dashboards_install(
+    url: Annotated[str, typer.Option("--url", help="Kibana or OpenSearch Dashboards, e.g. http://localhost:5601")],
+    index: IndexOpt = None,
+    target: ForOpt = None,
+    user: Annotated[str | None, typer.Option("--user", help="default NEURANK_DASHBOARDS_USER, else the store's")] = (
+        None),
+    password: Annotated[str | None, typer.Option(
+        "--password", help="default NEURANK_DASHBOARDS_PASSWORD (prefer the variable: flags show in ps)")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="default NEURANK_DASHBOARDS_API_KEY")] = None,
+    ca_certs: Annotated[Path | None, typer.Option("--ca-certs", help="CA bundle for https")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="do not verify the https certificate")] = False,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="seconds per request")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import the saved objects (overwriting earlier ones); exit 1 when some objects failed, 3 when refused."""
+    from neurank.dashboards import Connection, detect_product, install
+
+    with handled():
+        settings = settings_from(index=index, dashboards_user=user, dashboards_password=password,
+                                 dashboards_api_key=api_key, dashboards_ca_certs=ca_certs,
+                                 dashboards_verify_certs=False if insecure else None, dashboards_timeout_s=timeout)
+        connection = Connection.from_settings(settings, url)
+        saved = configured_saved_objects(settings, target or detect_product(connection))
+        report = install(connection, saved)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        table = Table(title=Text(f"saved objects of {settings.index} in {report.product} at {report.url}"),
+                      title_justify="left")
+        for column in ("type", "title", "outcome", "message"):  # the ids are in --json
+            table.add_column(column)
+        for obj in report.objects:
+            style = "red" if obj.failed else "green"
+            table.add_row(obj.type, Text(obj.title), Text(obj.outcome, style=style), Text(obj.message))
+        console.print(table)
+    if report.failed:
         raise typer.Exit(code=ExitCode.PARTIAL)
 
 

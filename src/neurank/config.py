@@ -119,6 +119,16 @@ class Settings(BaseSettings):
     ingest: IngestOptions | None = Field(
         default=None, description="queued-ingestion knobs; None: read from NEURANK_INGEST_* by `ingest_options()`")
 
+    # Kibana / OpenSearch Dashboards, for `neurank dashboards install`
+    dashboards_user: str | None = Field(
+        default=None, description="Kibana / OpenSearch Dashboards user; None: the store's (NEURANK_OPENSEARCH_USER)")
+    dashboards_password: SecretStr | None = None
+    dashboards_api_key: SecretStr | None = Field(
+        default=None, description="sent as `Authorization: ApiKey …` (Kibana) instead of a user and password")
+    dashboards_ca_certs: Path | None = Field(default=None, description="None: the store's CA bundle")
+    dashboards_verify_certs: bool = True
+    dashboards_timeout_s: float = Field(default=30.0, gt=0)
+
     @field_validator("store")
     @classmethod
     def _store_url_is_usable(cls, url: str | None) -> str | None:
@@ -180,6 +190,7 @@ def _describe(error: Any, env_prefix: str, given: dict[str, Any]) -> str:
     field = str(error["loc"][0]) if error["loc"] else ""
     where = f"--{field.replace('_', '-')}" if field in given else f"{env_prefix}{field.upper()}"
     message = str(error["msg"])
-    if message.startswith("Value error, ") or "password" in field:  # neurank's own message shows the value
+    secret = "password" in field or "api_key" in field
+    if message.startswith("Value error, ") or secret:  # neurank's own message shows the value
         return redact(f"{where}: {message.removeprefix('Value error, ')}")
     return redact(f"{where}={error['input']!r}: {message}")
