@@ -8,11 +8,11 @@ import json
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.serve.conftest import API_KEY, Server
 from typer.testing import CliRunner
 
 from neurank.cli import app
 from neurank.config import Settings
-from tests.serve.conftest import API_KEY, Server
 
 pytestmark = pytest.mark.integration
 
