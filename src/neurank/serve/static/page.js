@@ -29,8 +29,9 @@ function bar(fraction, kind) {
     element("span", { style: `width: ${width}%` }));
 }
 
-// Raw scores of a stage are drawn against the largest raw score of that stage among the hits.
-function stageTable(hit, maxRaw) {
+// A stage's scores are drawn against the largest of that stage among the hits (normalized ones against 1 at
+// least: min_max lies in [0, 1], z_score can exceed it).
+function stageTable(hit, max) {
   const table = element("table", { class: "stages" });
   STAGES.filter((stage) => stage in hit.stages).forEach((stage) => {
     const { raw, normalized, rank } = hit.stages[stage];
@@ -38,9 +39,9 @@ function stageTable(hit, maxRaw) {
       element("td", {}, stage),
       element("td", {}, `#${rank ?? "-"}`),
       element("td", {}, `raw ${raw.toFixed(3)}`),
-      element("td", {}, bar(maxRaw[stage] > 0 ? raw / maxRaw[stage] : 0, "raw")),
+      element("td", {}, bar(max.raw[stage] > 0 ? raw / max.raw[stage] : 0, "raw")),
       element("td", {}, normalized === null ? "norm -" : `norm ${normalized.toFixed(3)}`),
-      element("td", {}, bar(normalized ?? 0, "normalized"))));
+      element("td", {}, bar((normalized ?? 0) / Math.max(1, max.normalized[stage]), "normalized"))));
   });
   return table;
 }
@@ -61,9 +62,10 @@ function explainView(explain) {
 }
 
 async function show(result) {
-  const maxRaw = {};
+  const max = { raw: {}, normalized: {} };
   result.hits.forEach((hit) => Object.entries(hit.stages).forEach(([stage, s]) => {
-    maxRaw[stage] = Math.max(maxRaw[stage] ?? 0, s.raw);
+    max.raw[stage] = Math.max(max.raw[stage] ?? 0, s.raw);
+    max.normalized[stage] = Math.max(max.normalized[stage] ?? 0, s.normalized ?? 0);
   }));
   $("notes").replaceChildren(...result.notes.map((note) => element("li", {}, note)));
   const documents = await Promise.all(result.hits.map((hit) =>
@@ -74,7 +76,7 @@ async function show(result) {
       element("span", { class: "doc-id" }, hit.id), " ",
       element("span", { class: "score" }, `score ${hit.score.toFixed(4)}`),
       element("p", { class: "passage" }, documents[i].text.slice(0, 300)),
-      stageTable(hit, maxRaw));
+      stageTable(hit, max));
     if (hit.explain) item.append(explainView(hit.explain));
     return item;
   }));
