@@ -43,7 +43,7 @@ def test_the_schema_check_can_fail(compose: dict[str, Any]) -> None:
 
 
 def test_the_services(services: dict[str, Any]) -> None:
-    assert set(services) == {"opensearch", "dashboards", "redis", "neurank-init", "neurank-worker"}
+    assert set(services) == {"opensearch", "dashboards", "redis", "neurank-init", "neurank-worker", "serve"}
 
 
 def test_opensearch_is_a_local_single_node_3x(compose: dict[str, Any], services: dict[str, Any]) -> None:
@@ -70,6 +70,7 @@ def test_health_checks(services: dict[str, Any]) -> None:
         ("dashboards", {"opensearch"}),
         ("neurank-init", {"opensearch"}),
         ("neurank-worker", {"opensearch", "redis"}),
+        ("serve", {"opensearch"}),
     ],
 )
 def test_services_wait_for_healthy_dependencies(services: dict[str, Any], service: str, needs: set[str]) -> None:
@@ -97,6 +98,19 @@ def test_dockerfile_installs_cpu_torch_before_the_package() -> None:
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     assert lines[0] == "FROM python:3.11-slim"
     torch = next(i for i, line in enumerate(lines) if "torch==" in line)
-    package = next(i for i, line in enumerate(lines) if "pip install" in line and "[opensearch,celery]" in line)
+    package = next(i for i, line in enumerate(lines) if line.startswith('RUN pip install ".['))
+    extras = set(lines[package].split("[", 1)[1].split("]", 1)[0].split(","))
+    assert {"opensearch", "celery", "serve"} <= extras
     assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in lines[torch]
     assert torch < package
+
+
+def test_serve_listens_for_the_host_with_an_api_key(services: dict[str, Any]) -> None:
+    """Inside the container it binds 0.0.0.0, which `neurank serve` refuses without a key: compose demands one."""
+    serve = services["serve"]
+    assert serve["command"] == ["neurank", "serve", "--store", "http://opensearch:9200", "--host", "0.0.0.0",
+                                "--port", "8000"]
+    assert serve["environment"]["NEURANK_SERVE_API_KEY"].startswith("${NEURANK_SERVE_API_KEY:?")
+    assert serve["ports"] == ["127.0.0.1:8000:8000"]
+    assert "/readyz" in " ".join(serve["healthcheck"]["test"])
+    assert serve["build"] == {"context": ".", "dockerfile": "Dockerfile"}
