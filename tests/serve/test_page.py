@@ -17,7 +17,6 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
-
 from tests.serve.conftest import Server
 
 pytestmark = pytest.mark.integration
@@ -59,7 +58,7 @@ def test_the_page_shows_hits_with_stage_bars_and_explanations(server: Server, br
     for row in rows:
         raw, normalized = (row.find_element(By.CSS_SELECTOR, f".bar.{kind} > span") for kind in ("raw", "normalized"))
         assert raw.get_attribute("style").startswith("width:")
-        assert 0 < raw.size["width"] and 0 <= normalized.size["width"] <= normalized.find_element(
+        assert raw.size["width"] > 0 and 0 <= normalized.size["width"] <= normalized.find_element(
             By.XPATH, "..").size["width"]
     explain = {paragraph.get_attribute("data-explain"): paragraph.text
                for paragraph in first.find_elements(By.CSS_SELECTOR, "details.explain p")}
