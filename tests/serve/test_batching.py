@@ -77,10 +77,15 @@ def test_the_cache_forgets_the_least_recently_used() -> None:
     assert off.get(("fp", "a")) is None
 
 
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory: pytest.TempPathFactory) -> EncoderBundle:
+    home = tmp_path_factory.mktemp("encoders")
+    return EncoderBundle.from_settings(Settings(home=home, runtime="torch", int8=False))
+
+
 @pytest.mark.parametrize("batch_size", [16, 1])
-def test_shared_encoders_answer_what_the_encoders_answer(settings: Settings, batch_size: int) -> None:
+def test_shared_encoders_answer_what_the_encoders_answer(encoders: EncoderBundle, batch_size: int) -> None:
     """The real bundled encoders, batched (or not) and cached, give each query the encoding it gets alone."""
-    encoders = EncoderBundle.from_settings(settings)
     metrics = ServeMetrics()
     shared = SharedEncoders(encoders, ServeOptions(batch_size=batch_size, batch_wait_ms=50), metrics)
     queries = ["statins and the heart", "vitamin d", "solar cells", "statins and the heart"]
