@@ -126,7 +126,6 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
         if task is not None and task.done():
             failure = task.exception()
             return None if failure is None else error(500, f"the models failed to load: {failure}")
-        metrics.rejected.labels("not_ready").inc()
         return error(503, "the models are still loading; retry shortly", retry_after)
 
     @app.get("/", include_in_schema=False)
@@ -154,6 +153,7 @@ def create_app(settings: Settings, options: ServeOptions) -> FastAPI:
                               f"{options.max_query_chars:,} (NEURANK_SERVE_MAX_QUERY_CHARS)")
         not_loaded = models_loading()
         if not_loaded is not None:
+            metrics.rejected.labels("not_ready").inc()
             return not_loaded
         request = SearchRequest(**body.model_dump())
         start = time.perf_counter()

@@ -49,11 +49,18 @@ class SearchService:
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
-        """Load every model now, before the first search pays for it."""
+        """Load every model, and the served index's search structures, before the first search pays for them.
+
+        One search of every stage does it: a store may build its in-memory index on first use (the local
+        store's takes seconds on a few thousand documents), which would put the first searches past their
+        deadline. A missing index is no error here: `/readyz` reports it.
+        """
         self.encoders.bundle.warm_up()
-        reranker = self.reranker()
-        if reranker is not None:
-            reranker.scorer.warm_up()
+        try:
+            searcher = self.searcher()
+        except IndexNotFoundError:
+            return
+        searcher.search("warm up", searcher.plan("hybrid", k=1), with_documents=False)
 
     def reranker(self) -> Any:
         with self._lock:
@@ -87,7 +94,8 @@ class SearchService:
         """(the plan's metric label, the result's JSON)."""
         searcher, mode, implied = self.plan_mode(request)
         plan = searcher.plan(mode, k=request.k, depth=request.depth, implied=implied)
-        result = searcher.search(request.query, plan, explain=request.explain)
+        # The JSON carries no titles or texts (GET /documents has them): fetching them would be wasted work.
+        result = searcher.search(request.query, plan, with_documents=False, explain=request.explain)
         return mode_label(plan), result.to_dict()
 
     def document(self, doc_id: str, index: str | None = None) -> dict[str, Any] | None:
