@@ -2,9 +2,11 @@
 
     NEURANK_HOME=/tmp/nh-serve-bench python benchmarks/serve.py --dataset ../shared/data/scifact --index scifact
 
-Each setting starts its own `neurank serve` process on the loopback (query cache off, so every request encodes
-its query), then runs closed-loop clients (httpx, asyncio) for `--seconds` per client count: a client sends
-its next query as soon as the last one is answered, and after a 429 waits the Retry-After the server gave. The
+Each setting has its own `neurank serve` process on the loopback (query cache off, so every request encodes
+its query); closed-loop clients (httpx, asyncio) search for `--seconds` per client count and setting, the two
+settings taking turns in `--rounds` slices so that a shared machine's changing load falls on both alike. A
+client sends its next query as soon as the last one is answered, and after a 429 waits the Retry-After the
+server gave. The
 index must exist (`neurank ingest DATASET --index NAME`). `--soak-seconds` then samples the server's resident
 memory under `--soak-clients` clients.
 """
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,12 @@ class Cell:
     latencies_ms: list[float] = field(default_factory=list)
     rejected: int = 0
     errors: int = 0
+
+    def absorb(self, other: Cell) -> None:
+        self.seconds += other.seconds
+        self.latencies_ms += other.latencies_ms
+        self.rejected += other.rejected
+        self.errors += other.errors
 
     def row(self, label: str, clients: int, rss_mib: float) -> str:
         answered = len(self.latencies_ms)
@@ -118,7 +126,8 @@ def main() -> None:
     parser.add_argument("--index", required=True)
     parser.add_argument("--mode", default="hybrid")
     parser.add_argument("--clients", default="1,4,16,64")
-    parser.add_argument("--seconds", type=float, default=30.0, help="per client count")
+    parser.add_argument("--seconds", type=float, default=30.0, help="per client count and setting")
+    parser.add_argument("--rounds", type=int, default=3, help="turns the two settings take within those seconds")
     parser.add_argument("--max-in-flight", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=16, help="batching on; off is 1")
     parser.add_argument("--soak-seconds", type=float, default=0.0)
@@ -129,21 +138,27 @@ def main() -> None:
     queries = [text for qid, text in load_queries(args.dataset).items() if qid in qrels]
     counts = [int(count) for count in args.clients.split(",")]
     settings = {"batching on": args.batch_size, "batching off": 1}
-    rows = []
+    cells: dict[tuple[str, int], Cell] = {}
+    memory: dict[tuple[str, int], float] = {}
     soak: list[tuple[float, float]] = []
-    for label, batch_size in settings.items():
-        env = {"NEURANK_SERVE_BATCH_SIZE": str(batch_size), "NEURANK_SERVE_CACHE_SIZE": "0",
-               "NEURANK_SERVE_MAX_IN_FLIGHT": str(args.max_in_flight)}
-        with server(args.index, env) as (url, pid):
-            asyncio.run(load(url, queries, args.mode, 4, 5.0))  # warm-up: first calls of each session
-            for clients in counts:
-                cell = asyncio.run(load(url, queries, args.mode, clients, args.seconds))
-                rows.append(cell.row(label, clients, rss_mib(pid)))
-                print(rows[-1], file=sys.stderr)
-            if args.soak_seconds and batch_size > 1:
-                soak = asyncio.run(soaked(url, pid, queries, args))
-    print(header(f"mode {args.mode}, {len(queries)} queries cycled, {args.seconds:g} s per row, query cache off, "
-                 f"max in flight {args.max_in_flight}, batch size {args.batch_size} (off: 1)"))
+    with ExitStack() as servers:
+        running = {label: servers.enter_context(server(args.index, {
+            "NEURANK_SERVE_BATCH_SIZE": str(batch_size), "NEURANK_SERVE_CACHE_SIZE": "0",
+            "NEURANK_SERVE_MAX_IN_FLIGHT": str(args.max_in_flight)})) for label, batch_size in settings.items()}
+        for url, _ in running.values():
+            asyncio.run(load(url, queries, args.mode, 4, 5.0))  # warm-up: the first calls of each session
+        for clients in counts:
+            for _ in range(args.rounds):  # the settings take turns, so a change in the machine's load hits both
+                for label, (url, pid) in running.items():
+                    cell = asyncio.run(load(url, queries, args.mode, clients, args.seconds / args.rounds))
+                    cells.setdefault((label, clients), Cell(0.0)).absorb(cell)
+                    memory[label, clients] = rss_mib(pid)
+        if args.soak_seconds:
+            soak = asyncio.run(soaked(*running["batching on"], queries, args))
+    rows = [cells[label, clients].row(label, clients, memory[label, clients]) for label in settings
+            for clients in counts]
+    print(header(f"mode {args.mode}, {len(queries)} queries cycled, {args.seconds:g} s per row in {args.rounds} "
+                 f"turns, query cache off, max in flight {args.max_in_flight}, batch size {args.batch_size} (off: 1)"))
     print()
     print("| batching | clients | searches/s | p50 ms | p95 ms | p99 ms | p99/p50 | 429 | errors | RSS MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

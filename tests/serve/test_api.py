@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from neurank.cli import app
 from neurank.config import Settings
+from neurank.query.rerank import RERANK_OFF_NOTE
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,13 @@ def test_search_answers_the_json_of_the_cli(server: Server, served_settings: Set
         assert [t["token"] for t in ours["explain"]["sparse_tokens"]] == [
             t["token"] for t in theirs["explain"]["sparse_tokens"]]
     assert served["hits"][0]["explain"]["bm25_terms"][0]["term"] == "statin"
+
+
+def test_rerank_can_be_asked_for_and_says_when_no_cross_encoder_is_served(server: Server) -> None:
+    asked = search(server, query="vitamin d", mode="bm25", k=2, rerank=True).json()
+    assert asked["notes"] == [RERANK_OFF_NOTE] and asked["hits"][0]["id"] == "d2"
+    assert search(server, query="vitamin d", mode="bm25", k=2, rerank=False).json()["notes"] == []
+    assert search(server, query="vitamin d", mode="bm25+rerank", k=2).json()["notes"] == [RERANK_OFF_NOTE]
 
 
 def test_a_document_by_id(server: Server) -> None:
