@@ -104,8 +104,14 @@ async def load(url: str, queries: list[str], mode: str, clients: int, seconds: f
         i = number
         while time.perf_counter() < stop:
             start = time.perf_counter()
-            response = await http.post("/search", json={"query": queries[i % len(queries)], "mode": mode, "k": 10})
-            i += clients
+            try:
+                response = await http.post("/search", json={"query": queries[i % len(queries)], "mode": mode,
+                                                            "k": 10})
+            except httpx.TransportError:  # a dropped connection is an error the client saw, not a crash here
+                cell.errors += 1
+                continue
+            finally:
+                i += clients
             if response.status_code == 200:
                 cell.latencies_ms.append((time.perf_counter() - start) * 1000)
             elif response.status_code == 429:
