@@ -1,4 +1,4 @@
-# The neurank image used by docker-compose.yml (worker and one-shot index creation).
+# The neurank image used by docker-compose.yml (worker, one-shot index creation, and the search service).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,7 +12,7 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install ".[opensearch,celery]"
+RUN pip install ".[opensearch,celery,serve]"
 
 RUN useradd --create-home --uid 1000 neurank \
     && mkdir -p /data/neurank \

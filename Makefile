@@ -6,7 +6,7 @@ STAMP := $(VENV)/.neurank-installed
 TORCH := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit lint redis venv clean
+.PHONY: demo test unit lint redis browser venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ redis:
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
 		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
+# The search page's test drives Debian's chromium; install it where apt can, else that test says it skipped.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+		chromium chromium-driver >/dev/null; } || \
+		echo "chromium could not be installed: tests/serve/test_page.py will be skipped"
+
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
@@ -31,7 +39,7 @@ lint: venv
 unit: venv lint
 	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
-test: venv redis lint
+test: venv redis browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

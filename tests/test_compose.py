@@ -48,7 +48,7 @@ ENGINES = {"opensearch": {"opensearch", "dashboards"}, "elasticsearch": {"elasti
 
 def test_the_services(services: dict[str, Any]) -> None:
     assert set(services) == {"opensearch", "dashboards", "elasticsearch", "kibana", "redis", "neurank-init",
-                             "neurank-worker"}
+                             "neurank-worker", "serve"}
 
 
 def started(services: dict[str, Any], profile: str) -> set[str]:
@@ -110,6 +110,7 @@ def test_health_checks(services: dict[str, Any]) -> None:
         ("kibana", {"elasticsearch"}),
         ("neurank-init", {"opensearch", "elasticsearch"}),
         ("neurank-worker", {"opensearch", "elasticsearch", "redis"}),
+        ("serve", {"opensearch", "elasticsearch"}),
     ],
 )
 def test_services_wait_for_healthy_dependencies(services: dict[str, Any], service: str, needs: set[str]) -> None:
@@ -119,7 +120,7 @@ def test_services_wait_for_healthy_dependencies(services: dict[str, Any], servic
 
 
 def test_neurank_waits_for_whichever_engine_the_profile_started(services: dict[str, Any]) -> None:
-    for service in ("neurank-init", "neurank-worker"):
+    for service in ("neurank-init", "neurank-worker", "serve"):
         depends_on = services[service]["depends_on"]
         assert {name for name, dep in depends_on.items() if dep.get("required") is False} == set(ENGINES)
     assert "required" not in services["neurank-worker"]["depends_on"]["redis"]  # the broker is always needed
@@ -153,6 +154,20 @@ def test_dockerfile_installs_cpu_torch_before_the_package() -> None:
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     assert lines[0] == "FROM python:3.11-slim"
     torch = next(i for i, line in enumerate(lines) if "torch==" in line)
-    package = next(i for i, line in enumerate(lines) if "pip install" in line and "[opensearch,celery]" in line)
+    package = next(i for i, line in enumerate(lines) if line.startswith('RUN pip install ".['))
+    extras = set(lines[package].split("[", 1)[1].split("]", 1)[0].split(","))
+    assert {"opensearch", "celery", "serve"} <= extras
     assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in lines[torch]
     assert torch < package
+
+
+def test_serve_listens_for_the_host_with_an_api_key(services: dict[str, Any]) -> None:
+    """Inside the container it binds 0.0.0.0, which `neurank serve` refuses without a key."""
+    serve = services["serve"]
+    assert serve["command"] == ["neurank", "serve", "--store", "http://search:9200", "--host", "0.0.0.0",
+                                "--port", "8000"]
+    assert serve["environment"]["NEURANK_SERVE_API_KEY"] == "${NEURANK_SERVE_API_KEY:-}"
+    assert serve["profiles"] == ["serve"], "opt-in: the default `docker compose up` needs no key"
+    assert serve["ports"] == ["127.0.0.1:8000:8000"]
+    assert "/readyz" in " ".join(serve["healthcheck"]["test"])
+    assert serve["build"] == {"context": ".", "dockerfile": "Dockerfile"}

@@ -387,6 +387,28 @@ def search(
         console.print(f"[bold]{plain(hit.id)}[/bold] {plain(explanation.render())}")
 
 
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    index: IndexOpt = None,
+    host: Annotated[str, typer.Option(help="address to bind; any but loopback needs NEURANK_SERVE_API_KEY")] = (
+        "127.0.0.1"),
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="processes, each with its own models")] = 1,
+    runtime: RuntimeOpt = None,
+    rerank_model: RerankOpt = None,
+    colbert_model: ColbertOpt = None,
+) -> None:
+    """Serve the index over HTTP (search API, metrics, search page at /); knobs in NEURANK_SERVE_*."""
+    with handled():
+        from neurank.serve.options import load_options
+        from neurank.serve.run import serve as run_service
+
+        settings = settings_from(store=store, index=index, runtime=runtime, rerank_model=rerank_model,
+                                 colbert_model=colbert_model)
+        run_service(settings, load_options(), host=host, port=port, workers=workers)
+
+
 @app.command(name="eval")
 def eval_command(
     dataset: Annotated[Path, typer.Option(help="BEIR-layout folder")],

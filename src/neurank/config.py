@@ -142,7 +142,7 @@ class Settings(BaseSettings):
 
     def ingest_options(self) -> IngestOptions:
         """The queued-ingestion knobs, read and checked only here, so a bad one stops only the commands that use it."""
-        return self.ingest if self.ingest is not None else _validated(IngestOptions, "NEURANK_INGEST_", {})
+        return self.ingest if self.ingest is not None else validated(IngestOptions, "NEURANK_INGEST_", {})
 
 
 def check_store_url(url: str) -> None:
@@ -175,10 +175,11 @@ def load_settings(**overrides: Any) -> Settings:
 
     An invalid value raises one `ConfigError` naming the variable or flag, instead of pydantic's report.
     """
-    return _validated(Settings, "NEURANK_", {key: value for key, value in overrides.items() if value is not None})
+    return validated(Settings, "NEURANK_", {key: value for key, value in overrides.items() if value is not None})
 
 
-def _validated(model: type[_Model], env_prefix: str, given: dict[str, Any]) -> _Model:
+def validated(model: type[_Model], env_prefix: str, given: dict[str, Any]) -> _Model:
+    """`model` from the environment under `env_prefix` and `given` values; one `ConfigError` naming each bad one."""
     try:
         return model(**given)
     except ValidationError as exc:

@@ -1,0 +1,192 @@
+"""`neurank serve` under load: throughput and latency per number of concurrent clients, batching on and off.
+
+    NEURANK_HOME=/tmp/nh-serve-bench python benchmarks/serve.py --dataset ../shared/data/scifact --index scifact
+
+Each setting has its own `neurank serve` process on the loopback (query cache off, so every request encodes
+its query); closed-loop clients (httpx, asyncio) search for `--seconds` per client count and setting, the two
+settings taking turns in `--rounds` slices so that a shared machine's changing load falls on both alike. A
+client sends its next query as soon as the last one is answered, and after a 429 waits the Retry-After the
+server gave. The
+index must exist (`neurank ingest DATASET --index NAME`). `--soak-seconds` then samples the server's resident
+memory under `--soak-clients` clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from common import header
+from neurank.eval.datasets import load_qrels, load_queries
+
+
+@dataclass
+class Cell:
+    """What the clients saw in one run: latencies of the answered searches, and the other statuses."""
+
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    rejected: int = 0
+    errors: int = 0
+
+    def absorb(self, other: Cell) -> None:
+        self.seconds += other.seconds
+        self.latencies_ms += other.latencies_ms
+        self.rejected += other.rejected
+        self.errors += other.errors
+
+    def row(self, label: str, clients: int, rss_mib: float) -> str:
+        answered = len(self.latencies_ms)
+        total = answered + self.rejected + self.errors
+        p50, p95, p99 = (np.percentile(self.latencies_ms, q) if answered else float("nan") for q in (50, 95, 99))
+        return (f"| {label} | {clients} | {answered / self.seconds:.1f} | {p50:.0f} | {p95:.0f} | {p99:.0f} | "
+                f"{p99 / p50:.1f} | {self.rejected / max(total, 1):.0%} | {self.errors / max(total, 1):.1%} | "
+                f"{rss_mib:.0f} |")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return kib / 1024
+
+
+@contextmanager
+def server(index: str, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """`neurank serve` with `env` on top of ours; (URL, pid) once /readyz says ready."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", "from neurank.cli import app; app()", "serve", "--index", index,
+                                "--port", str(port)], env={**os.environ, **env})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"neurank serve did not get ready (exit status {process.returncode})")
+            time.sleep(0.5)
+        yield url, process.pid
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=30).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+async def load(url: str, queries: list[str], mode: str, clients: int, seconds: float) -> Cell:
+    cell = Cell(seconds)
+    stop = time.perf_counter() + seconds
+
+    async def client(number: int, http: httpx.AsyncClient) -> None:
+        i = number
+        while time.perf_counter() < stop:
+            start = time.perf_counter()
+            try:
+                response = await http.post("/search", json={"query": queries[i % len(queries)], "mode": mode,
+                                                            "k": 10})
+            except httpx.TransportError:  # a dropped connection is an error the client saw, not a crash here
+                cell.errors += 1
+                continue
+            finally:
+                i += clients
+            if response.status_code == 200:
+                cell.latencies_ms.append((time.perf_counter() - start) * 1000)
+            elif response.status_code == 429:
+                cell.rejected += 1
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            else:
+                cell.errors += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        await asyncio.gather(*(client(number, http) for number in range(clients)))
+    return cell
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, required=True, help="BEIR folder: its test queries are sent")
+    parser.add_argument("--index", required=True)
+    parser.add_argument("--mode", default="hybrid")
+    parser.add_argument("--clients", default="1,4,16,64")
+    parser.add_argument("--seconds", type=float, default=30.0, help="per client count and setting")
+    parser.add_argument("--rounds", type=int, default=3, help="turns the two settings take within those seconds")
+    parser.add_argument("--max-in-flight", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="batching on; off is 1")
+    parser.add_argument("--soak-seconds", type=float, default=0.0)
+    parser.add_argument("--soak-clients", type=int, default=16)
+    args = parser.parse_args()
+
+    qrels = load_qrels(args.dataset, "test")
+    queries = [text for qid, text in load_queries(args.dataset).items() if qid in qrels]
+    counts = [int(count) for count in args.clients.split(",")]
+    settings = {"batching on": args.batch_size, "batching off": 1}
+    cells: dict[tuple[str, int], Cell] = {}
+    memory: dict[tuple[str, int], float] = {}
+    soak: list[tuple[float, float]] = []
+    with ExitStack() as servers:
+        running = {label: servers.enter_context(server(args.index, {
+            "NEURANK_SERVE_BATCH_SIZE": str(batch_size), "NEURANK_SERVE_CACHE_SIZE": "0",
+            "NEURANK_SERVE_MAX_IN_FLIGHT": str(args.max_in_flight)})) for label, batch_size in settings.items()}
+        for url, _ in running.values():
+            asyncio.run(load(url, queries, args.mode, 4, 5.0))  # warm-up: the first calls of each session
+        for clients in counts:
+            for _ in range(args.rounds):  # the settings take turns, so a change in the machine's load hits both
+                for label, (url, pid) in running.items():
+                    cell = asyncio.run(load(url, queries, args.mode, clients, args.seconds / args.rounds))
+                    cells.setdefault((label, clients), Cell(0.0)).absorb(cell)
+                    memory[label, clients] = rss_mib(pid)
+        if args.soak_seconds:
+            soak = asyncio.run(soaked(*running["batching on"], queries, args))
+    rows = [cells[label, clients].row(label, clients, memory[label, clients]) for label in settings
+            for clients in counts]
+    print(header(f"mode {args.mode}, {len(queries)} queries cycled, {args.seconds:g} s per row in {args.rounds} "
+                 f"turns, query cache off, max in flight {args.max_in_flight}, batch size {args.batch_size} (off: 1)"))
+    print()
+    print("| batching | clients | searches/s | p50 ms | p95 ms | p99 ms | p99/p50 | 429 | errors | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
+    if soak:
+        rss = [mib for _, mib in soak]
+        print(f"\nsoak, {args.soak_clients} clients for {args.soak_seconds:g} s, batching on: RSS first "
+              f"{rss[0]:.0f} MiB, median {statistics.median(rss):.0f}, last {rss[-1]:.0f}, max {max(rss):.0f} "
+              f"({len(rss)} samples)")
+
+
+async def soaked(url: str, pid: int, queries: list[str], args: argparse.Namespace) -> list[tuple[float, float]]:
+    """(seconds since start, RSS MiB) every 10 s while `soak_clients` clients search."""
+    samples: list[tuple[float, float]] = []
+    start = time.perf_counter()
+    running = asyncio.ensure_future(load(url, queries, args.mode, args.soak_clients, args.soak_seconds))
+    while not running.done():
+        samples.append((time.perf_counter() - start, rss_mib(pid)))
+        await asyncio.wait([running], timeout=10)
+    samples.append((time.perf_counter() - start, rss_mib(pid)))
+    return samples
+
+
+if __name__ == "__main__":
+    main()
