@@ -4,17 +4,28 @@ checks every request body the store sends against the OpenSearch API spec (tests
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
+from tests import es_spec
 from tests.spec import validate, validate_bulk, validate_msearch
 
 from neurank.config import Settings
+from neurank.stores.cluster import BulkPolicy
+from neurank.stores.cluster.connection import Connection
+from neurank.stores.elasticsearch import ElasticsearchStore
+from neurank.stores.elasticsearch.client import ServerCompatibleClient, new_client
 from neurank.stores.opensearch import OpenSearchStore
-from neurank.stores.opensearch.bulk import BulkPolicy
 
 FAST_RETRIES = BulkPolicy(max_retries=2, initial_backoff_s=0.0, max_backoff_s=0.0, attempts=3)
 """Retries without waiting, so that fault-injection tests stay fast."""
@@ -26,10 +37,13 @@ class Request:
     url: str
     params: dict[str, Any]
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def lines(self) -> list[Any]:
         """An NDJSON body (`_bulk`, `_msearch`) as its decoded lines."""
+        if isinstance(self.body, list | tuple):  # elasticsearch-py passes NDJSON lines unserialized
+            return [json.loads(line) if isinstance(line, str | bytes) else line for line in self.body]
         text = self.body.decode() if isinstance(self.body, bytes) else self.body
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -70,6 +84,26 @@ def validate_request(request: Request) -> None:
     _VALID.add(key)
 
 
+_VALID_ES: set[str] = set()
+
+
+def validate_es_request(request: Request) -> None:
+    """The body of a request to Elasticsearch, against the Elasticsearch spec (tests/es_spec.py, strict)."""
+    kind = spec_kind(request)
+    if kind is None:
+        return
+    key = f"{kind}:{json.dumps(request.body, default=str)}"
+    if key in _VALID_ES:
+        return
+    if kind == "bulk":
+        es_spec.validate_bulk(request.lines)
+    elif kind == "msearch":
+        es_spec.validate_msearch(request.lines)
+    else:
+        es_spec.validate(kind, request.body)
+    _VALID_ES.add(key)
+
+
 @dataclass(slots=True)
 class Recorder:
     """Wraps a client's transport: records each request, then answers it with `respond` (the real node when
@@ -91,12 +125,34 @@ class Recorder:
         client.transport.perform_request = perform_request  # type: ignore[method-assign]
         return client
 
+    def attach_es(self, client: ServerCompatibleClient) -> ServerCompatibleClient:
+        """The same for an elasticsearch-py client: its transport sees bodies before serialization."""
+        transport = client.transport
+        send = transport.perform_request
+
+        def perform_request(method: str, target: str, *, body: Any = None, headers: Any = None,
+                            **options: Any) -> Any:
+            path, _, query = target.partition("?")
+            request = Request(method, path, dict(p.split("=", 1) for p in query.split("&") if "=" in p), body,
+                              dict(headers or {}))
+            self.requests.append(request)
+            if self.fail is not None:
+                self.fail(request)
+            return send(method, target, body=body, headers=headers, **options)
+
+        transport.perform_request = perform_request  # type: ignore[method-assign]
+        return client
+
     def kinds(self) -> list[str]:
         return [kind for kind in map(spec_kind, self.requests) if kind is not None]
 
     def validate_all(self) -> None:
         for request in self.requests:
             validate_request(request)
+
+    def validate_all_es(self) -> None:
+        for request in self.requests:
+            validate_es_request(request)
 
 
 @pytest.fixture
@@ -111,3 +167,65 @@ def osmem_store(osmem_url: str, recorder: Recorder) -> Iterator[OpenSearchStore]
     store = OpenSearchStore(osmem_url, Settings(opensearch_neural_plugin=None), client=client, bulk=FAST_RETRIES)
     yield store
     recorder.validate_all()
+
+
+# -- Elasticsearch: a real noida-db (an Elasticsearch 8.15 API server), one per session ---------------------------
+
+NOIDA_START_S = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def noida_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`noida-db start --only elasticsearch` on a free port (ENGINES.md), stopped at the end of the session."""
+    executable = shutil.which("noida-db") or str(Path(sys.executable).with_name("noida-db"))
+    if not Path(executable).exists():
+        pytest.fail("noida-db is not installed: pip install -e '.[test]'")
+    port = _free_port()
+    data = tmp_path_factory.mktemp("noida")
+    log = (data / "noida.log").open("wb")
+    process = subprocess.Popen(
+        [executable, "start", "--host", "127.0.0.1", "--only", "elasticsearch", "--elasticsearch-port", str(port),
+         "--data-dir", str(data / "db")], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + NOIDA_START_S
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"noida-db did not start on {url}: {(data / 'noida.log').read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def es_client(url: str, recorder: Recorder) -> ServerCompatibleClient:
+    """A client for noida-db (8.15.3) whose requests the recorder sees."""
+    client = new_client(Connection(url, 30.0, True, None, None, None), server_major=8)
+    return recorder.attach_es(client)
+
+
+@pytest.fixture
+def es_store(noida_url: str, recorder: Recorder) -> Iterator[ElasticsearchStore]:
+    """An Elasticsearch store on noida-db, licensed as Basic (what `GET _license` gives there); after the test,
+    every body it sent must satisfy the Elasticsearch spec."""
+    store = ElasticsearchStore(noida_url, Settings(), client=es_client(noida_url, recorder), bulk=FAST_RETRIES,
+                               server_version="8.15.3")
+    yield store
+    recorder.validate_all_es()

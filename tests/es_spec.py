@@ -1,0 +1,134 @@
+"""Strict validation of request bodies against the Elasticsearch API spec (../shared/elasticsearch-api-spec).
+
+The same machinery as tests/spec.py (OpenSearch): every object schema that defines `properties` is closed where an
+instance is checked against it (`additionalProperties: false`, keys of in-place parts listed), and checks run
+cheap keywords first. The spec is one OpenAPI JSON file (the serverless one, see its PROVENANCE.md); `KNOWN_GAPS`
+patches what a stateful 8.x / 9.x cluster accepts and that file lacks. Each patch first checks that the gap is
+still there, so an updated spec makes the patch fail loudly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+from tests.spec import Docs, Gap, Mode, SpecViolation, Target, _close_objects, _fail_fast
+
+SPEC_FILE = Path(
+    os.environ.get("NEURANK_ELASTICSEARCH_SPEC",
+                   Path(__file__).resolve().parents[2] / "shared" / "elasticsearch-api-spec")
+) / "elasticsearch-serverless-openapi.json"
+URI = SPEC_FILE.as_uri()
+
+_REQUESTS: dict[str, str] = {
+    "indices.create": "/paths/~1{index}/put/requestBody/content/application~1json/schema",
+    "search": "/components/requestBodies/search/content/application~1json/schema",
+    "msearch.header": "/components/schemas/_global.msearch.MultisearchHeader",
+    "msearch.body": "/components/schemas/_global.search._types.SearchRequestBody",
+    "bulk.action": "/components/schemas/_global.bulk.OperationContainer",
+}
+REQUESTS = tuple(_REQUESTS)
+
+
+def _schemas(docs: Docs) -> dict[str, Any]:
+    return docs[URI]["components"]["schemas"]  # type: ignore[no-any-return]
+
+
+def _index_settings(docs: Docs) -> None:
+    """Serverless manages shards and replicas; a stateful cluster takes them (and neurank sends them)."""
+    properties = _schemas(docs)["indices._types.IndexSettings"]["properties"]
+    assert "number_of_shards" not in properties, "spec now has number_of_shards: drop this gap"
+    properties["number_of_shards"] = {"oneOf": [{"type": "number"}, {"type": "string"}]}
+    properties["number_of_replicas"] = {"oneOf": [{"type": "number"}, {"type": "string"}]}
+
+
+def _metadata_values(docs: Docs) -> None:
+    """`_meta` holds any JSON (Metadata is Dictionary<string, UserDefinedValue>); the file types each value as an
+    object, which rejects the strings and numbers every `_meta` example in Elasticsearch's docs has."""
+    metadata = _schemas(docs)["_types.Metadata"]
+    assert metadata.get("additionalProperties") == {"type": "object"}, "_types.Metadata changed: review this gap"
+    metadata["additionalProperties"] = True
+
+
+KNOWN_GAPS: dict[str, Gap] = {
+    "metadata values": Gap("`_meta` values may be any JSON (UserDefinedValue)", _metadata_values),
+    "shards and replicas": Gap(
+        "index.number_of_shards / number_of_replicas are stateful-only settings, left out of the serverless file",
+        _index_settings,
+    ),
+}
+
+
+def _load_docs() -> Docs:
+    if not SPEC_FILE.is_file():
+        raise FileNotFoundError(f"Elasticsearch API spec not found at {SPEC_FILE}; set NEURANK_ELASTICSEARCH_SPEC")
+    return {URI: json.loads(SPEC_FILE.read_text(encoding="utf-8"))}
+
+
+def _root(kind: str) -> Target:
+    if kind not in _REQUESTS:
+        raise KeyError(f"unknown request {kind!r}; choose one of {', '.join(REQUESTS)}")
+    return URI, _REQUESTS[kind]
+
+
+@functools.cache
+def _registry(mode: Mode) -> Registry:
+    docs = _load_docs()
+    if mode == "strict":
+        for gap in KNOWN_GAPS.values():
+            gap.patch(docs)
+    if mode != "raw":
+        _close_objects(docs, [_root(kind) for kind in REQUESTS])
+    _fail_fast(docs)
+    return Registry().with_resources(
+        [(uri, Resource.from_contents(doc, default_specification=DRAFT202012)) for uri, doc in docs.items()])
+
+
+@functools.cache
+def _validator(kind: str, mode: Mode) -> Draft202012Validator:
+    uri, pointer = _root(kind)
+    return Draft202012Validator({"$ref": f"{uri}#{pointer}"}, registry=_registry(mode))
+
+
+def errors(kind: str, body: Any, *, mode: Mode = "strict") -> list[str]:
+    """Every violation as `path: message`; empty when the spec accepts the body."""
+    found = list(_validator(kind, mode).iter_errors(body))
+    if not found:
+        return []
+    return list(dict.fromkeys(f"{error.json_path}: {error.message}" for error in [best_match(found), *found]))
+
+
+def validate(kind: str, body: Any, *, mode: Mode = "strict") -> None:
+    problems = errors(kind, body, mode=mode)
+    if problems:
+        raise SpecViolation(f"{kind} body rejected by the Elasticsearch spec ({mode}):\n  " + "\n  ".join(problems))
+
+
+def validate_msearch(lines: Sequence[Mapping[str, Any]], *, mode: Mode = "strict") -> None:
+    if not lines or len(lines) % 2:
+        raise SpecViolation(f"_msearch needs header/body pairs, got {len(lines)} lines")
+    for number, line in enumerate(lines):
+        validate("msearch.body" if number % 2 else "msearch.header", line, mode=mode)
+
+
+def validate_bulk(lines: Sequence[Mapping[str, Any]], *, mode: Mode = "strict") -> None:
+    """index / create actions and their documents, and deletes (neurank sends no updates)."""
+    number = 0
+    while number < len(lines):
+        action = lines[number]
+        validate("bulk.action", action, mode=mode)
+        (operation,) = action
+        if operation == "delete":
+            number += 1
+            continue
+        if number + 1 >= len(lines) or not isinstance(lines[number + 1], Mapping):
+            raise SpecViolation(f"bulk {operation} action on line {number + 1} has no JSON object after it")
+        number += 2
