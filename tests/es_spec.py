@@ -58,7 +58,25 @@ def _metadata_values(docs: Docs) -> None:
     metadata["additionalProperties"] = True
 
 
+def _sparse_vector_one_of(docs: Docs) -> None:
+    """SparseVectorQuery's `query_vector` | `inference_id` choice is drawn as min/maxProperties 1 on an allOf part,
+    which then counts every key of the query (field, prune, ...): no valid query passes. It means one of the two."""
+    (base, body) = _schemas(docs)["_types.query_dsl.SparseVectorQuery"]["allOf"]
+    choice = body["allOf"][1]
+    assert choice.pop("maxProperties") == 1 and choice.pop("minProperties") == 1, "SparseVectorQuery changed"
+    choice["oneOf"] = [{"required": ["query_vector"]}, {"required": ["inference_id"]}, {"required": ["query"]}]
+
+
+def _field_value_any_of(docs: Docs) -> None:
+    """FieldValue is a oneOf with duplicate branches (number twice, string and nullable string): every string is
+    valid under two of them, so oneOf rejects it. It means any of them."""
+    field_value = _schemas(docs)["_types.FieldValue"]
+    field_value["anyOf"] = field_value.pop("oneOf")
+
+
 KNOWN_GAPS: dict[str, Gap] = {
+    "sparse_vector query": Gap("query_vector | inference_id drawn as maxProperties 1 on the query", _sparse_vector_one_of),
+    "field value": Gap("FieldValue oneOf has duplicate branches", _field_value_any_of),
     "metadata values": Gap("`_meta` values may be any JSON (UserDefinedValue)", _metadata_values),
     "shards and replicas": Gap(
         "index.number_of_shards / number_of_replicas are stateful-only settings, left out of the serverless file",

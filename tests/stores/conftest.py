@@ -172,6 +172,8 @@ def osmem_store(osmem_url: str, recorder: Recorder) -> Iterator[OpenSearchStore]
 # -- Elasticsearch: a real noida-db (an Elasticsearch 8.15 API server), one per session ---------------------------
 
 NOIDA_START_S = 60.0
+EXACT_HNSW = {"type": "hnsw"}
+"""Float vectors in the graph: exact scores (the default, int8_hnsw from 8.14, scores quantized vectors)."""
 
 
 def _free_port() -> int:
@@ -225,7 +227,8 @@ def es_client(url: str, recorder: Recorder) -> ServerCompatibleClient:
 def es_store(noida_url: str, recorder: Recorder) -> Iterator[ElasticsearchStore]:
     """An Elasticsearch store on noida-db, licensed as Basic (what `GET _license` gives there); after the test,
     every body it sent must satisfy the Elasticsearch spec."""
-    store = ElasticsearchStore(noida_url, Settings(), client=es_client(noida_url, recorder), bulk=FAST_RETRIES,
+    settings = Settings(elasticsearch_dense_index_options=EXACT_HNSW)
+    store = ElasticsearchStore(noida_url, settings, client=es_client(noida_url, recorder), bulk=FAST_RETRIES,
                                server_version="8.15.3")
     yield store
     recorder.validate_all_es()

@@ -8,6 +8,8 @@
 - `colbert`: `rank_vectors` where version (8.18+) and licence allow it; else an unindexed `object`, as on
   OpenSearch, and neurank scores MaxSim itself.
 - `metadata`: `flattened` (ES's counterpart of OpenSearch's `flat_object`).
+- `content`: written by the store (title, a line break, text) instead of `copy_to`: the same tokens and field
+  length, so the same BM25, on every server of the API (noida-db has no `copy_to`); `_source` holds it twice.
 BM25 k1/b go in the index's default similarity, as on OpenSearch.
 """
 
@@ -47,7 +49,7 @@ def elasticsearch_index_body(spec: IndexSpec, *, version: str, types: FieldTypes
     """Settings, mappings and `_meta` (neurank `version`, model fingerprints, the spec) for a new ES index."""
     sparse = "sparse_vector" if types.sparse_vector else "rank_features"
     properties: dict[str, Any] = {
-        **shared_properties(spec),
+        **shared_properties(spec, copy_to=False),
         **{name: {"type": sparse} for name in SPARSE_FIELDS},
         "metadata": {"type": "flattened"},
     }

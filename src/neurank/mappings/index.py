@@ -72,14 +72,16 @@ def _settings(spec: IndexSpec) -> dict[str, Any]:
     return {"index": index}
 
 
-def shared_properties(spec: IndexSpec) -> dict[str, Any]:
-    """The fields both engines map alike: text, keywords, the expansion terms."""
+def shared_properties(spec: IndexSpec, *, copy_to: bool = True) -> dict[str, Any]:
+    """The fields both engines map alike: text, keywords, the expansion terms. Without `copy_to`, documents
+    carry `content` themselves: the same tokens and field length, so the same BM25."""
     text = {"type": "text", "analyzer": spec.language}
+    copy = {"copy_to": CONTENT_FIELD} if copy_to else {}
     roles = sorted({*MODEL_ROLES, *spec.models})
     return {
         "doc_id": _keyword(),
-        "title": {**text, "copy_to": CONTENT_FIELD},
-        "text": {**text, "copy_to": CONTENT_FIELD},
+        "title": {**text, **copy},
+        "text": {**text, **copy},
         CONTENT_FIELD: text,
         "content_hash": _keyword(),
         "models": {"type": "object", "properties": {role: _keyword() for role in roles}},

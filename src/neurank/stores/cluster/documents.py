@@ -21,7 +21,7 @@ import numpy as np
 
 from neurank.documents import Document
 from neurank.index_spec import COLBERT_ROLE, EXPANSION_ROLE, SPARSE_FIELDS
-from neurank.mappings.index import EMBEDDING_FIELD, EXPANSION_TERMS_FIELD, TOKEN_COUNT_FIELD
+from neurank.mappings.index import CONTENT_FIELD, EMBEDDING_FIELD, EXPANSION_TERMS_FIELD, TOKEN_COUNT_FIELD
 from neurank.stores.protocol import EncodedDocument, StoredDocument
 from neurank.stores.tokens import BadTokenVectors, check_token_vectors
 
@@ -40,10 +40,11 @@ def top_terms(weights: Mapping[str, float], n: int) -> list[str]:
 
 
 def document_source(encoded: EncodedDocument, colbert_dimension: int | None = None, *,
-                    expansion_terms: int = 0) -> dict[str, Any]:
-    """The `_source` of one document, with its top `expansion_terms` expansion terms (0: none); raises
-    UnsendableDocument for a value JSON cannot carry, or token vectors the index (`colbert_dimension`) cannot
-    score."""
+                    expansion_terms: int = 0, content: bool = False, unit_dense: bool = False) -> dict[str, Any]:
+    """The `_source` of one document, with its top `expansion_terms` expansion terms (0: none), and `content`
+    (title and text, the BM25 field) written out where the mapping does not `copy_to` it; raises
+    UnsendableDocument for a value JSON cannot carry, token vectors the index (`colbert_dimension`) cannot score,
+    or a zero embedding where the similarity needs a direction (`unit_dense`: cosine)."""
     doc = encoded.document
     source: dict[str, Any] = {
         "doc_id": doc.id,
@@ -54,6 +55,8 @@ def document_source(encoded: EncodedDocument, colbert_dimension: int | None = No
         "content_hash": doc.content_hash,
         "models": dict(encoded.models),
     }
+    if content:
+        source[CONTENT_FIELD] = f"{doc.title}\n{doc.text}" if doc.title else doc.text
     for field, weights in encoded.sparse.items():
         values = {token: float(weight) for token, weight in weights.items()}
         for token, value in values.items():
@@ -72,6 +75,9 @@ def document_source(encoded: EncodedDocument, colbert_dimension: int | None = No
                 f"failed to parse field [{EMBEDDING_FIELD}] (dense vector): "
                 "vector values cannot be NaN or infinite"
             )
+        if unit_dense and not vector.any():
+            raise UnsendableDocument(f"failed to parse field [{EMBEDDING_FIELD}] (dense vector): the cosine "
+                                     "similarity does not support vectors with zero magnitude")
         source[EMBEDDING_FIELD] = vector.tolist()
     if encoded.token_vectors is not None:
         try:

@@ -35,7 +35,7 @@ def rank_feature_sum(query: SparseQuery) -> Body:
 
 
 def term_filter(field: str, value: str) -> Body:
-    return {"term": {field: value}}
+    return {"term": {field: {"value": value}}}
 
 
 def explain_term_body(term: str, count: int, doc_id: str) -> Body:

@@ -117,6 +117,8 @@ class ClusterStore(ABC):
     """The engine's name, for messages."""
     SOURCE_INCLUDES: ClassVar[str]
     """The client's keyword for `_source_includes`."""
+    WRITES_CONTENT: ClassVar[bool] = False
+    """Whether documents carry `content` themselves (the mapping has no `copy_to`)."""
 
     def __init__(self, url: str, settings: Settings | None = None, *, client: Any = None,
                  bulk: BulkPolicy = DEFAULT_POLICY) -> None:
@@ -308,17 +310,17 @@ class ClusterStore(ABC):
 
     def upsert(self, name: str, documents: Sequence[EncodedDocument]) -> WriteResult:
         target = self._write_target(name)
-        colbert_dimension = None
-        if any(encoded.token_vectors is not None for encoded in documents):
-            spec = self._spec_of(target)
-            colbert_dimension = None if spec is None else spec.colbert_dimension
+        spec = self._spec_of(target) if self.WRITES_CONTENT or any(
+            encoded.token_vectors is not None for encoded in documents) else None
+        colbert_dimension = None if spec is None else spec.colbert_dimension
+        unit_dense = spec is not None and spec.space_type == "cosinesimil"
         failures: list[tuple[int, WriteFailure]] = []
         actions, positions = [], []
         for position, encoded in enumerate(documents):
             doc = encoded.document
             try:
-                source = document_source(encoded, colbert_dimension,
-                                         expansion_terms=self._settings.expansion_terms)
+                source = document_source(encoded, colbert_dimension, expansion_terms=self._settings.expansion_terms,
+                                         content=self.WRITES_CONTENT, unit_dense=unit_dense)
             except UnsendableDocument as exc:
                 failures.append((position, WriteFailure(doc.id, str(exc), doc.source)))
                 continue

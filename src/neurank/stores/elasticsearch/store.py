@@ -100,6 +100,7 @@ class ElasticsearchStore(ClusterStore):
 
     ENGINE = "Elasticsearch"
     SOURCE_INCLUDES = "source_includes"
+    WRITES_CONTENT = True
 
     def __init__(self, url: str, settings: Settings | None = None, *, client: Any = None,
                  bulk: BulkPolicy = DEFAULT_POLICY, server_version: str | None = None) -> None:
