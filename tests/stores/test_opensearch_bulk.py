@@ -6,7 +6,8 @@ import pytest
 from opensearchpy import OpenSearch
 from tests.stores.conftest import Recorder
 
-from neurank.stores.opensearch.bulk import write
+from neurank.stores.cluster.bulk import write
+from neurank.stores.opensearch.store import BULK
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,7 @@ def test_a_request_refused_as_a_whole_is_split_until_the_culprit_fails_alone(
     actions = [{"_op_type": "index", "_index": "docs", "_id": doc_id, "_source": {"text": f"text of {doc_id[:8]}"}}
                for doc_id in ids]
 
-    outcome = write(client, actions)
+    outcome = write(client, actions, BULK)
 
     assert sorted(outcome.done) == [0, 1, 2, 3, 4, 6, 7]
     assert list(outcome.failed) == [5]
