@@ -408,7 +408,7 @@ def _refuse(method: str, url: str, **kwargs: Any) -> Any:
 
 
 def test_secrets_never_reach_messages_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    store = open_store(_secure_settings(tmp_path, opensearch_ca_certs=None), "http://127.0.0.1:9")
+    store = open_store(_secure_settings(tmp_path, opensearch_ca_certs=None, engine="opensearch"), "http://127.0.0.1:9")
     assert isinstance(store, OpenSearchStore)
     (connection,) = store.client.transport.connection_pool.connections
     assert connection.headers["authorization"].startswith("Basic "), "open_store passes the settings"

@@ -26,6 +26,9 @@ from typing import Any
 from neurank.errors import StoreUnavailableError
 from neurank.stores.cluster.errors import Failure, error_reason, is_transient, root_cause
 
+_CONFIG_FAILURES = ("credentials", "permission", "tls")
+"""A chunk that failed for one of these fails the write at once: no retry and no per-item blame cures them."""
+
 Action = dict[str, Any]
 """One `streaming_bulk` action: `_op_type`, `_index`, `_id` and, for `index`, `_source`."""
 
@@ -123,16 +126,16 @@ def write(
             raise_on_error=False,
             raise_on_exception=False,
             max_retries=policy.max_retries,
-            initial_backoff=policy.initial_backoff_s,  # type: ignore[arg-type]  # annotated int; sleeps floats
-            max_backoff=policy.max_backoff_s,  # type: ignore[arg-type]
+            initial_backoff=policy.initial_backoff_s,
+            max_backoff=policy.max_backoff_s,
         )
         # One result per action, but not in order: items resent after a 429 come after their chunk-mates.
         for ok, result in results:
             ((op_type, item),) = result.items()
             exc = item.get("exception")
             failure = driver.failure(exc) if isinstance(exc, Exception) else None
-            if failure is not None and failure.kind in ("credentials", "permission", "tls"):
-                raise exc  # type: ignore[misc]  # an Exception, checked above
+            if isinstance(exc, Exception) and failure is not None and failure.kind in _CONFIG_FAILURES:
+                raise exc
             position = positions[(op_type, str(item["_id"]))].popleft()
             status = _item_status(item)
             refusal = None if ok else _refusal(failure)
