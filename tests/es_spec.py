@@ -50,12 +50,12 @@ def _index_settings(docs: Docs) -> None:
     properties["number_of_replicas"] = {"oneOf": [{"type": "number"}, {"type": "string"}]}
 
 
-def _metadata_values(docs: Docs) -> None:
-    """`_meta` holds any JSON (Metadata is Dictionary<string, UserDefinedValue>); the file types each value as an
-    object, which rejects the strings and numbers every `_meta` example in Elasticsearch's docs has."""
-    metadata = _schemas(docs)["_types.Metadata"]
-    assert metadata.get("additionalProperties") == {"type": "object"}, "_types.Metadata changed: review this gap"
-    metadata["additionalProperties"] = True
+def _user_defined_values(docs: Docs) -> None:
+    """`_meta` and script `params` hold any JSON (Dictionary<string, UserDefinedValue>); the file types each value
+    as an object, which rejects the strings, numbers and arrays every example in Elasticsearch's docs has."""
+    for where in (_schemas(docs)["_types.Metadata"], _schemas(docs)["_types.Script"]["properties"]["params"]):
+        assert where.get("additionalProperties") == {"type": "object"}, "UserDefinedValue changed: review this gap"
+        where["additionalProperties"] = True
 
 
 def _sparse_vector_one_of(docs: Docs) -> None:
@@ -77,7 +77,8 @@ def _field_value_any_of(docs: Docs) -> None:
 KNOWN_GAPS: dict[str, Gap] = {
     "sparse_vector query": Gap("query_vector | inference_id drawn as maxProperties 1 on the query", _sparse_vector_one_of),
     "field value": Gap("FieldValue oneOf has duplicate branches", _field_value_any_of),
-    "metadata values": Gap("`_meta` values may be any JSON (UserDefinedValue)", _metadata_values),
+    "user-defined values": Gap("`_meta` and script params values may be any JSON (UserDefinedValue)",
+                               _user_defined_values),
     "shards and replicas": Gap(
         "index.number_of_shards / number_of_replicas are stateful-only settings, left out of the serverless file",
         _index_settings,
