@@ -18,9 +18,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from local_vs_osmem import K, compare, fill
 
 from common import header
+from local_vs_osmem import K, compare, fill
 from neurank.config import Settings
 from neurank.documents import Document, read_corpus
 from neurank.eval.datasets import load_qrels, load_queries
@@ -86,8 +86,9 @@ def main() -> None:
         rows = [
             ("bm25", compare(queries, lambda q: local.search("slice", [TextQuery(q, 100)])[0],
                              lambda q: remote.search("slice", [TextQuery(q, K)])[0])),
-            ("sparse (sparse_vector)", compare(tokens, lambda t: local.search("neural", [SparseQuery("splade", t, 100)])[0],
-                                               lambda t: remote.search("neural", [SparseQuery("splade", t, K)])[0])),
+            ("sparse (sparse_vector)",
+             compare(tokens, lambda t: local.search("neural", [SparseQuery("splade", t, 100)])[0],
+                     lambda t: remote.search("neural", [SparseQuery("splade", t, K)])[0])),
             ("dense (knn)", compare(vectors, lambda v: local.search("neural", [VectorQuery(v, 100)])[0],
                                     lambda v: remote.search("neural", [VectorQuery(v, K)])[0])),
         ]

@@ -12,15 +12,11 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-from tests.spec import Docs, Gap, Mode, SpecViolation, Target, _close_objects, _fail_fast
+from referencing import Registry
+from tests.spec import Checker, Docs, Gap, Mode, Target, build_registry
 
 SPEC_FILE = Path(
     os.environ.get("NEURANK_ELASTICSEARCH_SPEC",
@@ -61,10 +57,10 @@ def _user_defined_values(docs: Docs) -> None:
 def _sparse_vector_one_of(docs: Docs) -> None:
     """SparseVectorQuery's `query_vector` | `inference_id` choice is drawn as min/maxProperties 1 on an allOf part,
     which then counts every key of the query (field, prune, ...): no valid query passes. It means one of the two."""
-    (base, body) = _schemas(docs)["_types.query_dsl.SparseVectorQuery"]["allOf"]
+    (_, body) = _schemas(docs)["_types.query_dsl.SparseVectorQuery"]["allOf"]
     choice = body["allOf"][1]
     assert choice.pop("maxProperties") == 1 and choice.pop("minProperties") == 1, "SparseVectorQuery changed"
-    choice["oneOf"] = [{"required": ["query_vector"]}, {"required": ["inference_id"]}, {"required": ["query"]}]
+    choice["oneOf"] = [{"required": ["query_vector"]}, {"required": ["inference_id"]}]
 
 
 def _field_value_any_of(docs: Docs) -> None:
@@ -75,7 +71,8 @@ def _field_value_any_of(docs: Docs) -> None:
 
 
 KNOWN_GAPS: dict[str, Gap] = {
-    "sparse_vector query": Gap("query_vector | inference_id drawn as maxProperties 1 on the query", _sparse_vector_one_of),
+    "sparse_vector query": Gap("query_vector | inference_id drawn as maxProperties 1 on the whole query",
+                               _sparse_vector_one_of),
     "field value": Gap("FieldValue oneOf has duplicate branches", _field_value_any_of),
     "user-defined values": Gap("`_meta` and script params values may be any JSON (UserDefinedValue)",
                                _user_defined_values),
@@ -100,54 +97,11 @@ def _root(kind: str) -> Target:
 
 @functools.cache
 def _registry(mode: Mode) -> Registry:
-    docs = _load_docs()
-    if mode == "strict":
-        for gap in KNOWN_GAPS.values():
-            gap.patch(docs)
-    if mode != "raw":
-        _close_objects(docs, [_root(kind) for kind in REQUESTS])
-    _fail_fast(docs)
-    return Registry().with_resources(
-        [(uri, Resource.from_contents(doc, default_specification=DRAFT202012)) for uri, doc in docs.items()])
+    return build_registry(_load_docs(), KNOWN_GAPS, [_root(kind) for kind in REQUESTS], mode)
 
 
-@functools.cache
-def _validator(kind: str, mode: Mode) -> Draft202012Validator:
-    uri, pointer = _root(kind)
-    return Draft202012Validator({"$ref": f"{uri}#{pointer}"}, registry=_registry(mode))
-
-
-def errors(kind: str, body: Any, *, mode: Mode = "strict") -> list[str]:
-    """Every violation as `path: message`; empty when the spec accepts the body."""
-    found = list(_validator(kind, mode).iter_errors(body))
-    if not found:
-        return []
-    return list(dict.fromkeys(f"{error.json_path}: {error.message}" for error in [best_match(found), *found]))
-
-
-def validate(kind: str, body: Any, *, mode: Mode = "strict") -> None:
-    problems = errors(kind, body, mode=mode)
-    if problems:
-        raise SpecViolation(f"{kind} body rejected by the Elasticsearch spec ({mode}):\n  " + "\n  ".join(problems))
-
-
-def validate_msearch(lines: Sequence[Mapping[str, Any]], *, mode: Mode = "strict") -> None:
-    if not lines or len(lines) % 2:
-        raise SpecViolation(f"_msearch needs header/body pairs, got {len(lines)} lines")
-    for number, line in enumerate(lines):
-        validate("msearch.body" if number % 2 else "msearch.header", line, mode=mode)
-
-
-def validate_bulk(lines: Sequence[Mapping[str, Any]], *, mode: Mode = "strict") -> None:
-    """index / create actions and their documents, and deletes (neurank sends no updates)."""
-    number = 0
-    while number < len(lines):
-        action = lines[number]
-        validate("bulk.action", action, mode=mode)
-        (operation,) = action
-        if operation == "delete":
-            number += 1
-            continue
-        if number + 1 >= len(lines) or not isinstance(lines[number + 1], Mapping):
-            raise SpecViolation(f"bulk {operation} action on line {number + 1} has no JSON object after it")
-        number += 2
+ELASTICSEARCH = Checker("Elasticsearch", _root, _registry)
+errors = ELASTICSEARCH.errors
+validate = ELASTICSEARCH.validate
+validate_msearch = ELASTICSEARCH.validate_msearch
+validate_bulk = ELASTICSEARCH.validate_bulk

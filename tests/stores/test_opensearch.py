@@ -47,9 +47,9 @@ from neurank.ingest.inline import ensure_index
 from neurank.mappings import pipeline_id
 from neurank.retrieval import DEFAULT_HYBRID_FUSION, Fusion, SparseQuery, TextQuery, VectorQuery
 from neurank.stores import FusingStore, LocalStore, Store, VersionedStore, open_store
-from neurank.stores.opensearch import Capabilities, OpenSearchStore, client_options
 from neurank.stores.cluster.bulk import BulkPolicy, backoff_s
 from neurank.stores.cluster.errors import root_cause
+from neurank.stores.opensearch import Capabilities, OpenSearchStore, client_options
 from neurank.stores.opensearch.errors import store_error
 from neurank.stores.opensearch.store import ASSUMED_NEURAL_SEARCH, LATE_INTERACTION_KNN
 

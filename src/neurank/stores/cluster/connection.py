@@ -4,6 +4,7 @@ CA bundle, the timeout. Each engine's store turns them into its client's keyword
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from neurank.config import Settings
 from neurank.errors import ConfigError
@@ -46,3 +47,21 @@ def connection(url: str, settings: Settings) -> Connection:
         basic_auth=None if user is None or password is None else (user, password.get_secret_value()),
         api_key=None if api_key is None else api_key.get_secret_value(),
     )
+
+
+def client_options(conn: Connection, *, timeout: str, basic_auth: str) -> dict[str, Any]:
+    """The options both clients take under the same names, plus the timeout and basic auth under the client's own
+    names (no retries here: bulk writes retry with backoff themselves, callers retry a StoreUnavailableError)."""
+    options: dict[str, Any] = {
+        "hosts": [conn.url],
+        timeout: conn.timeout_s,
+        "max_retries": 0,
+        "retry_on_timeout": False,
+        "verify_certs": conn.verify_certs,
+        "ssl_show_warn": conn.verify_certs,
+    }
+    if conn.basic_auth is not None:
+        options[basic_auth] = conn.basic_auth
+    if conn.ca_certs is not None:
+        options["ca_certs"] = conn.ca_certs
+    return options

@@ -20,6 +20,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch import __versionstr__ as client_version
 
 from neurank.stores.cluster.connection import Connection
+from neurank.stores.cluster.connection import client_options as cluster_client_options
 
 CLIENT_MAJOR = int(client_version.partition(".")[0])
 _MEDIA_TYPE = re.compile(r"application/(?:vnd\.elasticsearch\+)?(json|x-ndjson)(?:;\s*compatible-with=\d+)?")
@@ -57,22 +58,10 @@ class ServerCompatibleClient(Elasticsearch):
 
 
 def client_options(conn: Connection) -> dict[str, Any]:
-    """elasticsearch-py options: TLS, basic auth or API key, CA bundle, timeout (no retries here: bulk writes
-    retry with backoff themselves, and callers retry a StoreUnavailableError)."""
-    options: dict[str, Any] = {
-        "hosts": [conn.url],
-        "request_timeout": conn.timeout_s,
-        "max_retries": 0,
-        "retry_on_timeout": False,
-        "verify_certs": conn.verify_certs,
-        "ssl_show_warn": conn.verify_certs,
-    }
-    if conn.basic_auth is not None:
-        options["basic_auth"] = conn.basic_auth
+    """elasticsearch-py options: TLS, basic auth or API key, CA bundle, timeout."""
+    options = cluster_client_options(conn, timeout="request_timeout", basic_auth="basic_auth")
     if conn.api_key is not None:
         options["api_key"] = conn.api_key
-    if conn.ca_certs is not None:
-        options["ca_certs"] = conn.ca_certs
     return options
 
 

@@ -38,6 +38,7 @@ from neurank.retrieval import (
 )
 from neurank.stores import scoring
 from neurank.stores.cluster import DEFAULT_POLICY, BulkDriver, BulkPolicy, ClusterStore
+from neurank.stores.cluster.connection import client_options as cluster_client_options
 from neurank.stores.cluster.connection import connection
 from neurank.stores.cluster.store import version_tuple
 from neurank.stores.opensearch.dsl import hybrid_body, search_body, sub_query
@@ -86,25 +87,12 @@ BULK = BulkDriver(streaming_bulk, failure)
 
 
 def client_options(url: str, settings: Settings) -> dict[str, Any]:
-    """opensearch-py client options from Settings: TLS, basic auth, CA bundle, timeout (no retries here:
-    bulk writes retry with backoff themselves, and callers retry a StoreUnavailableError)."""
+    """opensearch-py client options from Settings: TLS, basic auth, CA bundle, timeout."""
     conn = connection(url, settings)
     if conn.api_key is not None:
         raise ConfigError("OpenSearch takes no API key: unset NEURANK_OPENSEARCH_API_KEY and give "
                           "NEURANK_OPENSEARCH_USER and NEURANK_OPENSEARCH_PASSWORD")
-    options: dict[str, Any] = {
-        "hosts": [url],
-        "timeout": conn.timeout_s,
-        "max_retries": 0,
-        "retry_on_timeout": False,
-        "verify_certs": conn.verify_certs,
-        "ssl_show_warn": conn.verify_certs,
-    }
-    if conn.basic_auth is not None:
-        options["http_auth"] = conn.basic_auth
-    if conn.ca_certs is not None:
-        options["ca_certs"] = conn.ca_certs
-    return options
+    return cluster_client_options(conn, timeout="timeout", basic_auth="http_auth")
 
 
 class OpenSearchStore(ClusterStore):
