@@ -101,7 +101,3 @@ def _registry(mode: Mode) -> Registry:
 
 
 ELASTICSEARCH = Checker("Elasticsearch", _root, _registry)
-errors = ELASTICSEARCH.errors
-validate = ELASTICSEARCH.validate
-validate_msearch = ELASTICSEARCH.validate_msearch
-validate_bulk = ELASTICSEARCH.validate_bulk

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests import es_spec
+from tests.es_spec import ELASTICSEARCH
 
 from neurank.index_spec import IndexSpec
 from neurank.mappings import EXPANSION_TERMS_FIELD, FieldTypes, elasticsearch_index_body, index_body, spec_from_meta
@@ -27,7 +27,7 @@ VARIANTS = [
 @pytest.mark.parametrize(("spec", "types"), VARIANTS, ids=repr)
 def test_every_variant_is_a_valid_create_index_body(spec: IndexSpec, types: FieldTypes) -> None:
     body = elasticsearch_index_body(spec, version="0.1.0", types=types)
-    es_spec.validate("indices.create", body)
+    ELASTICSEARCH.validate("indices.create", body)
     assert spec_from_meta(body["mappings"]["_meta"]) == spec
 
 
@@ -65,8 +65,8 @@ QUERIES: list[SubQuery] = [
                          ids=lambda q: type(q).__name__)
 def test_every_sub_query_is_a_valid_search_body(query: SubQuery, sparse_vector: bool) -> None:
     body = search_body(query, sparse_vector=sparse_vector, candidates=None)
-    es_spec.validate("search", body)
-    es_spec.validate_msearch([{"index": "docs"}, body])
+    ELASTICSEARCH.validate("search", body)
+    ELASTICSEARCH.validate_msearch([{"index": "docs"}, body])
 
 
 def test_sparse_queries_name_the_field_and_weights() -> None:
@@ -89,7 +89,7 @@ def test_num_candidates(k: int, configured: int | None, expected: int) -> None:
 ])
 def test_fusing_retrievers_are_valid_and_name_their_window(fusion: Fusion, kind: str) -> None:
     body = fused_body(QUERIES, fusion, 20, sparse_vector=True, candidates=None, kind=kind)  # type: ignore[arg-type]
-    es_spec.validate("search", body)
+    ELASTICSEARCH.validate("search", body)
     assert body["retriever"][kind]["rank_window_size"] == 20
     if kind == "linear":
         weights = [part["weight"] for part in body["retriever"]["linear"]["retrievers"]]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
-from tests import es_spec
+from tests.es_spec import ELASTICSEARCH
 from tests.spec import validate, validate_bulk, validate_msearch
 
 from neurank.config import Settings
@@ -89,11 +89,11 @@ def validate_es_request(request: Request) -> None:
     if key in _VALID_ES:
         return
     if kind == "bulk":
-        es_spec.validate_bulk(request.lines)
+        ELASTICSEARCH.validate_bulk(request.lines)
     elif kind == "msearch":
-        es_spec.validate_msearch(request.lines)
+        ELASTICSEARCH.validate_msearch(request.lines)
     else:
-        es_spec.validate(kind, request.body)
+        ELASTICSEARCH.validate(kind, request.body)
     _VALID_ES.add(key)
 
 
