@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
 
 from neurank.config import STORE_URL_FORMS, Settings
 from neurank.errors import ConfigError, MissingExtraError
@@ -70,8 +69,8 @@ def _cluster_store(url: str, settings: Settings) -> Store:
             raise ConfigError(f"cannot open {url}: this installation has no {class_name.removesuffix('Store')} "
                               "store") from exc
         raise
-    store: Any = getattr(module, class_name)(url, settings, **extra_args)
-    return store  # type: ignore[no-any-return]
+    store: Store = getattr(module, class_name)(url, settings, **extra_args)
+    return store
 
 
 def open_store(settings: Settings, url: str | None = None) -> Store:

@@ -201,7 +201,7 @@ class ClusterStore(ABC):
         with self._errors(index):
             mapping = self.client.indices.get_mapping(index=index)
         ((_, found),) = mapping.items()
-        return found["mappings"]  # type: ignore[no-any-return]
+        return found["mappings"]
 
     def _spec_of(self, index: str) -> IndexSpec | None:
         return spec_from_meta(self._mapping(index).get("_meta"))

@@ -51,10 +51,10 @@ class ServerCompatibleClient(Elasticsearch):
         return super().perform_request(method, path, params=params, headers=headers, body=body,
                                        endpoint_id=endpoint_id, path_parts=path_parts)
 
-    def options(self, **kwargs: Any) -> ServerCompatibleClient:  # type: ignore[override]
+    def options(self, **kwargs: Any) -> ServerCompatibleClient:
         client = super().options(**kwargs)
         client.server_major = self.server_major
-        return client  # type: ignore[return-value]
+        return client
 
 
 def client_options(conn: Connection) -> dict[str, Any]:
