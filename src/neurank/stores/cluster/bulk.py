@@ -145,7 +145,8 @@ def write(
                 refused[position] = refusal
             elif op_type == "delete" and status == 404:
                 outcome.not_found.add(position)
-            elif is_transient(status):
+            elif is_transient(status) or (failure is not None and failure.kind == "connection"):
+                # a chunk that timed out carries status "TIMEOUT": no answer, so retry it like one
                 transient.append(position)
                 last_reason = _item_reason(item)
             else:
