@@ -3,6 +3,7 @@ Elasticsearch's own. Every body sent is checked against the Elasticsearch spec (
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -166,3 +167,21 @@ def test_expansion_terms_are_a_keyword_array_of_the_top_terms(es_store: Elastics
     source = es_store._mget("terms", ["a"], [EXPANSION_TERMS_FIELD])["a"]
     assert source[EXPANSION_TERMS_FIELD] == [f"t{i}" for i in range(29, 9, -1)]
     es_store.drop_index("terms")
+
+
+def test_an_older_cluster_gets_rank_features_and_the_same_scores(noida_url: str, recorder: Recorder,
+                                                                 twin: LocalStore) -> None:
+    """Before 8.15 the `sparse_vector` query takes no raw weights: `rank_features` and the `rank_feature` sum."""
+    store = ElasticsearchStore(noida_url, Settings(), client=es_client(noida_url, recorder), bulk=FAST_RETRIES,
+                               server_version="8.12.2")
+    store.drop_index("older")
+    store.create_index("older", IndexSpec(models={"splade": "fp"}))
+    store.upsert("older", [encoded(doc_id, sparse={"splade": weights}) for doc_id, weights in SPARSE_DOCS.items()])
+    assert store._types_of("older")["splade"] == "rank_features"
+    query = SparseQuery("splade", {"cat": 0.7, "mat": 1.3, "t4": 0.2}, 10)
+    (got,), (expected,) = store.search("older", [query]), twin.search("twin", [query])
+    assert "rank_feature" in json.dumps(recorder.requests[-1].body)
+    assert ids(got) == ids(expected)
+    np.testing.assert_array_equal(scores(got), scores(expected))
+    store.drop_index("older")
+    recorder.validate_all_es()

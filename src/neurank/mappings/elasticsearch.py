@@ -1,7 +1,8 @@
 """The body of `PUT /<index>` in the Elasticsearch dialect: the fields of `neurank.mappings.index`, typed for ES.
 
-- `splade`, `deepct`: `sparse_vector` on clusters that create indices on 8.11+, else `rank_features`; both store
-  the same 9-bit quantized weights (SCORING.md §2) and score the same linear sum.
+- `splade`, `deepct`: `sparse_vector` on clusters that can query it with raw weights (8.15+; the field exists from
+  8.11, queried only through an inference model before 8.15), else `rank_features`; both store the same 9-bit
+  quantized weights (SCORING.md §2) and score the same linear sum.
 - `embedding`: `dense_vector` with the model's `dims` and the similarity that scores like OpenSearch's space type
   (cosinesimil → cosine, l2 → l2_norm, innerproduct → max_inner_product: the same score translations, ENGINES.md);
   `index_options` as configured, else the engine's default (int8_hnsw from 8.14, bbq_hnsw for ≥ 384 dims on 9.1).
@@ -38,7 +39,7 @@ class FieldTypes:
     """What the cluster's version and licence allow a new index to use."""
 
     sparse_vector: bool = True
-    """`sparse_vector` (indices created on 8.11+); else `rank_features`."""
+    """`sparse_vector` (8.15+); else `rank_features`."""
     rank_vectors: bool = False
     """`rank_vectors` for token vectors (8.18+, Enterprise); else an unindexed object."""
     dense_index_options: Mapping[str, Any] | None = field(default=None)

@@ -7,8 +7,8 @@ Elasticsearch's:
 What the cluster can do. Its version comes from the `GET /` that detected the engine (or one `GET /` on first
 use), its licence from one `GET _license` (setting `elasticsearch_license` skips it; a cluster without the
 endpoint, or one that refuses it, counts as Basic). They decide the field types of a new index
-(`neurank.mappings.elasticsearch`), the sparse query (`sparse_vector` on 8.15+ where the index has a
-`sparse_vector` field, else the `rank_feature` sum), and what fuses on the server.
+(`neurank.mappings.elasticsearch`), the sparse query (`sparse_vector` where the index has `sparse_vector` fields,
+else the `rank_feature` sum), and what fuses on the server.
 
 Searching. One sub-query is one `_search`, several are one `_msearch` (Basic). Hybrid plans fuse on the cluster
 only with the licence that sells retrievers (Enterprise / trial): `rrf` (8.14+; weights from 9.2), or `linear`
@@ -31,7 +31,7 @@ from elasticsearch.helpers import streaming_bulk
 from neurank import __version__
 from neurank.config import License, Settings
 from neurank.errors import PlanError
-from neurank.index_spec import SPARSE_FIELDS, IndexSpec
+from neurank.index_spec import COLBERT_ROLE, SPARSE_FIELDS, IndexSpec
 from neurank.mappings import FieldTypes, elasticsearch_index_body
 from neurank.retrieval import Fusion, LateInteractionQuery, ScoredIds, SubQuery
 from neurank.stores.cluster import DEFAULT_POLICY, BulkDriver, BulkPolicy, ClusterStore
@@ -61,12 +61,10 @@ class Capabilities:
         return self.license in RETRIEVER_LICENSES
 
     @property
-    def sparse_vector_field(self) -> bool:
-        return self.version >= (8, 11)
-
-    @property
-    def sparse_vector_query(self) -> bool:
-        """The `sparse_vector` query with `query_vector` (8.15+)."""
+    def sparse_vector(self) -> bool:
+        """`sparse_vector` fields and the `sparse_vector` query with `query_vector` (8.15+). The field exists from
+        8.11, but before 8.15 only `text_expansion` (an inference model on the cluster) queries it, so older
+        clusters get `rank_features`, which the `rank_feature` sum queries with the same scores."""
         return self.version >= (8, 15)
 
     @property
@@ -107,8 +105,7 @@ class ElasticsearchStore(ClusterStore):
         super().__init__(url, settings, client=client, bulk=bulk)
         self._server_version = server_version
         self._capabilities: Capabilities | None = None
-        self._sparse_types: dict[str, bool] = {}
-        """index name → whether its sparse fields are `sparse_vector` (else `rank_features`)."""
+        self._field_types: dict[str, Mapping[str, str]] = {}
 
     def _version(self) -> tuple[int, ...]:
         if self._server_version is None:
@@ -146,24 +143,28 @@ class ElasticsearchStore(ClusterStore):
 
     def _index_body(self, spec: IndexSpec) -> dict[str, Any]:
         capabilities = self.capabilities()
-        types = FieldTypes(sparse_vector=capabilities.sparse_vector_field, rank_vectors=capabilities.rank_vectors,
+        types = FieldTypes(sparse_vector=capabilities.sparse_vector, rank_vectors=capabilities.rank_vectors,
                            dense_index_options=self._settings.elasticsearch_dense_index_options)
         return elasticsearch_index_body(spec, version=__version__, types=types)
 
     def _swapped(self, name: str) -> None:
-        self._sparse_types.pop(name, None)
+        self._field_types.pop(name, None)
+
+    def _types_of(self, name: str) -> Mapping[str, str]:
+        """field → mapped type in the index searched as `name` (asked once per alias, forgotten at a swap)."""
+        if name not in self._field_types:
+            properties: Mapping[str, Any] = self._mapping(name).get("properties", {})
+            self._field_types[name] = {field: str(value.get("type", "object")) for field, value in properties.items()}
+        return self._field_types[name]
 
     def _sparse_vector(self, name: str) -> bool:
-        """Whether the index searched as `name` maps its sparse fields as `sparse_vector` (queried as one)."""
-        if name not in self._sparse_types:
-            properties: Mapping[str, Any] = self._mapping(name).get("properties", {})
-            kinds = {properties.get(field, {}).get("type") for field in SPARSE_FIELDS}
-            self._sparse_types[name] = kinds == {"sparse_vector"} and self.capabilities().sparse_vector_query
-        return self._sparse_types[name]
+        """Whether the index maps its sparse fields as `sparse_vector` and the cluster has the query for them."""
+        types = self._types_of(name)
+        return ({types.get(field) for field in SPARSE_FIELDS} == {"sparse_vector"}
+                and self.capabilities().sparse_vector)
 
     def _late_on_cluster(self, name: str) -> bool:
-        return self.capabilities().rank_vectors and self._mapping(name).get("properties", {}).get(
-            "colbert", {}).get("type") == "rank_vectors"
+        return self.capabilities().rank_vectors and self._types_of(name).get(COLBERT_ROLE) == "rank_vectors"
 
     def search(self, name: str, queries: Sequence[SubQuery]) -> list[ScoredIds]:
         """One `_search`, or one `_msearch` for several sub-queries; a late-interaction sub-query the cluster
