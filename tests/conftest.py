@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +28,49 @@ def scifact() -> Path:
     if not (DATA / "scifact" / "corpus.jsonl").is_file():
         pytest.fail(f"SciFact is expected at {DATA / 'scifact'} (../shared/data beside the checkout)")
     return DATA / "scifact"
+
+
+# -- a real noida-db (an Elasticsearch 8.15 API server), one per session ------------------------------------------
+
+NOIDA_START_S = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def noida_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`noida-db start --only elasticsearch` on a free port (ENGINES.md), stopped at the end of the session."""
+    executable = shutil.which("noida-db") or str(Path(sys.executable).with_name("noida-db"))
+    if not Path(executable).exists():
+        pytest.fail("noida-db is not installed: pip install -e '.[test]'")
+    port = _free_port()
+    data = tmp_path_factory.mktemp("noida")
+    log = (data / "noida.log").open("wb")
+    process = subprocess.Popen(
+        [executable, "start", "--host", "127.0.0.1", "--only", "elasticsearch", "--elasticsearch-port", str(port),
+         "--data-dir", str(data / "db")], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + NOIDA_START_S
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"noida-db did not start on {url}: {(data / 'noida.log').read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

@@ -329,64 +329,82 @@ def _root(kind: str) -> Target:
     return _uri(relative), pointer
 
 
-@functools.cache
-def _registry(mode: Mode) -> Registry:
-    docs = _load_docs()
+def build_registry(docs: Docs, gaps: Mapping[str, Gap], roots: Sequence[Target], mode: Mode) -> Registry:
+    """A registry of `docs` in `mode`: gaps patched (strict), objects closed from `roots` (not raw), fast first."""
     if mode == "strict":
-        for gap in KNOWN_GAPS.values():
+        for gap in gaps.values():
             gap.patch(docs)
     if mode != "raw":
-        _close_objects(docs, [_root(kind) for kind in REQUESTS])
+        _close_objects(docs, roots)
     _fail_fast(docs)
     resources = [(uri, Resource.from_contents(doc, default_specification=DRAFT202012)) for uri, doc in docs.items()]
     return Registry().with_resources(resources)
 
 
+@dataclass(frozen=True, slots=True)
+class Checker:
+    """Validation of request bodies, and of the lines of NDJSON bodies, against one engine's spec."""
+
+    engine: str
+    root: Callable[[str], Target]
+    registry: Callable[[Mode], Registry]
+
+    def errors(self, kind: str, body: Any, *, mode: Mode = "strict") -> list[str]:
+        """Every violation as `path: message`; empty when the spec accepts the body."""
+        found = list(_validator(self, kind, mode).iter_errors(body))
+        if not found:
+            return []
+        ordered = [best_match(found), *found]
+        return list(dict.fromkeys(f"{error.json_path}: {error.message}" for error in ordered))
+
+    def validate(self, kind: str, body: Any, *, mode: Mode = "strict") -> None:
+        """Raise SpecViolation, naming the closest violation first, unless the spec accepts `body` as `kind`."""
+        problems = self.errors(kind, body, mode=mode)
+        if problems:
+            raise SpecViolation(f"{kind} body rejected by the {self.engine} spec ({mode}):\n  "
+                                + "\n  ".join(problems))
+
+    def validate_msearch(self, lines: Sequence[Mapping[str, Any]], *, mode: Mode = "strict") -> None:
+        """An `_msearch` body: header, body, header, body, ... each checked against its own schema."""
+        if not lines or len(lines) % 2:
+            raise SpecViolation(f"_msearch needs header/body pairs, got {len(lines)} lines")
+        for number, line in enumerate(lines):
+            self.validate("msearch.body" if number % 2 else "msearch.header", line, mode=mode)
+
+    def validate_bulk(self, lines: Sequence[Mapping[str, Any]], *, mode: Mode = "strict") -> None:
+        """A `_bulk` body: each action line, then its document (index/create), partial update (update) or
+        nothing."""
+        number = 0
+        while number < len(lines):
+            action = lines[number]
+            self.validate("bulk.action", action, mode=mode)
+            (operation,) = action
+            if operation == "delete":
+                number += 1
+                continue
+            if number + 1 >= len(lines):
+                raise SpecViolation(f"bulk {operation} action on line {number + 1} has no source line")
+            source = lines[number + 1]
+            if operation == "update":
+                self.validate("bulk.update", source, mode=mode)
+            elif not isinstance(source, Mapping):
+                raise SpecViolation(f"bulk {operation} source on line {number + 2} must be a JSON object")
+            number += 2
+
+
 @functools.cache
-def _validator(kind: str, mode: Mode) -> Draft202012Validator:
-    uri, pointer = _root(kind)
-    return Draft202012Validator({"$ref": f"{uri}#{pointer}"}, registry=_registry(mode))
+def _validator(checker: Checker, kind: str, mode: Mode) -> Draft202012Validator:
+    uri, pointer = checker.root(kind)
+    return Draft202012Validator({"$ref": f"{uri}#{pointer}"}, registry=checker.registry(mode))
 
 
-def errors(kind: str, body: Any, *, mode: Mode = "strict") -> list[str]:
-    """Every violation as `path: message`; empty when the spec accepts the body."""
-    found = list(_validator(kind, mode).iter_errors(body))
-    if not found:
-        return []
-    ordered = [best_match(found), *found]
-    return list(dict.fromkeys(f"{error.json_path}: {error.message}" for error in ordered))
+@functools.cache
+def _registry(mode: Mode) -> Registry:
+    return build_registry(_load_docs(), KNOWN_GAPS, [_root(kind) for kind in REQUESTS], mode)
 
 
-def validate(kind: str, body: Any, *, mode: Mode = "strict") -> None:
-    """Raise SpecViolation, naming the closest violation first, unless the spec accepts `body` as `kind`."""
-    problems = errors(kind, body, mode=mode)
-    if problems:
-        raise SpecViolation(f"{kind} body rejected by the OpenSearch spec ({mode}):\n  " + "\n  ".join(problems))
-
-
-def validate_msearch(lines: Sequence[Mapping[str, Any]], *, mode: Mode = "strict") -> None:
-    """An `_msearch` body: header, body, header, body, ... each checked against its own schema."""
-    if not lines or len(lines) % 2:
-        raise SpecViolation(f"_msearch needs header/body pairs, got {len(lines)} lines")
-    for number, line in enumerate(lines):
-        validate("msearch.body" if number % 2 else "msearch.header", line, mode=mode)
-
-
-def validate_bulk(lines: Sequence[Mapping[str, Any]], *, mode: Mode = "strict") -> None:
-    """A `_bulk` body: each action line, then its document (index/create), partial update (update) or nothing."""
-    number = 0
-    while number < len(lines):
-        action = lines[number]
-        validate("bulk.action", action, mode=mode)
-        (operation,) = action
-        if operation == "delete":
-            number += 1
-            continue
-        if number + 1 >= len(lines):
-            raise SpecViolation(f"bulk {operation} action on line {number + 1} has no source line")
-        source = lines[number + 1]
-        if operation == "update":
-            validate("bulk.update", source, mode=mode)
-        elif not isinstance(source, Mapping):
-            raise SpecViolation(f"bulk {operation} source on line {number + 2} must be a JSON object")
-        number += 2
+OPENSEARCH = Checker("OpenSearch", _root, _registry)
+errors = OPENSEARCH.errors
+validate = OPENSEARCH.validate
+validate_msearch = OPENSEARCH.validate_msearch
+validate_bulk = OPENSEARCH.validate_bulk

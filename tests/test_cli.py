@@ -235,3 +235,25 @@ def test_exit_codes_come_from_one_mapping() -> None:
     assert exit_code_for(StoreUnavailableError("down")) == exit_code_for(StoreError("refused")) == 3
     assert exit_code_for(IndexNotFoundError("x", "local:/tmp")) == 2
     assert exit_code_for(ConfigError("bad")) == exit_code_for(InputError("bad")) == 2
+
+
+@pytest.mark.integration
+def test_every_index_command_works_with_an_elasticsearch_url(bm25_env: dict[str, str], noida_url: str,
+                                                            small_beir: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine is detected from the URL (one GET /); nothing in the commands names it."""
+    monkeypatch.setenv("NEURANK_STORE", noida_url)
+    monkeypatch.setenv("NEURANK_INDEX", "cli-es")
+    invoke("index", "drop", "cli-es")
+    assert invoke("index", "create").exit_code == ExitCode.OK
+    corpus = write_corpus(tmp_path / "d.jsonl", {"_id": "a", "text": "statins lower cholesterol"},
+                          {"_id": "b", "title": "Cells", "text": "protein folding in cells"})
+    assert run("ingest", str(corpus), "--json")["indexed"] == 2
+    hits = run("search", "statins", "--mode", "bm25", "--json")
+    assert [hit["id"] for hit in hits["hits"]] == ["a"]
+    assert run("index", "info", "cli-es", "--json")["count"] == 2
+    assert run("delete", "b", "--json") == {"index": "cli-es", "deleted": 1, "not_found": 0}
+    assert invoke("index", "drop", "cli-es").exit_code == ExitCode.OK
+    report = run("eval", "--dataset", str(small_beir), "--modes", "bm25", "--json")
+    assert 0.3 < report["bm25"]["ndcg@10"] <= 1.0
+    assert invoke("index", "drop", f"beir-{small_beir.name}").exit_code == ExitCode.OK

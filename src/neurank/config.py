@@ -16,7 +16,12 @@ from neurank.index_spec import TokenCompression
 Runtime = Literal["torch", "onnx"]
 """What runs the encoders: PyTorch, or ONNX Runtime on exported graphs."""
 _Model = TypeVar("_Model", bound=BaseSettings)
-STORE_URL_FORMS = "local:PATH (a folder for the embedded store) or http(s)://host:port (an OpenSearch cluster)"
+STORE_URL_FORMS = ("local:PATH (a folder for the embedded store) or http(s)://host:port (an OpenSearch or "
+                   "Elasticsearch cluster)")
+Engine = Literal["opensearch", "elasticsearch"]
+"""The search engine behind an http(s) store URL."""
+License = Literal["basic", "gold", "platinum", "enterprise", "trial"]
+"""Elasticsearch licence levels, lowest first (trial has every feature)."""
 
 
 def default_home() -> Path:
@@ -103,8 +108,16 @@ class Settings(BaseSettings):
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
 
+    engine: Engine | None = Field(
+        default=None, description="the engine behind an http(s) store URL; None: ask it once (GET /)")
+    expansion_terms: int = Field(
+        default=20, ge=0, description="top expansion terms kept per document in the `expansion_terms` keyword "
+                                      "field (Kibana / Dashboards); 0: none")
+
+    # Connection settings of either engine's cluster (OpenSearch or Elasticsearch).
     opensearch_user: str | None = None
     opensearch_password: SecretStr | None = None
+    opensearch_api_key: SecretStr | None = Field(default=None, description="Elasticsearch API key (base64 id:key)")
     opensearch_ca_certs: Path | None = None
     opensearch_verify_certs: bool = True
     opensearch_timeout_s: float = 30.0
@@ -114,6 +127,13 @@ class Settings(BaseSettings):
     opensearch_late_interaction: bool | None = Field(
         default=None, description="the cluster has k-NN's lateInteractionScore (k-NN 3.3+); None: ask it once"
     )
+
+    elasticsearch_license: License | None = Field(
+        default=None, description="the cluster's licence; None: ask it once (GET _license; none answers: basic)")
+    elasticsearch_num_candidates: int | None = Field(
+        default=None, ge=1, le=10_000, description="knn num_candidates per shard; None: max(100, 1.5·k)")
+    elasticsearch_dense_index_options: dict[str, Any] | None = Field(
+        default=None, description='dense_vector index_options as JSON (e.g. {"type": "hnsw"}); None: the default')
 
     broker_url: str = "redis://127.0.0.1:6379/0"
     ingest: IngestOptions | None = Field(

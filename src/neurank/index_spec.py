@@ -24,7 +24,9 @@ KNN_ENGINES: tuple[KnnEngine, ...] = get_args(KnnEngine)
 TOKEN_COMPRESSIONS: tuple[TokenCompression, ...] = get_args(TokenCompression)
 ANALYZERS: tuple[str, ...] = ("english", "russian", "standard")
 """Built-in OpenSearch analyzers an index can use (the local store has the same ones); `language` names one."""
-SPARSE_FIELDS: tuple[str, ...] = ("splade", "deepct")
+EXPANSION_ROLE = "splade"
+"""The learned-sparse model that expands documents with terms they do not contain (DeepCT only reweights)."""
+SPARSE_FIELDS: tuple[str, ...] = (EXPANSION_ROLE, "deepct")
 """The `rank_features` fields: SPLADE (with expansion) and DeepCT (the document's own terms)."""
 DENSE_ROLE = "dense"
 COLBERT_ROLE = "colbert"

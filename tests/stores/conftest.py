@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
+from tests.es_spec import ELASTICSEARCH
 from tests.spec import validate, validate_bulk, validate_msearch
 
 from neurank.config import Settings
+from neurank.stores.cluster import BulkPolicy
+from neurank.stores.cluster.connection import Connection
+from neurank.stores.elasticsearch import ElasticsearchStore
+from neurank.stores.elasticsearch.client import ServerCompatibleClient, new_client
 from neurank.stores.opensearch import OpenSearchStore
-from neurank.stores.opensearch.bulk import BulkPolicy
 
 FAST_RETRIES = BulkPolicy(max_retries=2, initial_backoff_s=0.0, max_backoff_s=0.0, attempts=3)
 """Retries without waiting, so that fault-injection tests stay fast."""
@@ -26,10 +30,13 @@ class Request:
     url: str
     params: dict[str, Any]
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def lines(self) -> list[Any]:
         """An NDJSON body (`_bulk`, `_msearch`) as its decoded lines."""
+        if isinstance(self.body, list | tuple):  # elasticsearch-py passes NDJSON lines unserialized
+            return [json.loads(line) if isinstance(line, str | bytes) else line for line in self.body]
         text = self.body.decode() if isinstance(self.body, bytes) else self.body
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -70,6 +77,26 @@ def validate_request(request: Request) -> None:
     _VALID.add(key)
 
 
+_VALID_ES: set[str] = set()
+
+
+def validate_es_request(request: Request) -> None:
+    """The body of a request to Elasticsearch, against the Elasticsearch spec (tests/es_spec.py, strict)."""
+    kind = spec_kind(request)
+    if kind is None:
+        return
+    key = f"{kind}:{json.dumps(request.body, default=str)}"
+    if key in _VALID_ES:
+        return
+    if kind == "bulk":
+        ELASTICSEARCH.validate_bulk(request.lines)
+    elif kind == "msearch":
+        ELASTICSEARCH.validate_msearch(request.lines)
+    else:
+        ELASTICSEARCH.validate(kind, request.body)
+    _VALID_ES.add(key)
+
+
 @dataclass(slots=True)
 class Recorder:
     """Wraps a client's transport: records each request, then answers it with `respond` (the real node when
@@ -91,12 +118,34 @@ class Recorder:
         client.transport.perform_request = perform_request  # type: ignore[method-assign]
         return client
 
+    def attach_es(self, client: ServerCompatibleClient) -> ServerCompatibleClient:
+        """The same for an elasticsearch-py client: its transport sees bodies before serialization."""
+        transport = client.transport
+        send = transport.perform_request
+
+        def perform_request(method: str, target: str, *, body: Any = None, headers: Any = None,
+                            **options: Any) -> Any:
+            path, _, query = target.partition("?")
+            request = Request(method, path, dict(p.split("=", 1) for p in query.split("&") if "=" in p), body,
+                              dict(headers or {}))
+            self.requests.append(request)
+            if self.fail is not None:
+                self.fail(request)
+            return send(method, target, body=body, headers=headers, **options)
+
+        transport.perform_request = perform_request  # type: ignore[method-assign]
+        return client
+
     def kinds(self) -> list[str]:
         return [kind for kind in map(spec_kind, self.requests) if kind is not None]
 
     def validate_all(self) -> None:
         for request in self.requests:
             validate_request(request)
+
+    def validate_all_es(self) -> None:
+        for request in self.requests:
+            validate_es_request(request)
 
 
 @pytest.fixture
@@ -111,3 +160,26 @@ def osmem_store(osmem_url: str, recorder: Recorder) -> Iterator[OpenSearchStore]
     store = OpenSearchStore(osmem_url, Settings(opensearch_neural_plugin=None), client=client, bulk=FAST_RETRIES)
     yield store
     recorder.validate_all()
+
+
+# -- Elasticsearch: the session's noida-db (tests/conftest.py) -----------------------------------------------------
+
+EXACT_HNSW = {"type": "hnsw"}
+"""Float vectors in the graph: exact scores (the default, int8_hnsw from 8.14, scores quantized vectors)."""
+
+
+def es_client(url: str, recorder: Recorder) -> ServerCompatibleClient:
+    """A client for noida-db (8.15.3) whose requests the recorder sees."""
+    client = new_client(Connection(url, 30.0, True, None, None, None), server_major=8)
+    return recorder.attach_es(client)
+
+
+@pytest.fixture
+def es_store(noida_url: str, recorder: Recorder) -> Iterator[ElasticsearchStore]:
+    """An Elasticsearch store on noida-db, licensed as Basic (what `GET _license` gives there); after the test,
+    every body it sent must satisfy the Elasticsearch spec."""
+    settings = Settings(elasticsearch_dense_index_options=EXACT_HNSW)
+    store = ElasticsearchStore(noida_url, settings, client=es_client(noida_url, recorder), bulk=FAST_RETRIES,
+                               server_version="8.15.3")
+    yield store
+    recorder.validate_all_es()

@@ -234,14 +234,14 @@ def test_open_store_refuses_other_urls(url: str) -> None:
 def test_open_store_http_needs_the_opensearch_store(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "neurank.stores.opensearch", None)
     with pytest.raises(ConfigError, match="no OpenSearch store"):
-        open_store(Settings(), "http://localhost:9200")
+        open_store(Settings(engine="opensearch"), "http://localhost:9200")
 
 
 def test_open_store_http_builds_the_opensearch_store(monkeypatch: pytest.MonkeyPatch) -> None:
     module = types.ModuleType("neurank.stores.opensearch")
     module.OpenSearchStore = lambda url, settings: ("opensearch", url)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "neurank.stores.opensearch", module)
-    assert open_store(Settings(), "https://search:9200") == ("opensearch", "https://search:9200")
+    assert open_store(Settings(engine="opensearch"), "https://search:9200") == ("opensearch", "https://search:9200")
 
 
 def test_open_store_http_names_the_extra_when_the_client_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -250,7 +250,7 @@ def test_open_store_http_names_the_extra_when_the_client_is_missing(monkeypatch:
 
     monkeypatch.setattr("neurank.stores.importlib.import_module", import_module)
     with pytest.raises(MissingExtraError, match=r"neurank\[opensearch\]"):
-        open_store(Settings(), "http://localhost:9200")
+        open_store(Settings(engine="opensearch"), "http://localhost:9200")
 
 
 def test_a_new_connection_to_a_ready_store_reads_while_another_process_writes(tmp_path: Path) -> None:

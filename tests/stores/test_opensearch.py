@@ -47,9 +47,10 @@ from neurank.ingest.inline import ensure_index
 from neurank.mappings import pipeline_id
 from neurank.retrieval import DEFAULT_HYBRID_FUSION, Fusion, SparseQuery, TextQuery, VectorQuery
 from neurank.stores import FusingStore, LocalStore, Store, VersionedStore, open_store
+from neurank.stores.cluster.bulk import BulkPolicy, backoff_s
+from neurank.stores.cluster.errors import root_cause
 from neurank.stores.opensearch import Capabilities, OpenSearchStore, client_options
-from neurank.stores.opensearch.bulk import BulkPolicy, backoff_s
-from neurank.stores.opensearch.errors import root_cause, store_error
+from neurank.stores.opensearch.errors import store_error
 from neurank.stores.opensearch.store import ASSUMED_NEURAL_SEARCH, LATE_INTERACTION_KNN
 
 URL = "http://search.example:9200"
@@ -407,7 +408,7 @@ def _refuse(method: str, url: str, **kwargs: Any) -> Any:
 
 
 def test_secrets_never_reach_messages_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    store = open_store(_secure_settings(tmp_path, opensearch_ca_certs=None), "http://127.0.0.1:9")
+    store = open_store(_secure_settings(tmp_path, opensearch_ca_certs=None, engine="opensearch"), "http://127.0.0.1:9")
     assert isinstance(store, OpenSearchStore)
     (connection,) = store.client.transport.connection_pool.connections
     assert connection.headers["authorization"].startswith("Basic "), "open_store passes the settings"

@@ -23,8 +23,8 @@ from neurank.index_spec import SPACE_TYPES, IndexSpec
 from neurank.mappings import index_body
 from neurank.retrieval import LateInteractionQuery, TextQuery
 from neurank.stores import LocalStore, scoring
+from neurank.stores.cluster.documents import document_source
 from neurank.stores.opensearch import Capabilities, OpenSearchStore
-from neurank.stores.opensearch.documents import document_source
 from neurank.stores.opensearch.dsl import (
     LATE_INTERACTION_SCRIPT,
     late_interaction_query,

@@ -9,6 +9,8 @@ Field layout (the local store mirrors it):
   `_source`, not indexed: what k-NN's `lateInteractionScore` reads), and `colbert_tokens`, their count, an
   `integer` so that a search can keep to documents that have any (only when the spec has `colbert_dimension`).
 - `doc_id`, `content_hash`, `source`, `models.<role>`: keywords, for idempotent re-ingest and filters.
+- `expansion_terms`: keywords, each document's top terms of the expansion model (`splade`), so that Dashboards /
+  Kibana show them and a terms aggregation counts them (neither shows `rank_features`).
 - `metadata`: a `flat_object`, so any document metadata fits without growing the mapping, and every leaf
   stays filterable with `term` on `metadata.<path>`.
 `dynamic: strict` makes any other top-level field a per-document 400 (a dead letter naming the field) instead of
@@ -29,6 +31,8 @@ from neurank.index_spec import COLBERT_ROLE, MODEL_ROLES, SPARSE_FIELDS, IndexSp
 CONTENT_FIELD = "content"
 EMBEDDING_FIELD = "embedding"
 TOKEN_COUNT_FIELD = f"{COLBERT_ROLE}_tokens"
+EXPANSION_TERMS_FIELD = "expansion_terms"
+"""A `keyword` array: the document's top terms of the expansion model, highest weight first."""
 
 
 def index_body(spec: IndexSpec, *, version: str) -> dict[str, Any]:
@@ -49,40 +53,64 @@ def spec_from_meta(meta: Mapping[str, Any] | None) -> IndexSpec | None:
         ) from exc
 
 
-def _settings(spec: IndexSpec) -> dict[str, Any]:
-    index: dict[str, Any] = {
+def shards_and_similarity(spec: IndexSpec) -> dict[str, Any]:
+    """`settings.index` both engines share: shards, replicas, and BM25 with the spec's k1/b as the default."""
+    return {
         "number_of_shards": spec.shards,
         "number_of_replicas": spec.replicas,
         "similarity": {
             "default": {"type": "BM25", "k1": spec.bm25_k1, "b": spec.bm25_b, "discount_overlaps": True},
         },
     }
+
+
+def _settings(spec: IndexSpec) -> dict[str, Any]:
+    index = shards_and_similarity(spec)
     if spec.dense_dimension is not None:
         # Both engines read this ef_search from k-NN 3.5 (#3037); before, faiss read the mapping's and lucene used k.
         index |= {"knn": True, "knn.algo_param.ef_search": spec.hnsw_ef_search}
     return {"index": index}
 
 
-def _mappings(spec: IndexSpec, version: str) -> dict[str, Any]:
+def shared_properties(spec: IndexSpec, *, copy_to: bool = True) -> dict[str, Any]:
+    """The fields both engines map alike: text, keywords, the expansion terms. Without `copy_to`, documents
+    carry `content` themselves: the same tokens and field length, so the same BM25."""
     text = {"type": "text", "analyzer": spec.language}
+    copy = {"copy_to": CONTENT_FIELD} if copy_to else {}
     roles = sorted({*MODEL_ROLES, *spec.models})
-    properties: dict[str, Any] = {
+    return {
         "doc_id": _keyword(),
-        "title": {**text, "copy_to": CONTENT_FIELD},
-        "text": {**text, "copy_to": CONTENT_FIELD},
+        "title": {**text, **copy},
+        "text": {**text, **copy},
         CONTENT_FIELD: text,
-        **{field: {"type": "rank_features"} for field in SPARSE_FIELDS},
         "content_hash": _keyword(),
         "models": {"type": "object", "properties": {role: _keyword() for role in roles}},
         "source": _keyword(),
+        EXPANSION_TERMS_FIELD: _keyword(),
+    }
+
+
+def unindexed_token_vectors() -> dict[str, Any]:
+    """Token vectors kept in `_source` only (an `object` never indexed), and their count, to filter on."""
+    return {COLBERT_ROLE: {"type": "object", "enabled": False}, TOKEN_COUNT_FIELD: {"type": "integer"}}
+
+
+def strict_mappings(spec: IndexSpec, version: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """`dynamic: strict` mappings with `_meta` (neurank version, model fingerprints, the spec)."""
+    return {"dynamic": "strict", "_meta": _meta(spec, version), "properties": dict(properties)}
+
+
+def _mappings(spec: IndexSpec, version: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        **shared_properties(spec),
+        **{field: {"type": "rank_features"} for field in SPARSE_FIELDS},
         "metadata": {"type": "flat_object"},
     }
     if spec.dense_dimension is not None:
         properties[EMBEDDING_FIELD] = _knn_field(spec)
     if spec.colbert_dimension is not None:
-        properties[COLBERT_ROLE] = {"type": "object", "enabled": False}
-        properties[TOKEN_COUNT_FIELD] = {"type": "integer"}
-    return {"dynamic": "strict", "_meta": _meta(spec, version), "properties": properties}
+        properties |= unindexed_token_vectors()
+    return strict_mappings(spec, version, properties)
 
 
 def _keyword() -> dict[str, str]:

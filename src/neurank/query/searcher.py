@@ -30,7 +30,8 @@ from neurank.stores.protocol import FusingStore, StoredDocument
 if TYPE_CHECKING:
     from neurank.query.target import SearchTarget
 
-SERVER_FUSION_NOTE = "fused by the cluster (hybrid query): per-stage scores are not reported"
+SERVER_FUSION_NOTE = "fused by the cluster ({site}): per-stage scores are not reported"
+CLIENT_FUSION_NOTE = "fused by {site}: the cluster cannot fuse this way itself (version, plugin or licence)"
 
 
 @dataclass(slots=True)
@@ -189,12 +190,14 @@ class Searcher:
                 size = max(plan.k, plan.rerank_depth, plan.colbert_depth)
                 fused = store.search_fused(self.target.index, queries, plan.fusion, size=size)
             hits = [Hit(doc_id, score) for doc_id, score in fused]
-            notes.append(SERVER_FUSION_NOTE)
+            notes.append(SERVER_FUSION_NOTE.format(site=store.fused_by(plan.fusion)))
         else:
             with _timed(timings, "search"):
                 results = self.stage_results(query, plan, encodings)
             with _timed(timings, "fusion"):
                 hits = _combine(plan, results)
+            if plan.is_hybrid and isinstance(store, FusingStore):
+                notes.append(CLIENT_FUSION_NOTE.format(site=store.fused_by(plan.fusion)))
         if plan.colbert_depth:
             if self.late_interaction is None:
                 notes.append(COLBERT_OFF_NOTE)

@@ -124,5 +124,8 @@ class FusingStore(Store, Protocol):
     def fuses(self, fusion: Fusion) -> bool:
         """Whether this engine can apply `fusion` itself (with the same result as `neurank.query.fusion`)."""
 
+    def fused_by(self, fusion: Fusion) -> str:
+        """What fuses `fusion` on this store (e.g. "hybrid query", "the Elasticsearch rrf retriever"), for notes."""
+
     def search_fused(self, name: str, queries: Sequence[SubQuery], fusion: Fusion, size: int) -> ScoredIds:
         """The fused hits, best first: one request; only the combined scores are known."""

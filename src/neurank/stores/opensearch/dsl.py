@@ -15,42 +15,26 @@ Each sub-query scores as SCORING.md says, on the fields of `neurank.mappings.ind
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from neurank.errors import InputError, PlanError
+from neurank.errors import PlanError
 from neurank.index_spec import COLBERT_ROLE
-from neurank.mappings.index import CONTENT_FIELD, EMBEDDING_FIELD, TOKEN_COUNT_FIELD
+from neurank.mappings.index import EMBEDDING_FIELD, TOKEN_COUNT_FIELD
 from neurank.retrieval import MAX_SUB_QUERIES, LateInteractionQuery, SparseQuery, SubQuery, TextQuery, VectorQuery
+from neurank.stores.cluster.dsl import bm25_query, msearch_lines, rank_feature_sum
 
 Query = dict[str, Any]
 
-
-def term_filter(field: str, value: str) -> Query:
-    return {"term": {field: value}}
-
-
-def bm25_query(text: str) -> Query:
-    return {"match": {CONTENT_FIELD: {"query": text}}}
+__all__ = ["bm25_query", "hybrid_body", "knn_query", "late_interaction_query", "msearch_lines", "search_body",
+           "sparse_query", "sub_query"]
 
 
 def sparse_query(query: SparseQuery, *, neural_sparse: bool) -> Query:
     """Score Σ w_t · S_d,t over a `rank_features` field, with or without the neural-search plugin."""
-    if not query.tokens:
-        # An empty bool.should would match every document; an empty neural_sparse matches none.
-        return {"match_none": {}}
-    if neural_sparse:
+    if neural_sparse and query.tokens:  # an empty neural_sparse matches nothing, as does rank_feature_sum's
         return {"neural_sparse": {query.field: {"query_tokens": {t: float(w) for t, w in query.tokens.items()}}}}
-    for token in query.tokens:
-        if "." in token:
-            raise InputError(
-                f"query token {token!r} contains '.', which rank_feature cannot address (it splits the field "
-                "path at the last '.'); escape tokens when encoding", field=query.field,
-            )
-    return {"bool": {"should": [
-        {"rank_feature": {"field": f"{query.field}.{token}", "linear": {}, "boost": float(weight)}}
-        for token, weight in query.tokens.items()
-    ]}}
+    return rank_feature_sum(query)
 
 
 def knn_query(query: VectorQuery) -> Query:
@@ -106,8 +90,3 @@ def hybrid_body(sub_queries: Sequence[Query], size: int, pagination_depth: int) 
     if pagination_depth < 1:
         raise PlanError(f"pagination_depth must be >= 1, got {pagination_depth}")
     return search_body({"hybrid": {"queries": list(sub_queries), "pagination_depth": pagination_depth}}, size)
-
-
-def msearch_lines(index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """`_msearch` lines (header, body, ...) running each body on `index`, for clusters without neural-search."""
-    return [line for body in bodies for line in ({"index": index}, dict(body))]

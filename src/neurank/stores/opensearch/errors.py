@@ -1,15 +1,6 @@
-"""opensearch-py errors → neurank errors, in one place, by what the caller does next.
-
-- 401 / 403 and TLS failures: `ConfigError` naming the setting to fix (the password is never echoed).
-- 404 on an index: `IndexNotFoundError`.
-- connection errors, timeouts, 429 and 5xx: `StoreUnavailableError` (transient: retry with backoff).
-- any other 4xx: `StoreError` carrying OpenSearch's root cause (final: fix the request or the data).
-"""
+"""opensearch-py exceptions sorted into the engine-neutral `Failure`s of `neurank.stores.cluster.errors`."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 from opensearchpy.exceptions import (
     AuthenticationException,
@@ -20,76 +11,29 @@ from opensearchpy.exceptions import (
     TransportError,
 )
 
-from neurank.errors import ConfigError, IndexNotFoundError, NeurankError, StoreError, StoreUnavailableError
+from neurank.errors import NeurankError
+from neurank.stores.cluster.errors import Failure, cluster_error
 
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-"""Item or request statuses a later retry can cure (rejected execution, node or shard unavailable)."""
-
-_CREDENTIALS = "NEURANK_OPENSEARCH_USER and NEURANK_OPENSEARCH_PASSWORD"
+__all__ = ["failure", "store_error"]
 
 
-def is_transient(status: object) -> bool:
-    """A retryable status: 429, 5xx, or 'N/A' (the request never got an answer)."""
-    return status == "N/A" or status in TRANSIENT_STATUS or (isinstance(status, int) and status >= 500)
-
-
-def error_reason(error: object) -> str:
-    """OpenSearch's error object as one line: `type: reason`, then each `caused_by`, outermost first."""
-    if not isinstance(error, Mapping):
-        return str(error)
-    parts = []
-    node: Any = error
-    while isinstance(node, Mapping):
-        kind, reason = node.get("type"), node.get("reason")
-        parts.append(f"{kind}: {reason}" if kind and reason else str(reason or kind or node))
-        node = node.get("caused_by")
-    return "; caused by ".join(parts)
-
-
-def root_cause(info: object) -> str:
-    """The most specific reason in an error response body (`root_cause`, else the error chain)."""
-    if not isinstance(info, Mapping):
-        return str(info)
-    error = info.get("error", info)
-    if isinstance(error, Mapping):
-        causes = error.get("root_cause")
-        if isinstance(causes, list) and causes and isinstance(causes[0], Mapping):
-            deepest = error_reason(causes[0])
-            outer = error_reason({k: v for k, v in error.items() if k != "caused_by"})
-            return outer if deepest == outer else f"{outer} (root cause {deepest})"
-    return error_reason(error)
-
-
-def _error_type(info: object) -> str | None:
-    if isinstance(info, Mapping) and isinstance(info.get("error"), Mapping):
-        return info["error"].get("type")
-    return None
+def failure(exc: Exception) -> Failure:
+    """What went wrong, for `cluster_error`; TypeError for an exception opensearch-py does not raise."""
+    if isinstance(exc, AuthenticationException):
+        return Failure("credentials", 401, exc.info)
+    if isinstance(exc, AuthorizationException):
+        return Failure("permission", 403, exc.info)
+    if isinstance(exc, SSLError):
+        return Failure("tls", info=exc.info)
+    if isinstance(exc, ConnectionError):
+        return Failure("connection", info=f"{type(exc.info).__name__}: {exc.info}")
+    if isinstance(exc, TransportError):
+        return Failure("status", exc.status_code, exc.info)
+    if isinstance(exc, OpenSearchException):
+        return Failure("other", info=exc)
+    raise TypeError(f"not an opensearch-py error: {exc!r}")
 
 
 def store_error(exc: Exception, *, url: str, index: str | None = None) -> NeurankError:
     """The neurank error for an opensearch-py exception raised while talking to `url` (about `index`)."""
-    where = f"{url}" + (f" (index {index!r})" if index else "")
-    if isinstance(exc, AuthenticationException):
-        return ConfigError(f"{where} rejected the credentials (401): check {_CREDENTIALS}")
-    if isinstance(exc, AuthorizationException):
-        return ConfigError(
-            f"{where} refused the operation (403: {root_cause(exc.info)}): give the user in NEURANK_OPENSEARCH_USER "
-            "the index and cluster permissions neurank needs, or use another user"
-        )
-    if isinstance(exc, SSLError):
-        return ConfigError(
-            f"TLS handshake with {url} failed ({exc.info}): set NEURANK_OPENSEARCH_CA_CERTS to the cluster's CA "
-            "bundle (or NEURANK_OPENSEARCH_VERIFY_CERTS=false for a test cluster)"
-        )
-    if isinstance(exc, ConnectionError):
-        return StoreUnavailableError(f"cannot reach {url} ({type(exc.info).__name__}: {exc.info}); retry later")
-    if isinstance(exc, TransportError):
-        status = exc.status_code
-        if status == 404 and index is not None and _error_type(exc.info) == "index_not_found_exception":
-            return IndexNotFoundError(index, url)
-        if is_transient(status):
-            return StoreUnavailableError(f"{where} answered {status} ({root_cause(exc.info)}); retry later")
-        return StoreError(f"{where} refused the request ({status}): {root_cause(exc.info)}")
-    if isinstance(exc, OpenSearchException):
-        return StoreError(f"{where}: {exc}")
-    raise TypeError(f"not an opensearch-py error: {exc!r}")
+    return cluster_error(failure(exc), url=url, index=index)

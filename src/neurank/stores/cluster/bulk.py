@@ -1,10 +1,13 @@
 """`_bulk` writes with one outcome per item: written, failed for good (with the reason), or retried.
 
-Items go through `opensearchpy.helpers.streaming_bulk`, chunked by count and by bytes, which resends items
-rejected with 429 (`max_retries`, backoff doubling from `initial_backoff_s` up to `max_backoff_s`). What is
-still transient after that — 429, 5xx, a chunk that got no answer — is sent again by `write`, after a backoff
-with full jitter, at most `attempts` rounds; then `StoreUnavailableError` (the caller retries later; writes are
-idempotent by id). A 4xx item is final: it is reported with OpenSearch's reason and never retried.
+Items go through the engine client's `helpers.streaming_bulk` (opensearch-py's and elasticsearch-py's take the
+same arguments and yield the same per-item results; a `BulkDriver` names the engine's), chunked by count and by
+bytes, which resends items rejected with 429 (`max_retries`, backoff doubling from `initial_backoff_s` up to
+`max_backoff_s`). What is still transient after that — 429, 5xx, a chunk that got no answer — is sent again by
+`write`, after a backoff with full jitter, at most `attempts` rounds; then `StoreUnavailableError` (the caller
+retries later; writes are idempotent by id). A 4xx item is final: it is reported with the cluster's reason and
+never retried. (elasticsearch-py's helper raises a connection error instead of reporting it per item; the store
+maps it to StoreUnavailableError.)
 
 A request the cluster refuses as a whole with a 4xx (one id over 512 bytes fails the validation of the whole
 `_bulk`) blames no item: its items are sent again in halves until the items that cause it are alone. Those
@@ -16,18 +19,14 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opensearchpy import OpenSearch
-from opensearchpy.exceptions import AuthenticationException, AuthorizationException, SSLError, TransportError
-from opensearchpy.helpers import streaming_bulk
-
 from neurank.errors import StoreUnavailableError
-from neurank.stores.opensearch.errors import error_reason, is_transient, root_cause
+from neurank.stores.cluster.errors import Failure, error_reason, is_transient, root_cause
 
-_CONFIG_ERRORS = (AuthenticationException, AuthorizationException, SSLError)
+_CONFIG_FAILURES = ("credentials", "permission", "tls")
 """A chunk that failed for one of these fails the write at once: no retry and no per-item blame cures them."""
 
 Action = dict[str, Any]
@@ -48,6 +47,15 @@ class BulkPolicy:
 
 
 DEFAULT_POLICY = BulkPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class BulkDriver:
+    """One engine's bulk helper, and how to read the exception it attaches to the items of a failed request."""
+
+    streaming_bulk: Callable[..., Iterable[tuple[bool, dict[str, Any]]]]
+    failure: Callable[[Exception], Failure]
+    """The engine's exception → Failure (`neurank.stores.<engine>.errors.failure`)."""
 
 
 @dataclass(slots=True)
@@ -77,17 +85,17 @@ def _item_reason(item: dict[str, Any]) -> str:
     return error_reason(error) if error is not None else f"status {_item_status(item)}"
 
 
-def _refusal(item: dict[str, Any]) -> str | None:
-    """Why the cluster refused the whole request that held this item (a 4xx answer to `_bulk` itself), if it did."""
-    exc = item.get("exception")
-    if isinstance(exc, TransportError) and not is_transient(exc.status_code):
-        return f"the cluster refused the request ({exc.status_code}): {root_cause(exc.info)}"
+def _refusal(failure: Failure | None) -> str | None:
+    """Why the cluster refused the whole request that held an item (a 4xx answer to `_bulk` itself), if it did."""
+    if failure is not None and failure.kind == "status" and not is_transient(failure.status):
+        return f"the cluster refused the request ({failure.status}): {root_cause(failure.info)}"
     return None
 
 
 def write(
-    client: OpenSearch,
+    client: Any,
     actions: Sequence[Action],
+    driver: BulkDriver,
     policy: BulkPolicy = DEFAULT_POLICY,
     *,
     sleep: Callable[[float], None] = time.sleep,
@@ -96,7 +104,8 @@ def write(
     """Run `actions`; return what happened to each.
 
     Raises StoreUnavailableError when retries run out, and the client's own exception when a chunk failed for
-    credentials or TLS (the caller maps it to a ConfigError).
+    credentials, permissions or TLS (the caller maps it to a ConfigError): no retry and no per-item blame cures
+    those.
     """
     outcome = BulkOutcome()
     pending = list(range(len(actions)))
@@ -109,7 +118,7 @@ def write(
         positions: dict[tuple[str, str], deque[int]] = defaultdict(deque)
         for i in pending:
             positions[(actions[i].get("_op_type", "index"), str(actions[i]["_id"]))].append(i)
-        results = streaming_bulk(
+        results = driver.streaming_bulk(
             client,
             (actions[i] for i in pending),
             chunk_size=policy.chunk_size,
@@ -117,29 +126,32 @@ def write(
             raise_on_error=False,
             raise_on_exception=False,
             max_retries=policy.max_retries,
-            initial_backoff=policy.initial_backoff_s,  # type: ignore[arg-type]  # annotated int; sleeps floats
-            max_backoff=policy.max_backoff_s,  # type: ignore[arg-type]
+            initial_backoff=policy.initial_backoff_s,
+            max_backoff=policy.max_backoff_s,
         )
         # One result per action, but not in order: items resent after a 429 come after their chunk-mates.
         for ok, result in results:
             ((op_type, item),) = result.items()
-            if isinstance(item.get("exception"), _CONFIG_ERRORS):
-                raise item["exception"]
+            exc = item.get("exception")
+            failure = driver.failure(exc) if isinstance(exc, Exception) else None
+            if isinstance(exc, Exception) and failure is not None and failure.kind in _CONFIG_FAILURES:
+                raise exc
             position = positions[(op_type, str(item["_id"]))].popleft()
             status = _item_status(item)
-            refusal = None if ok else _refusal(item)
+            refusal = None if ok else _refusal(failure)
             if ok:
                 outcome.done[position] = item
             elif refusal is not None:
                 refused[position] = refusal
             elif op_type == "delete" and status == 404:
                 outcome.not_found.add(position)
-            elif is_transient(status):
+            elif is_transient(status) or (failure is not None and failure.kind == "connection"):
+                # a chunk that timed out carries status "TIMEOUT": no answer, so retry it like one
                 transient.append(position)
                 last_reason = _item_reason(item)
             else:
                 outcome.failed[position] = _item_reason(item)
-        _isolate(client, actions, refused, outcome, policy, sleep=sleep, rng=rng)
+        _isolate(client, actions, refused, outcome, driver, policy, sleep=sleep, rng=rng)
         if not transient:
             return outcome
         pending = transient
@@ -149,8 +161,9 @@ def write(
     )
 
 
-def _isolate(client: OpenSearch, actions: Sequence[Action], refused: dict[int, str], outcome: BulkOutcome,
-             policy: BulkPolicy, *, sleep: Callable[[float], None], rng: Callable[[], float]) -> None:
+def _isolate(client: Any, actions: Sequence[Action], refused: dict[int, str], outcome: BulkOutcome,
+             driver: BulkDriver, policy: BulkPolicy, *, sleep: Callable[[float], None],
+             rng: Callable[[], float]) -> None:
     """Settle the items of requests refused as a whole: one alone takes the refusal; more are written again
     in halves, so that only the items that cause the refusal fail (about 2·log2(n) requests per culprit)."""
     if len(refused) <= 1:
@@ -159,7 +172,7 @@ def _isolate(client: OpenSearch, actions: Sequence[Action], refused: dict[int, s
     group = sorted(refused)
     middle = len(group) // 2
     for half in (group[:middle], group[middle:]):
-        part = write(client, [actions[i] for i in half], policy, sleep=sleep, rng=rng)
+        part = write(client, [actions[i] for i in half], driver, policy, sleep=sleep, rng=rng)
         outcome.done.update({half[i]: item for i, item in part.done.items()})
         outcome.failed.update({half[i]: reason for i, reason in part.failed.items()})
         outcome.not_found.update(half[i] for i in part.not_found)
