@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from neurank import __version__
-from neurank.dashboards.objects import EXPANSION_TERMS
 from neurank.index_spec import IndexSpec
 from neurank.mappings import index_body
 
@@ -14,8 +13,5 @@ FULL_SPEC = IndexSpec(dense_dimension=8, colbert_dimension=4,
 
 
 def properties(spec: IndexSpec) -> dict[str, Any]:
-    """The mapping of an index built for `spec`, with the `expansion_terms` keyword array every index carries
-    (added here only while the mapping in this checkout does not have it yet)."""
-    mapped = dict(index_body(spec, version=__version__)["mappings"]["properties"])
-    mapped.setdefault(EXPANSION_TERMS, {"type": "keyword"})
-    return mapped
+    """The OpenSearch mapping of an index built for `spec`."""
+    return dict(index_body(spec, version=__version__)["mappings"]["properties"])

@@ -158,3 +158,17 @@ def test_the_mapping_neurank_makes_gives_a_valid_file(product: str) -> None:
     saved = objects_for_spec(INDEX, FULL_SPEC, product)  # type: ignore[arg-type]
     assert problems(saved.ndjson(), product) == []
     assert saved.product == product
+
+
+@pytest.mark.parametrize(("target", "engine_types"), [
+    ("kibana", {"sparse_vector", "dense_vector", "flattened"}),
+    ("opensearch-dashboards", {"rank_features", "knn_vector", "flat_object"}),
+])
+def test_each_product_sees_the_field_types_of_its_engine(target: str, engine_types: set[str]) -> None:
+    saved = objects_for_spec("scifact", FULL_SPEC, target)  # type: ignore[arg-type]
+    pattern = next(obj for obj in saved.objects if obj["type"] == "index-pattern")
+    fields = {field["name"]: field["esTypes"][0] for field in json.loads(pattern["attributes"]["fields"])}
+    assert engine_types <= set(fields.values())
+    assert fields[EXPANSION_TERMS] == "keyword" and not saved.left_out
+    hidden = {entry["value"] for entry in json.loads(pattern["attributes"]["sourceFilters"])}
+    assert {"splade", "deepct", "embedding", "colbert"} <= hidden

@@ -23,10 +23,10 @@ from neurank.dashboards.fields import hidden_fields, index_fields
 from neurank.dashboards.products import Product, migration_stamp
 from neurank.errors import ConfigError
 from neurank.index_spec import IndexSpec
+from neurank.mappings import EXPANSION_TERMS_FIELD as EXPANSION_TERMS
 from neurank.mappings import index_body
+from neurank.mappings.elasticsearch import FieldTypes, elasticsearch_index_body
 
-EXPANSION_TERMS = "expansion_terms"
-"""The `keyword` array of each document's top learned-sparse expansion terms, highest weight first."""
 SEARCH_COLUMNS = ("title", EXPANSION_TERMS, "models.*", "content_hash")
 """The saved search's columns; `models.*` stands for every `models.<role>` field of the mapping."""
 INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
@@ -54,8 +54,13 @@ def object_id(index: str, role: str) -> str:
 
 
 def objects_for_spec(index: str, spec: IndexSpec, target: Product) -> SavedObjects:
-    """The objects for an index built for `spec`, from the mapping neurank gives such an index."""
-    return saved_objects(index, index_body(spec, version=__version__)["mappings"]["properties"], target)
+    """The objects for an index built for `spec`, from the mapping neurank gives such an index on the engine
+    behind `target` (Kibana: Elasticsearch's dialect; OpenSearch Dashboards: OpenSearch's)."""
+    if target == "kibana":
+        body = elasticsearch_index_body(spec, version=__version__, types=FieldTypes())
+    else:
+        body = index_body(spec, version=__version__)
+    return saved_objects(index, body["mappings"]["properties"], target)
 
 
 def saved_objects(index: str, properties: Mapping[str, Any], target: Product) -> SavedObjects:
