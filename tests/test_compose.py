@@ -43,7 +43,9 @@ def test_the_schema_check_can_fail(compose: dict[str, Any]) -> None:
 
 
 def test_the_services(services: dict[str, Any]) -> None:
-    assert set(services) == {"opensearch", "dashboards", "redis", "neurank-init", "neurank-worker"}
+    assert set(services) == {"opensearch", "dashboards", "redis", "rabbitmq", "neurank-init", "neurank-worker"}
+    assert [name for name, service in services.items() if "profiles" in service] == ["rabbitmq"]
+    assert services["rabbitmq"]["profiles"] == ["rabbitmq"]
 
 
 def test_opensearch_is_a_local_single_node_3x(compose: dict[str, Any], services: dict[str, Any]) -> None:
@@ -62,6 +64,7 @@ def test_opensearch_is_a_local_single_node_3x(compose: dict[str, Any], services:
 def test_health_checks(services: dict[str, Any]) -> None:
     assert "_cluster/health" in " ".join(services["opensearch"]["healthcheck"]["test"])
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert services["rabbitmq"]["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
 
 
 @pytest.mark.parametrize(
@@ -69,13 +72,15 @@ def test_health_checks(services: dict[str, Any]) -> None:
     [
         ("dashboards", {"opensearch"}),
         ("neurank-init", {"opensearch"}),
-        ("neurank-worker", {"opensearch", "redis"}),
+        ("neurank-worker", {"opensearch", "redis", "rabbitmq"}),
     ],
 )
 def test_services_wait_for_healthy_dependencies(services: dict[str, Any], service: str, needs: set[str]) -> None:
     depends_on = services[service]["depends_on"]
     assert set(depends_on) == needs
     assert all(depends_on[name]["condition"] == "service_healthy" for name in needs)
+    # Only the broker of the rabbitmq profile may be absent (Compose then starts the worker without it).
+    assert {name for name in needs if depends_on[name].get("required", True) is False} <= {"rabbitmq"}
 
 
 def test_dashboards_point_at_the_cluster(services: dict[str, Any]) -> None:
@@ -89,7 +94,8 @@ def test_worker_and_init_run_neurank_against_the_cluster(services: dict[str, Any
     assert init["restart"] == "no"
     for service in (worker, init):
         assert service["build"] == {"context": ".", "dockerfile": "Dockerfile"}
-        assert service["environment"]["NEURANK_BROKER_URL"] == "redis://redis:6379/0"
+        assert service["environment"]["NEURANK_BROKER_URL"] == "${NEURANK_BROKER_URL:-redis://redis:6379/0}"
+        assert service["environment"]["NEURANK_LEDGER_URL"] == "redis://redis:6379/0"
 
 
 def test_dockerfile_installs_cpu_torch_before_the_package() -> None:

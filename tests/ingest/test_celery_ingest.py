@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import redis
 from opensearchpy import OpenSearch
-from tests.ingest.conftest import BROKERS, BrokerQueue
+from tests.ingest.conftest import AMQP_URL, BROKERS, BrokerQueue
 from tests.stores.conftest import Recorder
 from typer.testing import CliRunner
 
@@ -366,6 +366,19 @@ def test_a_worker_that_cannot_serve_refuses_to_start(
     output = " ".join((worker.stdout + worker.stderr).split())
     assert worker.returncode == code, output
     assert reason in output and " ready." not in output and "s3cret" not in output
+
+
+def test_a_worker_on_rabbitmq_without_a_redis_for_run_records_refuses_to_start(fast_models: dict[str, str]) -> None:
+    env = {**os.environ, **fast_models, "NEURANK_BROKER_URL": AMQP_URL}
+    del env["NEURANK_LEDGER_URL"]
+    command = [str(Path(sys.executable).with_name("neurank")), "worker", "--concurrency", "1"]
+
+    worker = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+    output = " ".join((worker.stdout + worker.stderr).split())
+    assert worker.returncode == 2, output
+    assert "is not Redis: set NEURANK_LEDGER_URL to a Redis" in output and " ready." not in output
+    assert "guest:guest" not in output
 
 
 @pytest.mark.parametrize("broker_url", BROKERS, indirect=True)

@@ -20,6 +20,7 @@ instead of taking batches it can only fail.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from neurank.config import IngestOptions, Settings, broker_kind
@@ -41,6 +42,12 @@ class IngestApp(Celery):
         super().__init__("neurank", broker=settings.broker_url, set_as_current=True)
         self.settings = settings
         self.options = settings.ingest_options()
+        self.broker = broker_kind(settings.broker_url)
+
+    def countdown(self, delay_s: float) -> float:
+        """A retry delay the broker can keep: RabbitMQ's native delayed delivery counts whole seconds (and
+        Celery fails on a delay under one), so it is rounded up there."""
+        return float(math.ceil(delay_s)) if self.broker == "amqp" else delay_s
 
 
 class ServeCheck(bootsteps.Step):

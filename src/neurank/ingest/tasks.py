@@ -170,7 +170,7 @@ def index_batch(task: Task, state: WorkerState, batch: BatchMessage, ledger: Led
     except TRANSIENT_ERRORS as exc:
         attempt = task.request.retries
         if attempt < options.max_retries:
-            delay = backoff_delay(attempt, options.retry_backoff_s, options.retry_backoff_max_s)
+            delay = app.countdown(backoff_delay(attempt, options.retry_backoff_s, options.retry_backoff_max_s))
             log.warning("batch %s: %s; retry %d/%d in %.1f s", batch.batch_id, exc, attempt + 1,
                         options.max_retries, delay)
             raise task.retry(exc=exc, countdown=delay, max_retries=options.max_retries) from exc
