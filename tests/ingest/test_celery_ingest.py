@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import redis
+from kombu import Connection
 from opensearchpy import OpenSearch
 from tests.ingest.conftest import AMQP_URL, BROKERS, BrokerQueue
 from tests.stores.conftest import Recorder
@@ -32,6 +33,7 @@ from typer.testing import CliRunner
 from neurank.cli import app as cli
 from neurank.config import IngestOptions, Settings, broker_kind
 from neurank.documents import Document, read_corpus
+from neurank.errors import ConfigError, redact
 from neurank.ingest.core import IngestSummary
 from neurank.ingest.dead_letters import DeadLetters
 from neurank.ingest.inline import ensure_index
@@ -368,6 +370,21 @@ def test_a_worker_that_cannot_serve_refuses_to_start(
     assert reason in output and " ready." not in output and "s3cret" not in output
 
 
+@pytest.mark.parametrize("broker_url", [AMQP_URL], indirect=True)
+def test_a_producer_names_a_rabbitmq_queue_declared_with_other_arguments(
+    fast_models: dict[str, str], queue: BrokerQueue, corpus_slice: Callable[..., Path]
+) -> None:
+    with Connection(AMQP_URL) as connection:
+        connection.default_channel.queue_declare(queue.name, durable=True, auto_delete=False)  # a classic queue
+
+    with pytest.raises(ConfigError) as caught:
+        ingest_via_celery(read_corpus(corpus_slice(3)), Settings())
+
+    message = str(caught.value)
+    assert f"did not take a batch for queue {queue.name!r}" in message
+    assert "inequivalent arg 'x-queue-type'" in message and "set NEURANK_INGEST_QUEUE" in message
+
+
 def test_a_worker_on_rabbitmq_without_a_redis_for_run_records_refuses_to_start(fast_models: dict[str, str]) -> None:
     env = {**os.environ, **fast_models, "NEURANK_BROKER_URL": AMQP_URL}
     del env["NEURANK_LEDGER_URL"]
@@ -392,7 +409,7 @@ def test_a_producer_stops_when_no_worker_consumes_its_queue_and_waits_for_a_busy
     alone = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert alone.returncode != 0
     message = " ".join(alone.stderr.split())
-    assert f"no live worker consumes queue {queue.name!r} of {broker_display(broker_url)}" in message
+    assert f"no live worker consumes queue {queue.name!r} of {redact(broker_display(broker_url))}" in message
     settings = Settings()
     assert queue.length() == 1, "the batch sent stays queued"
     queue.purge()

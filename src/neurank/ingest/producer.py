@@ -17,6 +17,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import count
 
+from amqp.exceptions import ChannelError
+from kombu.exceptions import OperationalError
+
 from neurank.config import IngestOptions, Settings, broker_kind
 from neurank.documents import Document
 from neurank.errors import ConfigError, InputError
@@ -105,7 +108,14 @@ class QueuedRun:
                              documents)
         self.ledger.register({batch.batch_id: len(documents)})
         self.pending[batch.batch_id] = len(documents)
-        self.app.send_task(ENCODE_TASK, args=[batch.to_dict()])
+        try:
+            self.app.send_task(ENCODE_TASK, args=[batch.to_dict()])
+        except (OperationalError, ChannelError) as exc:
+            raise ConfigError(
+                f"the broker {broker_display(self.app.conf.broker_url)} did not take a batch for queue "
+                f"{self.app.options.queue!r}: {exc}; start the broker or fix NEURANK_BROKER_URL, and on RabbitMQ "
+                "delete a queue of that name declared with other arguments or set NEURANK_INGEST_QUEUE"
+            ) from exc
 
     def wait_below(self, limit: int) -> None:
         """Wait until fewer than `limit` batches are unfinished (`limit=1`: all of them)."""
