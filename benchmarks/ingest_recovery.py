@@ -10,7 +10,7 @@ its models on the clock, as it would in production. Both runs must index every d
 
     python benchmarks/ingest_recovery.py --docs 3000
     python benchmarks/ingest_recovery.py --docs 3000 --sparse-model none --max-length 64 \\
-        --task-time-limit 60 --visibility-timeout 90      # Redis' wait shortened to fit a session
+        --task-time-limit 60 --visibility-timeout 130      # Redis' wait shortened to fit a session
 
 Needs Redis (database 13, flushed: the Redis broker and the run records of both), RabbitMQ (a queue of its
 own, deleted at the end) and ../shared/data/scifact.
@@ -183,6 +183,9 @@ def main() -> None:
                            (args.visibility_timeout, "NEURANK_INGEST_VISIBILITY_TIMEOUT_S")):
             if value is not None:
                 os.environ[key] = str(value)
+        from neurank.config import load_settings
+
+        load_settings().ingest_options()  # a bad knob stops here, not in each worker
         corpus = write_slice(args.docs, folder)
         try:
             for broker in args.brokers.split(","):
