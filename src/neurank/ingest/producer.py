@@ -20,7 +20,7 @@ from itertools import count
 from amqp.exceptions import ChannelError
 from kombu.exceptions import OperationalError
 
-from neurank.config import IngestOptions, Settings, broker_kind
+from neurank.config import IngestOptions, Settings
 from neurank.documents import Document
 from neurank.errors import ConfigError, InputError
 from neurank.ingest.app import ENCODE_TASK, IngestApp, make_app
@@ -157,7 +157,7 @@ class QueuedRun:
             by_worker.setdefault(hold.worker, []).append(batch_id)
         held = "; ".join(f"{', '.join(ids)} by {worker}" for worker, ids in by_worker.items())
         documents = sum(self.pending[batch_id] for batch_id in lost)
-        if broker_kind(self.app.conf.broker_url) == "amqp":
+        if self.app.broker == "amqp":
             back = "RabbitMQ hands them to another worker once it sees the worker's connection close"
         else:
             timeout = self.app.options.visibility_timeout_s
