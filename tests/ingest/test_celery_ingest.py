@@ -204,7 +204,6 @@ def test_store_outage_is_retried_then_dead_lettered_until_retry_dead(
     assert ingest_status(settings).dead == 0
 
 
-@pytest.mark.parametrize("broker_url", BROKERS, indirect=True)
 def test_poison_document_is_dead_lettered_and_its_batch_mates_indexed(
     fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], ledger: redis.Redis,
     queue: BrokerQueue, tmp_path: Path,
@@ -256,7 +255,7 @@ def batches_holding(documents: list[Document], doc_id: str) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("broker_url", BROKERS, indirect=True)
 def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
-    celery_env: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], ledger: redis.Redis
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], ledger: redis.Redis
 ) -> None:
     crasher = {"_id": "crasher", "title": "Kills workers", "text": "Each worker process that encodes this dies."}
     corpus = corpus_slice(2, extra=[json.dumps(crasher)])
