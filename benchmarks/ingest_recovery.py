@@ -11,6 +11,7 @@ its models on the clock, as it would in production. Both runs must index every d
     python benchmarks/ingest_recovery.py --docs 3000
     python benchmarks/ingest_recovery.py --docs 3000 --sparse-model none --max-length 64 \\
         --task-time-limit 60 --visibility-timeout 130      # Redis' wait shortened to fit a session
+    python benchmarks/ingest_recovery.py --docs 3000 --sparse-model none --max-length 64 --kill-at 0 --rounds 3
 
 Needs Redis (database 13, flushed: the Redis broker and the run records of both), RabbitMQ (a queue of its
 own, deleted at the end) and ../shared/data/scifact.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
@@ -159,7 +161,10 @@ def use_broker(url: str, queue: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=3000)
-    parser.add_argument("--kill-at", type=float, default=0.3, help="fraction of the documents indexed at the kill")
+    parser.add_argument("--kill-at", type=float, default=0.3,
+                        help="fraction of the documents indexed at the kill; 0: no kill runs")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="undisturbed runs per broker, the brokers taking turns; the median is reported")
     parser.add_argument("--brokers", default="redis,amqp")
     parser.add_argument("--sparse-model", default=None)
     parser.add_argument("--max-length", type=int, default=None)
@@ -173,7 +178,9 @@ def main() -> None:
     client.flushdb()
     queue = f"neurank.bench.{uuid.uuid4().hex[:8]}"
     urls = {"redis": REDIS_URL, "amqp": args.amqp}
-    results: dict[str, tuple[float, Recovery]] = {}
+    brokers = args.brokers.split(",")
+    rates: dict[str, list[float]] = {broker: [] for broker in brokers}
+    recoveries: dict[str, Recovery] = {}
     with tempfile.TemporaryDirectory(prefix="neurank-recovery-") as tmp:
         folder = Path(tmp)
         os.environ.update({"NEURANK_HOME": str(folder / "home"), "NEURANK_RUNTIME": "torch", "NEURANK_INT8": "false",
@@ -188,10 +195,13 @@ def main() -> None:
         load_settings().ingest_options()  # a bad knob stops here, not in each worker
         corpus = write_slice(args.docs, folder)
         try:
-            for broker in args.brokers.split(","):
+            for turn in range(args.rounds):
+                for broker in brokers:
+                    use_broker(urls[broker], queue)
+                    rates[broker].append(undisturbed(corpus, args.docs, folder, f"{broker}{turn}"))
+            for broker in brokers if args.kill_at > 0 else []:
                 use_broker(urls[broker], queue)
-                rate = undisturbed(corpus, args.docs, folder, broker)
-                results[broker] = rate, killed(corpus, args.docs, folder, broker, args.kill_at)
+                recoveries[broker] = killed(corpus, args.docs, folder, broker, args.kill_at)
         finally:
             with Connection(args.amqp) as connection:
                 connection.default_channel.queue_delete(queue)
@@ -209,16 +219,23 @@ def main() -> None:
     print(f"- {args.docs} SciFact documents; encoders: sparse {sparse}, dense {settings.dense_model}, torch fp32, "
           f"max_length {settings.max_length}; 2 workers × 1 process × 1 torch thread; kill -9 of one worker once "
           f"{args.kill_at:.0%} of the documents are indexed, a replacement started at once; task time limit "
-          f"{options.task_time_limit_s:g} s, Redis visibility timeout {options.visibility_timeout_s:g} s; 1 run each\n")
-    print("| broker | docs/s undisturbed | vs redis | kill after s (docs indexed) | kill → last stored s "
-          "| work left at kill s | beyond the work s |")
+          f"{options.task_time_limit_s:g} s, Redis visibility timeout {options.visibility_timeout_s:g} s; "
+          f"{args.rounds} undisturbed run(s) per broker, taking turns; 1 kill run each\n")
+    print("| broker | docs/s undisturbed (median; runs) | vs redis | kill after s (docs indexed) "
+          "| kill → last stored s | work left at kill s | beyond the work s |")
     print("|---|---|---|---|---|---|---|")
-    base = results.get("redis", (None, None))[0]
-    for broker, (rate, recovery) in results.items():
-        left = (args.docs - recovery.indexed_at_kill) / rate
+    medians = {broker: statistics.median(values) for broker, values in rates.items()}
+    base = medians.get("redis")
+    for broker, rate in medians.items():
+        runs = ", ".join(f"{value:.1f}" for value in rates[broker])
         ratio = f"{(rate / base - 1) * 100:+.1f}%" if base else "—"
-        print(f"| {broker} | {rate:.1f} | {ratio} | {recovery.kill_after_s:.0f} ({recovery.indexed_at_kill}) | "
-              f"{recovery.kill_to_end_s:.1f} | {left:.1f} | {recovery.kill_to_end_s - left:+.1f} |")
+        recovery = recoveries.get(broker)
+        if recovery is None:
+            print(f"| {broker} | {rate:.1f} ({runs}) | {ratio} | — | — | — | — |")
+            continue
+        left = (args.docs - recovery.indexed_at_kill) / rate
+        print(f"| {broker} | {rate:.1f} ({runs}) | {ratio} | {recovery.kill_after_s:.0f} ({recovery.indexed_at_kill}) "
+              f"| {recovery.kill_to_end_s:.1f} | {left:.1f} | {recovery.kill_to_end_s - left:+.1f} |")
 
 
 if __name__ == "__main__":
