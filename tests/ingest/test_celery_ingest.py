@@ -160,8 +160,8 @@ def test_a_killed_workers_batch_comes_back_on_rabbitmq_at_once_and_on_redis_as_t
 
     run = in_background(lambda: ingest_via_celery(read_corpus(corpus), settings))
     wait_for(lambda: bool(held_by_first()), "a batch begun by w1")
-    (lost,) = held_by_first()
     first.kill()
+    (lost,) = held_by_first()  # begun by w1 and never finished (read before w2 can take it up again)
     summary = run.result(timeout=300)
 
     assert counts(summary) == (96, 0, 0, 0), summary.to_dict()
