@@ -369,7 +369,7 @@ def test_a_worker_that_cannot_serve_refuses_to_start(
     assert reason in output and " ready." not in output and "s3cret" not in output
 
 
-@pytest.mark.parametrize("broker_url", [AMQP_URL], indirect=True)
+@pytest.mark.parametrize("broker_url", BROKERS[1:], indirect=True)
 def test_a_producer_names_a_rabbitmq_queue_declared_with_other_arguments(
     fast_models: dict[str, str], queue: BrokerQueue, corpus_slice: Callable[..., Path]
 ) -> None:
