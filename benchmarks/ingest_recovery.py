@@ -217,10 +217,12 @@ def main() -> None:
                  f"load average at the end {load}"))
     sparse = "none" if settings.sparse_model == "none" else f"{settings.sparse_model} (deepct {settings.deepct})"
     print(f"- {args.docs} SciFact documents; encoders: sparse {sparse}, dense {settings.dense_model}, torch fp32, "
-          f"max_length {settings.max_length}; 2 workers × 1 process × 1 torch thread; kill -9 of one worker once "
-          f"{args.kill_at:.0%} of the documents are indexed, a replacement started at once; task time limit "
+          f"max_length {settings.max_length}; 2 workers × 1 process × 1 torch thread; "
+          + (f"kill -9 of one worker once {args.kill_at:.0%} of the documents are indexed, a replacement started at "
+             "once; " if args.kill_at > 0 else "no kill runs; ")
+          + "task time limit "
           f"{options.task_time_limit_s:g} s, Redis visibility timeout {options.visibility_timeout_s:g} s; "
-          f"{args.rounds} undisturbed run(s) per broker, taking turns; 1 kill run each\n")
+          f"{args.rounds} undisturbed run(s) per broker, taking turns\n")
     print("| broker | docs/s undisturbed (median; runs) | vs redis | kill after s (docs indexed) "
           "| kill → last stored s | work left at kill s | beyond the work s |")
     print("|---|---|---|---|---|---|---|")
