@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from neurank.config import IngestOptions
@@ -89,3 +91,20 @@ def test_on_rabbitmq_the_queue_is_a_quorum_queue_with_confirmed_publishing_and_w
     assert [app.countdown(delay) for delay in (0.3, 1.0, 2.4)] == [1.0, 1.0, 3.0]
     redis_app = make_app(Settings(broker_url="redis://127.0.0.1:6379/15"))
     assert redis_app.countdown(0.3) == 0.3 and redis_app.conf.task_queues is None
+
+
+@pytest.mark.integration
+def test_batches_held_by_workers_of_an_earlier_version_are_left_out_of_the_holds() -> None:
+    import redis
+
+    from neurank.ingest.ledger import Hold, Ledger
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/15", decode_responses=True)
+    ledger = Ledger(client, f"neurank-test-holds-{os.getpid()}", "run", 60)
+    try:
+        ledger.deliver("b1", 0, "w1@host")
+        client.hset(ledger.key("started"), "b2", "1733000000.5")  # as a worker of the previous version wrote it
+        (held,) = ledger.held().items()
+        assert held[0] == "b1" and held[1].worker == "w1@host" and isinstance(held[1], Hold)
+    finally:
+        client.delete(*client.keys(f"{ledger.prefix}:*"))

@@ -137,9 +137,11 @@ class Ledger:
         return [(batch_id, BatchOutcome.from_dict(outcome)) for batch_id, outcome in decoded]
 
     def held(self) -> dict[str, Hold]:
-        """The batches begun and not finished, by batch id."""
+        """The batches begun and not finished, by batch id; those begun by a worker of an earlier version,
+        which wrote the time alone and no name, are left out (during a rolling upgrade)."""
         started: dict[str, str] = self.client.hgetall(self.key("started"))  # type: ignore[assignment]
-        return {batch_id: Hold(*json.loads(value)) for batch_id, value in started.items()}
+        entries = {batch_id: json.loads(value) for batch_id, value in started.items()}
+        return {batch_id: Hold(*entry) for batch_id, entry in entries.items() if isinstance(entry, list)}
 
     def snapshot(self) -> LedgerSnapshot:
         with self.client.pipeline() as pipe:
