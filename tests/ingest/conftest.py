@@ -1,8 +1,8 @@
 """Fixtures for queued ingest: a dedicated Redis database, a broker, and real `celery worker` subprocesses.
 
 The broker is Redis (database 15, which also holds the run records) unless a test asks for RabbitMQ with
-`@pytest.mark.parametrize("broker_url", BROKERS, indirect=True)`; on RabbitMQ each test gets a queue of its
-own, deleted afterwards, so that runs sharing the broker do not collide. Every worker runs
+`@pytest.mark.parametrize("broker_url", BROKERS, indirect=True)`; each test gets a queue of its own (deleted
+afterwards on RabbitMQ), so that workers of other runs sharing the broker do not take its batches. Every worker runs
 `celery -A neurank.ingest.worker worker` (prefork, one pool process, one torch thread) in its own process
 group, so that a test can `kill -9` the whole worker as a crash would.
 """
@@ -66,7 +66,7 @@ class BrokerQueue:
 
 @pytest.fixture
 def queue(broker_url: str, ledger: redis.Redis) -> Iterator[BrokerQueue]:
-    name = IngestOptions().queue if broker_kind(broker_url) == "redis" else f"neurank.encode.{uuid.uuid4().hex[:12]}"
+    name = f"neurank.encode.{uuid.uuid4().hex[:12]}"  # not the default: other runs' workers may consume that
     found = BrokerQueue(broker_url, name)
     yield found
     found.delete()
