@@ -132,6 +132,15 @@ def start_worker(name: str, env: dict[str, str], folder: Path, threads: int) -> 
     return process, log
 
 
+def wait_ready(logs: list[Path], timeout_s: float = 300.0) -> None:
+    """Until every worker's pool process has loaded its models."""
+    deadline = time.monotonic() + timeout_s
+    while not all("worker process ready" in log.read_text() for log in logs):
+        if time.monotonic() > deadline:
+            raise RuntimeError("workers not ready: " + " | ".join(log.read_text()[-2000:] for log in logs))
+        time.sleep(0.5)
+
+
 def run_celery(corpus: Path, store: str, folder: Path, workers: int, threads: int) -> tuple[float, Sampler]:
     """docs/s through `workers` single-process workers whose models are loaded, and their memory samples."""
     from neurank.config import Settings
@@ -141,11 +150,7 @@ def run_celery(corpus: Path, store: str, folder: Path, workers: int, threads: in
     env = {**os.environ, "NEURANK_STORE": store}
     started = [start_worker(f"bench{i}", env, folder, threads) for i in range(1, workers + 1)]
     try:
-        deadline = time.monotonic() + 300
-        while not all("worker process ready" in log.read_text() for _, log in started):
-            if time.monotonic() > deadline:
-                raise RuntimeError("workers not ready: " + " | ".join(log.read_text()[-2000:] for _, log in started))
-            time.sleep(0.5)
+        wait_ready([log for _, log in started])
         sampler = Sampler({f"worker {i}": p.pid for i, (p, _) in enumerate(started, start=1)})
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()

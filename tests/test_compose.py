@@ -47,8 +47,9 @@ ENGINES = {"opensearch": {"opensearch", "dashboards"}, "elasticsearch": {"elasti
 
 
 def test_the_services(services: dict[str, Any]) -> None:
-    assert set(services) == {"opensearch", "dashboards", "elasticsearch", "kibana", "redis", "neurank-init",
-                             "neurank-worker", "serve"}
+    assert set(services) == {"opensearch", "dashboards", "elasticsearch", "kibana", "redis", "rabbitmq",
+                             "neurank-init", "neurank-worker", "serve"}
+    assert services["rabbitmq"]["profiles"] == ["rabbitmq"]
 
 
 def started(services: dict[str, Any], profile: str) -> set[str]:
@@ -101,6 +102,7 @@ def test_health_checks(services: dict[str, Any]) -> None:
     for engine in ("opensearch", "elasticsearch"):
         assert "_cluster/health?wait_for_status=yellow" in " ".join(services[engine]["healthcheck"]["test"])
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert services["rabbitmq"]["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
 
 
 @pytest.mark.parametrize(
@@ -109,7 +111,7 @@ def test_health_checks(services: dict[str, Any]) -> None:
         ("dashboards", {"opensearch"}),
         ("kibana", {"elasticsearch"}),
         ("neurank-init", {"opensearch", "elasticsearch"}),
-        ("neurank-worker", {"opensearch", "elasticsearch", "redis"}),
+        ("neurank-worker", {"opensearch", "elasticsearch", "redis", "rabbitmq"}),
         ("serve", {"opensearch", "elasticsearch"}),
     ],
 )
@@ -117,12 +119,14 @@ def test_services_wait_for_healthy_dependencies(services: dict[str, Any], servic
     depends_on = services[service]["depends_on"]
     assert set(depends_on) == needs
     assert all(depends_on[name]["condition"] == "service_healthy" for name in needs)
+    # Only the profiles' services may be absent (Compose then starts the service without them).
+    assert {name for name in needs if depends_on[name].get("required", True) is False} <= {*ENGINES, "rabbitmq"}
 
 
 def test_neurank_waits_for_whichever_engine_the_profile_started(services: dict[str, Any]) -> None:
     for service in ("neurank-init", "neurank-worker", "serve"):
         depends_on = services[service]["depends_on"]
-        assert {name for name, dep in depends_on.items() if dep.get("required") is False} == set(ENGINES)
+        assert {name for name, dep in depends_on.items() if dep.get("required") is False} - {"rabbitmq"} == set(ENGINES)
     assert "required" not in services["neurank-worker"]["depends_on"]["redis"]  # the broker is always needed
 
 
@@ -144,7 +148,8 @@ def test_worker_and_init_run_neurank_against_the_cluster(services: dict[str, Any
     assert init["restart"] == "no"
     for service in (worker, init):
         assert service["build"] == {"context": ".", "dockerfile": "Dockerfile"}
-        assert service["environment"]["NEURANK_BROKER_URL"] == "redis://redis:6379/0"
+        assert service["environment"]["NEURANK_BROKER_URL"] == "${NEURANK_BROKER_URL:-redis://redis:6379/0}"
+        assert service["environment"]["NEURANK_LEDGER_URL"] == "redis://redis:6379/0"
         assert service["environment"]["NEURANK_STORE"] == "http://search:9200"
         assert "profiles" not in service
 

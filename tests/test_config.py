@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from neurank.config import IngestOptions, load_settings
@@ -43,3 +45,29 @@ def test_ingest_options_are_read_when_asked_for(monkeypatch: pytest.MonkeyPatch)
         settings.ingest_options()
     given = IngestOptions(batch_documents=5)
     assert load_settings(ingest=given).ingest_options() is given
+
+
+@pytest.mark.parametrize(("env", "problem"), [
+    ({"NEURANK_BROKER_URL": "kafka://guest:s3cret@host:9092"},
+     "NEURANK_BROKER_URL: unsupported broker URL 'kafka://guest:***@host:9092'; expected redis://"),
+    ({"NEURANK_BROKER_URL": "amqp://host//", "NEURANK_LEDGER_URL": "amqp://host//"},
+     "NEURANK_LEDGER_URL: 'amqp://host//' is not a Redis URL"),
+])
+def test_a_broker_or_ledger_url_of_the_wrong_kind_is_named(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], problem: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=re.escape(problem)) as caught:
+        load_settings()
+    assert "s3cret" not in str(caught.value)
+
+
+def test_run_records_live_in_redis_whichever_the_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(broker_url="rediss://host:6380/2").ledger_redis_url() == "rediss://host:6380/2"
+    rabbit = load_settings(broker_url="amqp://neurank:s3cret@host:5672/ingest")
+    with pytest.raises(ConfigError, match="set NEURANK_LEDGER_URL to a Redis") as caught:
+        rabbit.ledger_redis_url()
+    assert "s3cret" not in str(caught.value)
+    monkeypatch.setenv("NEURANK_LEDGER_URL", "redis://host:6379/3")
+    assert load_settings(broker_url="pyamqp://host//").ledger_redis_url() == "redis://host:6379/3"

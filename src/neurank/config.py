@@ -22,6 +22,9 @@ Engine = Literal["opensearch", "elasticsearch"]
 """The search engine behind an http(s) store URL."""
 License = Literal["basic", "gold", "platinum", "enterprise", "trial"]
 """Elasticsearch licence levels, lowest first (trial has every feature)."""
+REDIS_SCHEMES = ("redis", "rediss")
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+BROKER_URL_FORMS = "redis://host:port/db (Redis) or amqp://user:password@host:port/vhost (RabbitMQ)"
 
 
 def default_home() -> Path:
@@ -135,7 +138,9 @@ class Settings(BaseSettings):
     elasticsearch_dense_index_options: dict[str, Any] | None = Field(
         default=None, description='dense_vector index_options as JSON (e.g. {"type": "hnsw"}); None: the default')
 
-    broker_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = Field(default="redis://127.0.0.1:6379/0", description=BROKER_URL_FORMS)
+    ledger_url: str | None = Field(
+        default=None, description="Redis for run records and dead letters; None: the broker's, when it is Redis")
     ingest: IngestOptions | None = Field(
         default=None, description="queued-ingestion knobs; None: read from NEURANK_INGEST_* by `ingest_options()`")
 
@@ -155,6 +160,30 @@ class Settings(BaseSettings):
         if url is not None:
             check_store_url(url)
         return url
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url_is_usable(cls, url: str) -> str:
+        if broker_kind(url) is None:
+            raise ValueError(f"unsupported broker URL {redact(url)!r}; expected {BROKER_URL_FORMS}")
+        return url
+
+    @field_validator("ledger_url")
+    @classmethod
+    def _ledger_url_is_redis(cls, url: str | None) -> str | None:
+        if url is not None and broker_kind(url) != "redis":
+            raise ValueError(f"{redact(url)!r} is not a Redis URL; run records and dead letters live in Redis "
+                             "(redis://host:port/db)")
+        return url
+
+    def ledger_redis_url(self) -> str:
+        """The Redis that holds run records and dead letters: NEURANK_LEDGER_URL, else a Redis broker itself."""
+        if self.ledger_url is not None:
+            return self.ledger_url
+        if broker_kind(self.broker_url) == "redis":
+            return self.broker_url
+        raise ConfigError(f"the broker {redact(self.broker_url)} is not Redis: set NEURANK_LEDGER_URL to a Redis "
+                          "(redis://host:port/db) for run records and dead letters, the same for workers and producer")
 
     def store_url(self) -> str:
         """The store to use: the configured one, else a local store under `home`."""
@@ -188,6 +217,14 @@ def check_store_url(url: str) -> None:
     if parts.username is not None or parts.password is not None:
         raise ValueError(f"store URL {shown!r} carries credentials; give them in NEURANK_OPENSEARCH_USER and "
                          "NEURANK_OPENSEARCH_PASSWORD instead")
+
+
+def broker_kind(url: str) -> Literal["redis", "amqp"] | None:
+    """Which broker a URL names, from its scheme; None for any other."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme in REDIS_SCHEMES:
+        return "redis"
+    return "amqp" if scheme in AMQP_SCHEMES else None
 
 
 def load_settings(**overrides: Any) -> Settings:

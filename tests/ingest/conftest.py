@@ -1,16 +1,21 @@
-"""Fixtures for queued ingest: a dedicated Redis database and real `celery worker` subprocesses.
+"""Fixtures for queued ingest: a dedicated Redis database, a broker, and real `celery worker` subprocesses.
 
-Every worker runs `celery -A neurank.ingest.worker worker` (prefork, one pool process, one torch thread) in
-its own process group, so that a test can `kill -9` the whole worker as a crash would.
+The broker is Redis (database 15, which also holds the run records) unless a test asks for RabbitMQ with
+`@pytest.mark.parametrize("broker_url", BROKERS, indirect=True)`; each test gets a queue of its own (deleted
+afterwards on RabbitMQ), so that workers of other runs sharing the broker do not take its batches. Every worker runs
+`celery -A neurank.ingest.worker worker` (prefork, one pool process, one torch thread) in its own process
+group, so that a test can `kill -9` the whole worker as a crash would.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -18,15 +23,58 @@ from pathlib import Path
 
 import pytest
 import redis
+from kombu import Connection
 
-from neurank.config import IngestOptions
+from neurank.config import IngestOptions, broker_kind
 
 BROKER_URL = "redis://127.0.0.1:6379/15"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+BROKERS = [pytest.param(BROKER_URL, id="redis"), pytest.param(AMQP_URL, id="amqp")]
 FAST_MODELS = {"NEURANK_SPARSE_MODEL": "none", "NEURANK_MAX_LENGTH": "64"}
 
 
 @pytest.fixture
-def broker() -> Iterator[redis.Redis]:
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """The broker of this test: Redis, unless parametrized with BROKERS."""
+    return str(getattr(request, "param", BROKER_URL))
+
+
+@dataclass
+class BrokerQueue:
+    """The encode queue of this test on its broker, counted and emptied the broker's own way."""
+
+    url: str
+    name: str
+
+    def length(self) -> int:
+        with Connection(self.url) as connection:
+            if broker_kind(self.url) == "redis":
+                return int(connection.default_channel.client.llen(self.name))
+            return int(connection.default_channel.queue_declare(self.name, passive=True).message_count)
+
+    def purge(self) -> None:
+        with Connection(self.url) as connection:
+            connection.default_channel.queue_purge(self.name)
+
+    def delete(self) -> None:
+        """Remove the queue and its exchange (RabbitMQ keeps them across runs; a Redis list goes when empty)."""
+        if broker_kind(self.url) == "amqp":
+            with Connection(self.url) as connection:
+                connection.default_channel.queue_delete(self.name)
+                connection.default_channel.exchange_delete(self.name)
+
+
+@pytest.fixture
+def queue(broker_url: str, ledger: redis.Redis) -> Iterator[BrokerQueue]:
+    name = f"neurank.encode.{uuid.uuid4().hex[:12]}"  # not the default: other runs' workers may consume that
+    found = BrokerQueue(broker_url, name)
+    yield found
+    found.delete()
+
+
+@pytest.fixture
+def ledger() -> Iterator[redis.Redis]:
+    """Redis database 15, empty: the broker of the Redis tests, and the run records of all."""
     client = redis.Redis.from_url(BROKER_URL, decode_responses=True)
     try:
         client.ping()
@@ -39,7 +87,7 @@ def broker() -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def celery_env(tmp_path: Path, broker: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def celery_env(tmp_path: Path, broker_url: str, queue: BrokerQueue, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """NEURANK_* for the workers and for this process alike (so the producer and workers agree)."""
     env = {
         "NEURANK_HOME": str(tmp_path / "home"),
@@ -47,7 +95,9 @@ def celery_env(tmp_path: Path, broker: redis.Redis, monkeypatch: pytest.MonkeyPa
         "NEURANK_INDEX": "scifact",
         "NEURANK_RUNTIME": "torch",
         "NEURANK_INT8": "false",
-        "NEURANK_BROKER_URL": BROKER_URL,
+        "NEURANK_BROKER_URL": broker_url,
+        "NEURANK_LEDGER_URL": BROKER_URL,
+        "NEURANK_INGEST_QUEUE": queue.name,
         "NEURANK_INGEST_BATCH_TOKENS": "4096",
         "NEURANK_INGEST_MAX_IN_FLIGHT": "6",
         "NEURANK_INGEST_TASK_TIME_LIMIT_S": "20",
@@ -65,6 +115,8 @@ def celery_env(tmp_path: Path, broker: redis.Redis, monkeypatch: pytest.MonkeyPa
 @dataclass
 class Worker:
     name: str
+    node: str
+    """The worker's Celery node name, as the run records and `inspect` give it."""
     process: subprocess.Popen[bytes]
     log: Path
 
@@ -104,8 +156,9 @@ class Workers:
         self.running: list[Worker] = []
 
     def start(self, name: str, *, busy_timeout_s: float | None = None) -> Worker:
+        node = f"{name}.{os.getpid()}@%h"  # apart from the workers of other runs on a shared RabbitMQ
         args = ["-A", "neurank.ingest.worker", "worker", "--pool", "prefork", "--concurrency", "1",
-                "--hostname", f"{name}@%h", "--queues", IngestOptions().queue, "--loglevel", "INFO",
+                "--hostname", node, "--queues", IngestOptions().queue, "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle", "--without-heartbeat"]
         # A short busy timeout turns a lock held a few seconds into a store outage.
         busy = {} if busy_timeout_s is None else {"NEURANK_LOCAL_BUSY_TIMEOUT_S": str(busy_timeout_s)}
@@ -114,7 +167,7 @@ class Workers:
             process = subprocess.Popen([sys.executable, "-m", "celery", *args], stdout=handle,
                                        stderr=subprocess.STDOUT, env={**os.environ, **self.env, **busy},
                                        start_new_session=True)
-        worker = Worker(name, process, log)
+        worker = Worker(name, node.replace("%h", socket.gethostname()), process, log)
         self.running.append(worker)
         return worker
 

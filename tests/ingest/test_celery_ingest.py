@@ -24,17 +24,20 @@ from typing import Any
 
 import pytest
 import redis
+from kombu import Connection
 from opensearchpy import OpenSearch
+from tests.ingest.conftest import AMQP_URL, BROKERS, BrokerQueue
 from tests.stores.conftest import Recorder
 from typer.testing import CliRunner
 
 from neurank.cli import app as cli
-from neurank.config import IngestOptions, Settings
+from neurank.config import IngestOptions, Settings, broker_kind
 from neurank.documents import Document, read_corpus
+from neurank.errors import ConfigError, redact
 from neurank.ingest.core import IngestSummary
 from neurank.ingest.dead_letters import DeadLetters
 from neurank.ingest.inline import ensure_index
-from neurank.ingest.ledger import namespace
+from neurank.ingest.ledger import Ledger, broker_display, namespace
 from neurank.ingest.messages import BatchMessage
 from neurank.ingest.producer import ingest_via_celery, retry_dead_letters
 from neurank.ingest.status import ingest_status
@@ -100,7 +103,7 @@ def write_lock(store_url: str, *, until: Callable[[], bool] = lambda: False) -> 
 
 @pytest.mark.slow
 def test_thousand_documents_through_two_workers_with_one_killed(
-    celery_env: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], broker: redis.Redis
+    celery_env: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], queue: BrokerQueue
 ) -> None:
     corpus = corpus_slice(1000)
     ids = source_ids(corpus)
@@ -127,9 +130,51 @@ def test_thousand_documents_through_two_workers_with_one_killed(
     assert counts(again) == (0, 1000, 0, 0)
     status = ingest_status(settings)
     assert (status.documents, status.done, status.queued, status.in_flight) == (0, 0, 0, 0)
-    assert broker.llen(IngestOptions().queue) == 0
+    assert queue.length() == 0
 
 
+@pytest.mark.parametrize("broker_url", BROKERS, indirect=True)
+def test_a_killed_workers_batch_comes_back_on_rabbitmq_at_once_and_on_redis_as_the_producer_says(
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, ledger: redis.Redis, broker_url: str,
+) -> None:
+    amqp = broker_kind(broker_url) == "amqp"
+    # Twelve batches of 8; a producer with no outcome for 2 s asks which workers still answer. On RabbitMQ the
+    # visibility timeout is an hour: the run can only end if the killed worker's batch comes back without it.
+    knobs = {"NEURANK_INGEST_BATCH_DOCUMENTS": "8", "NEURANK_INGEST_WORKER_WAIT_S": "2"}
+    if amqp:
+        knobs["NEURANK_INGEST_VISIBILITY_TIMEOUT_S"] = "3600"
+    for key, value in knobs.items():
+        monkeypatch.setenv(key, value)
+        fast_models[key] = value
+    corpus = corpus_slice(96)
+    ids = source_ids(corpus)
+    first, second = workers.start_ready("w1", "w2")
+    settings = Settings()
+    prefix = namespace(open_store(settings).url, settings.index)
+
+    def held_by_first() -> list[str]:
+        run = Ledger.latest(ledger, prefix, settings.ingest_options().ledger_ttl_s)
+        held = run.held() if run else {}
+        return [batch_id for batch_id, hold in held.items() if hold.worker == first.node]
+
+    run = in_background(lambda: ingest_via_celery(read_corpus(corpus), settings))
+    wait_for(lambda: bool(held_by_first()), "a batch begun by w1")
+    first.kill()
+    (lost,) = held_by_first()  # begun by w1 and never finished (read before w2 can take it up again)
+    summary = run.result(timeout=300)
+
+    assert counts(summary) == (96, 0, 0, 0), summary.to_dict()
+    store = open_store(settings)
+    assert store.count(settings.index) == 96
+    assert [doc.document.id for doc in store.get(settings.index, ids)] == ids
+    assert f"batch {lost}: the worker process died during 1 of its deliveries" in second.text()
+    if not amqp:
+        assert f"are held by workers that no longer answer ({lost} by {first.node}): Redis hands them to another " \
+               "worker when the visibility timeout of 30 s expires" in caplog.text
+
+
+@pytest.mark.parametrize("broker_url", BROKERS, indirect=True)
 def test_store_outage_is_retried_then_dead_lettered_until_retry_dead(
     fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,8 +205,8 @@ def test_store_outage_is_retried_then_dead_lettered_until_retry_dead(
 
 
 def test_poison_document_is_dead_lettered_and_its_batch_mates_indexed(
-    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], broker: redis.Redis,
-    tmp_path: Path,
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], ledger: redis.Redis,
+    queue: BrokerQueue, tmp_path: Path,
 ) -> None:
     poison = {"_id": "poison", "title": "Exported twice", "text": "A record with a NaN in a field."}
     corpus = corpus_slice(30, extra=[json.dumps(poison)[:-1] + ', "score": NaN}', '{"_id": "no-text"}'])
@@ -177,7 +222,7 @@ def test_poison_document_is_dead_lettered_and_its_batch_mates_indexed(
     assert summary["failures"][0]["source"] == f"{corpus}:32"
     store = open_store(settings)
     assert store.count(settings.index) == 30
-    kept = DeadLetters(broker, namespace(store.url, settings.index)).get(["poison"])["poison"]
+    kept = DeadLetters(ledger, namespace(store.url, settings.index)).get(["poison"])["poison"]
     assert kept.document.text == poison["text"] and kept.document.source == f"{corpus}:31"
 
     status = cli_json("ingest", "status", "--json")
@@ -188,7 +233,7 @@ def test_poison_document_is_dead_lettered_and_its_batch_mates_indexed(
     assert (again["indexed"], again["skipped"], again["failed"], again["dead"]) == (0, 30, 1, 1)
     status = ingest_status(settings)
     assert (status.documents, status.done) == (0, 0)
-    assert broker.llen(IngestOptions().queue) == 0
+    assert queue.length() == 0
 
     elsewhere = settings.model_copy(update={"store": f"local:{tmp_path / 'another-store'}"})
     refused = ingest_via_celery(read_corpus(corpus_slice(5)), elsewhere)
@@ -208,8 +253,9 @@ def batches_holding(documents: list[Document], doc_id: str) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("broker_url", BROKERS, indirect=True)
 def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
-    celery_env: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], broker: redis.Redis
+    fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], ledger: redis.Redis
 ) -> None:
     crasher = {"_id": "crasher", "title": "Kills workers", "text": "Each worker process that encodes this dies."}
     corpus = corpus_slice(2, extra=[json.dumps(crasher)])
@@ -224,8 +270,8 @@ def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
     run = in_background(lambda: ingest_via_celery(read_corpus(corpus), settings))
     killed: dict[str, int] = {}
     while not run.done():
-        run_id = broker.get(f"{prefix}:run")
-        deliveries = broker.hgetall(f"{prefix}:run:{run_id}:deliveries") if run_id else {}
+        run_id = ledger.get(f"{prefix}:run")
+        deliveries = ledger.hgetall(f"{prefix}:run:{run_id}:deliveries") if run_id else {}
         for attempt, delivered in deliveries.items():
             batch_id, count = attempt.rsplit(":", 1)[0], int(delivered)
             encodes = count == 1 or (batch_id == alone and count <= max_deliveries)
@@ -246,7 +292,7 @@ def test_a_document_that_kills_its_worker_every_time_ends_in_dead_letters(
 
 def test_an_interrupted_ingest_run_again_completes_without_duplicates(
     fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
-    broker: Any,
+    queue: BrokerQueue,
 ) -> None:
     corpus = corpus_slice(300)
     # 30 small batches, two in flight, no worker yet: once both messages are on the broker the producer can
@@ -259,7 +305,7 @@ def test_an_interrupted_ingest_run_again_completes_without_duplicates(
     # producer the default disposition, as a terminal's Ctrl-C would find it.
     producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ},
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    wait_for(lambda: broker.llen(settings.ingest_options().queue) >= 2, "two batches on the broker")
+    wait_for(lambda: queue.length() >= 2, "two batches on the broker")
     producer.send_signal(signal.SIGINT)
     _, err = producer.communicate(timeout=60)
     assert producer.returncode != 0 and b"run the same command again" in err
@@ -323,9 +369,38 @@ def test_a_worker_that_cannot_serve_refuses_to_start(
     assert reason in output and " ready." not in output and "s3cret" not in output
 
 
+@pytest.mark.parametrize("broker_url", BROKERS[1:], indirect=True)
+def test_a_producer_names_a_rabbitmq_queue_declared_with_other_arguments(
+    fast_models: dict[str, str], queue: BrokerQueue, corpus_slice: Callable[..., Path]
+) -> None:
+    with Connection(AMQP_URL) as connection:
+        connection.default_channel.queue_declare(queue.name, durable=True, auto_delete=False)  # a classic queue
+
+    with pytest.raises(ConfigError) as caught:
+        ingest_via_celery(read_corpus(corpus_slice(3)), Settings())
+
+    message = str(caught.value)
+    assert f"did not take a batch for queue {queue.name!r}" in message
+    assert "inequivalent arg 'x-queue-type'" in message and "set NEURANK_INGEST_QUEUE" in message
+
+
+def test_a_worker_on_rabbitmq_without_a_redis_for_run_records_refuses_to_start(fast_models: dict[str, str]) -> None:
+    env = {**os.environ, **fast_models, "NEURANK_BROKER_URL": AMQP_URL}
+    del env["NEURANK_LEDGER_URL"]
+    command = [str(Path(sys.executable).with_name("neurank")), "worker", "--concurrency", "1"]
+
+    worker = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+    output = " ".join((worker.stdout + worker.stderr).split())
+    assert worker.returncode == 2, output
+    assert "is not Redis: set NEURANK_LEDGER_URL to a Redis" in output and " ready." not in output
+    assert "guest:guest" not in output
+
+
+@pytest.mark.parametrize("broker_url", BROKERS, indirect=True)
 def test_a_producer_stops_when_no_worker_consumes_its_queue_and_waits_for_a_busy_one(
     fast_models: dict[str, str], workers: Any, corpus_slice: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture, broker: redis.Redis,
+    caplog: pytest.LogCaptureFixture, queue: BrokerQueue, broker_url: str,
 ) -> None:
     monkeypatch.setenv("NEURANK_INGEST_WORKER_WAIT_S", "2")
     corpus = corpus_slice(8)
@@ -333,10 +408,10 @@ def test_a_producer_stops_when_no_worker_consumes_its_queue_and_waits_for_a_busy
     alone = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert alone.returncode != 0
     message = " ".join(alone.stderr.split())
-    assert "no live worker consumes queue 'neurank.encode' of redis://127.0.0.1:6379/15" in message
+    assert f"no live worker consumes queue {queue.name!r} of {redact(broker_display(broker_url))}" in message
     settings = Settings()
-    assert broker.llen(settings.ingest_options().queue) == 1, "the batch sent stays queued"
-    broker.delete(settings.ingest_options().queue)
+    assert queue.length() == 1, "the batch sent stays queued"
+    queue.purge()
 
     store = open_store(settings)
     assert store.index_spec(settings.index) is not None
@@ -345,7 +420,7 @@ def test_a_producer_stops_when_no_worker_consumes_its_queue_and_waits_for_a_busy
     with write_lock(settings.store_url(), until=lambda: time.monotonic() > locked_until):
         summary = ingest_via_celery(read_corpus(corpus), settings, store=store)
     assert counts(summary) == (8, 0, 0, 0)
-    assert "consume queue 'neurank.encode'" in caplog.text
+    assert f"consume queue {queue.name!r}" in caplog.text
 
 
 def test_a_worker_makes_its_missing_onnx_exports_before_it_says_ready(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from neurank.config import IngestOptions
@@ -73,3 +75,36 @@ def test_app_delivers_at_least_once() -> None:
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
     assert conf.task_routes[ENCODE_TASK] == {"queue": "gpu"}
     assert ENCODE_TASK in app.tasks
+
+
+def test_on_rabbitmq_the_queue_is_a_quorum_queue_with_confirmed_publishing_and_whole_second_retries() -> None:
+    from neurank.config import Settings
+
+    app = make_app(Settings(broker_url="amqp://guest:guest@127.0.0.1:5672//", ledger_url="redis://127.0.0.1:6379/15",
+                            ingest=IngestOptions(queue="gpu")))
+    (queue,) = app.conf.task_queues
+    assert (queue.name, queue.durable, queue.queue_arguments) == ("gpu", True, {"x-queue-type": "quorum"})
+    # Celery's native delayed delivery (how retries wait on quorum queues) binds topic exchanges only.
+    assert (queue.exchange.name, queue.exchange.type, queue.routing_key) == ("gpu", "topic", "gpu")
+    assert app.conf.broker_transport_options == {"confirm_publish": True}
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert [app.countdown(delay) for delay in (0.3, 1.0, 2.4)] == [1.0, 1.0, 3.0]
+    redis_app = make_app(Settings(broker_url="redis://127.0.0.1:6379/15"))
+    assert redis_app.countdown(0.3) == 0.3 and redis_app.conf.task_queues is None
+
+
+@pytest.mark.integration
+def test_batches_held_by_workers_of_an_earlier_version_are_left_out_of_the_holds() -> None:
+    import redis
+
+    from neurank.ingest.ledger import Hold, Ledger
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/15", decode_responses=True)
+    ledger = Ledger(client, f"neurank-test-holds-{os.getpid()}", "run", 60)
+    try:
+        ledger.deliver("b1", 0, "w1@host")
+        client.hset(ledger.key("started"), "b2", "1733000000.5")  # as a worker of the previous version wrote it
+        (held,) = ledger.held().items()
+        assert held[0] == "b1" and held[1].worker == "w1@host" and isinstance(held[1], Hold)
+    finally:
+        client.delete(*client.keys(f"{ledger.prefix}:*"))

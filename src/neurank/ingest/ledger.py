@@ -1,6 +1,7 @@
 """Per-run bookkeeping in Redis: which batches a run sent, how often each was delivered, how each ended.
 
 The producer waits on it (backpressure and progress), workers write to it, `neurank ingest status` reads it.
+It lives in Redis whichever broker carries the tasks (`Settings.ledger_redis_url`).
 Writes are keyed by batch id, so a redelivered task records one outcome, not two. Keys live under
 `neurank:{index}@{store url}` and expire after `ledger_ttl_s`.
 """
@@ -30,24 +31,34 @@ def namespace(store_url: str, index: str) -> str:
 
 
 def redis_client(url: str) -> redis.Redis:
-    """A client for the broker's Redis; connects on first command."""
+    """A client for the Redis of run records and dead letters (`Settings.ledger_redis_url`); connects on first
+    command."""
     return redis.Redis.from_url(url, decode_responses=True)
 
 
 def broker_display(url: str) -> str:
-    """The broker URL without its password, for messages."""
+    """A broker or Redis URL without its password, for messages."""
     return str(maybe_sanitize_url(url))
 
 
-def connect_broker(url: str) -> redis.Redis:
-    """A client for the broker's Redis, checked now so that a wrong URL fails with a clear message."""
+def connect_ledger(url: str) -> redis.Redis:
+    """A client for the Redis of run records, checked now so that a wrong URL fails with a clear message."""
     client = redis_client(url)
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise ConfigError(f"cannot reach the broker at {broker_display(url)}: {exc}; start Redis or set "
-                          "NEURANK_BROKER_URL") from exc
+        raise ConfigError(f"cannot reach Redis at {broker_display(url)} (run records and dead letters): {exc}; "
+                          "start Redis or set NEURANK_LEDGER_URL (NEURANK_BROKER_URL when the broker is Redis)"
+                          ) from exc
     return client
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A batch a worker has begun and not finished: who began it, and when (epoch seconds)."""
+
+    worker: str
+    since: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +107,11 @@ class Ledger:
             pipe.expire(self.key("batches"), self.ttl_s)
             pipe.execute()
 
-    def deliver(self, batch_id: str, attempt: int) -> int:
-        """Count one delivery of a batch's `attempt`-th try and return how many there have been."""
+    def deliver(self, batch_id: str, attempt: int, worker: str) -> int:
+        """Count one delivery of a batch's `attempt`-th try to `worker` and return how many there have been."""
         with self.client.pipeline() as pipe:
             pipe.hincrby(self.key("deliveries"), f"{batch_id}:{attempt}", 1)
-            pipe.hset(self.key("started"), batch_id, time.time())
+            pipe.hset(self.key("started"), batch_id, json.dumps([worker, time.time()]))
             for part in ("deliveries", "started"):
                 pipe.expire(self.key(part), self.ttl_s)
             return int(pipe.execute()[0])
@@ -124,6 +135,13 @@ class Ledger:
         rest = self.client.lpop(self.key("finished"), 1000) or []
         decoded = [json.loads(item) for item in (first[1], *rest)]
         return [(batch_id, BatchOutcome.from_dict(outcome)) for batch_id, outcome in decoded]
+
+    def held(self) -> dict[str, Hold]:
+        """The batches begun and not finished, by batch id; those begun by a worker of an earlier version,
+        which wrote the time alone and no name, are left out (during a rolling upgrade)."""
+        started: dict[str, str] = self.client.hgetall(self.key("started"))  # type: ignore[assignment]
+        entries = {batch_id: json.loads(value) for batch_id, value in started.items()}
+        return {batch_id: Hold(*entry) for batch_id, entry in entries.items() if isinstance(entry, list)}
 
     def snapshot(self) -> LedgerSnapshot:
         with self.client.pipeline() as pipe:

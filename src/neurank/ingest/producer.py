@@ -5,7 +5,8 @@ dead letters with the same content is counted as dead again and not sent (`--ret
 rest go out in batches bounded by estimated tokens, count and bytes, with at most `max_in_flight` batches
 unfinished at any time. A run ends when every batch sent has an outcome, whatever happened to workers on
 the way; when no batch finishes for `worker_wait_s` and no live worker consumes the queue, it stops with an
-error instead of waiting forever. Stopped early, it can simply be run again: writes are idempotent and
+error instead of waiting forever, and when batches are held by workers that no longer answer, it says so and
+when they come back. Stopped early, it can simply be run again: writes are idempotent and
 finished documents are skipped.
 """
 
@@ -16,6 +17,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import count
 
+from amqp.exceptions import ChannelError
+from kombu.exceptions import OperationalError
+
 from neurank.config import IngestOptions, Settings
 from neurank.documents import Document
 from neurank.errors import ConfigError, InputError
@@ -23,7 +27,7 @@ from neurank.ingest.app import ENCODE_TASK, IngestApp, make_app
 from neurank.ingest.core import IngestSummary, batched, end_run, stale_documents
 from neurank.ingest.dead_letters import DeadLetters
 from neurank.ingest.inline import ensure_index
-from neurank.ingest.ledger import Ledger, broker_display, connect_broker, namespace
+from neurank.ingest.ledger import Hold, Ledger, broker_display, connect_ledger, namespace
 from neurank.ingest.messages import BatchMessage, BatchOutcome
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.stores.protocol import Store
@@ -72,7 +76,7 @@ class QueuedRun:
         self.index = index
         self.models = models
         self.on_progress = on_progress or (lambda _n: None)
-        client = connect_broker(app.conf.broker_url)
+        client = connect_ledger(app.settings.ledger_redis_url())
         prefix = namespace(store.url, index)
         self.dead_letters = DeadLetters(client, prefix)
         self.ledger = Ledger.begin(client, prefix, app.options.ledger_ttl_s)
@@ -104,7 +108,14 @@ class QueuedRun:
                              documents)
         self.ledger.register({batch.batch_id: len(documents)})
         self.pending[batch.batch_id] = len(documents)
-        self.app.send_task(ENCODE_TASK, args=[batch.to_dict()])
+        try:
+            self.app.send_task(ENCODE_TASK, args=[batch.to_dict()])
+        except (OperationalError, ChannelError) as exc:
+            raise ConfigError(
+                f"the broker {broker_display(self.app.conf.broker_url)} did not take a batch for queue "
+                f"{self.app.options.queue!r}: {exc}; start the broker or fix NEURANK_BROKER_URL, and on RabbitMQ "
+                "delete a queue of that name declared with other arguments or set NEURANK_INGEST_QUEUE"
+            ) from exc
 
     def wait_below(self, limit: int) -> None:
         """Wait until fewer than `limit` batches are unfinished (`limit=1`: all of them)."""
@@ -120,10 +131,15 @@ class QueuedRun:
                 quiet_since = time.monotonic()
 
     def check_workers(self, quiet_s: float) -> None:
-        """Stop when no live worker consumes the queue, since the batches would wait forever; else say who does."""
+        """Stop when no live worker consumes the queue, since the batches would wait forever; else say who does,
+        and which batches wait for a worker that no longer answers."""
         queue = self.app.options.queue
         where = f"queue {queue!r} of {broker_display(self.app.conf.broker_url)}"
         replies = self.app.control.inspect(timeout=INSPECT_TIMEOUT_S).active_queues() or {}
+        lost = {batch_id: hold for batch_id, hold in self.ledger.held().items()
+                if batch_id in self.pending and hold.worker not in replies}
+        if lost:
+            log.warning("%s", self.describe_lost(lost))
         consumers = sorted(name for name, queues in replies.items() if any(q.get("name") == queue for q in queues))
         if not consumers:
             raise ConfigError(
@@ -133,6 +149,23 @@ class QueuedRun:
             )
         log.warning("no batch finished for %.0f s (%d unfinished); %s consume %s", quiet_s, len(self.pending),
                     ", ".join(consumers), where)
+
+    def describe_lost(self, lost: dict[str, Hold]) -> str:
+        """Which batches wait for workers that no longer answer, and when the broker hands them out again."""
+        by_worker: dict[str, list[str]] = {}
+        for batch_id, hold in sorted(lost.items()):
+            by_worker.setdefault(hold.worker, []).append(batch_id)
+        held = "; ".join(f"{', '.join(ids)} by {worker}" for worker, ids in by_worker.items())
+        documents = sum(self.pending[batch_id] for batch_id in lost)
+        if self.app.broker == "amqp":
+            back = "RabbitMQ hands them to another worker once it sees the worker's connection close"
+        else:
+            timeout = self.app.options.visibility_timeout_s
+            due = max(hold.since for hold in lost.values()) + timeout
+            back = (f"Redis hands them to another worker when the visibility timeout of {timeout:g} s expires, by "
+                    f"{time.strftime('%H:%M:%S', time.localtime(due))} (in {max(0.0, due - time.time()):.0f} s); see "
+                    "NEURANK_INGEST_VISIBILITY_TIMEOUT_S in the README to size it")
+        return f"{len(lost)} batches ({documents} documents) are held by workers that no longer answer ({held}): {back}"
 
     def settle(self, batch_id: str, outcome: BatchOutcome) -> None:
         if batch_id not in self.pending:

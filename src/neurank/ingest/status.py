@@ -1,4 +1,4 @@
-"""`neurank ingest status`: where the latest queued ingest of an index stands, read from Redis alone."""
+"""`neurank ingest status`: where the latest queued ingest of an index stands, read from the run records alone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from neurank.config import Settings
 from neurank.ingest.dead_letters import DeadLetters
-from neurank.ingest.ledger import Ledger, connect_broker, namespace
+from neurank.ingest.ledger import Ledger, connect_ledger, namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ def ingest_status(settings: Settings) -> IngestStatus:
     from neurank.stores import open_store
 
     store_url = open_store(settings).url
-    client = connect_broker(settings.broker_url)
+    client = connect_ledger(settings.ledger_redis_url())
     prefix = namespace(store_url, settings.index)
     dead = len(DeadLetters(client, prefix))
     ledger = Ledger.latest(client, prefix, settings.ingest_options().ledger_ttl_s)

@@ -30,7 +30,7 @@ from neurank.documents import Document
 from neurank.errors import ModelError, NeurankError, StoreUnavailableError
 from neurank.ingest.core import backoff_delay, document_failure, encode_isolating_failures, stale_documents
 from neurank.ingest.dead_letters import DeadLetters
-from neurank.ingest.ledger import Ledger, namespace, redis_client
+from neurank.ingest.ledger import Ledger, connect_ledger, namespace, redis_client
 from neurank.ingest.messages import BatchMessage, BatchOutcome, DeadLetter
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.stores.protocol import Store, WriteFailure
@@ -60,17 +60,18 @@ class WorkerState:
 
         settings = app.settings
         return cls(store=open_store(settings), encoders=EncoderBundle.from_settings(settings),
-                   redis=redis_client(app.conf.broker_url))
+                   redis=redis_client(settings.ledger_redis_url()))
 
     def warm_up(self) -> None:
         self.encoders.warm_up()
 
 
 def check_can_serve(settings: Settings) -> None:
-    """Raise why a worker with these Settings could not index a batch: a store it cannot open or reach
-    (ConfigError, StoreError), or models it cannot load (ModelError)."""
+    """Raise why a worker with these Settings could not index a batch: no Redis for the run records, a store
+    it cannot open or reach (ConfigError, StoreError), or models it cannot load (ModelError)."""
     from neurank.stores import open_store
 
+    connect_ledger(settings.ledger_redis_url())
     open_store(settings).index_spec(settings.index)
     # In a fresh interpreter: exporting or loading models here would leave torch's and onnxruntime's threads
     # and locks in the process that the pool forks its children from, and a child can hang on them.
@@ -127,7 +128,7 @@ def encode_batch(task: Task, message: dict[str, Any]) -> dict[str, Any]:
     prefix = namespace(batch.store, batch.index)
     ledger = Ledger(state.redis, prefix, batch.run_id, app.options.ledger_ttl_s)
     dead_letters = DeadLetters(state.redis, prefix)
-    losses = ledger.deliver(batch.batch_id, task.request.retries) - 1
+    losses = ledger.deliver(batch.batch_id, task.request.retries, task.request.hostname or "?") - 1
     if losses == 0 or (len(batch.documents) == 1 and losses < app.options.max_deliveries):
         outcome = index_batch(task, state, batch, ledger, dead_letters)
     else:
@@ -169,7 +170,7 @@ def index_batch(task: Task, state: WorkerState, batch: BatchMessage, ledger: Led
     except TRANSIENT_ERRORS as exc:
         attempt = task.request.retries
         if attempt < options.max_retries:
-            delay = backoff_delay(attempt, options.retry_backoff_s, options.retry_backoff_max_s)
+            delay = app.countdown(backoff_delay(attempt, options.retry_backoff_s, options.retry_backoff_max_s))
             log.warning("batch %s: %s; retry %d/%d in %.1f s", batch.batch_id, exc, attempt + 1,
                         options.max_retries, delay)
             raise task.retry(exc=exc, countdown=delay, max_retries=options.max_retries) from exc
