@@ -6,7 +6,7 @@ STAMP := $(VENV)/.neurank-installed
 TORCH := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit lint redis browser venv clean
+.PHONY: demo test unit lint redis rabbitmq browser venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ redis:
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
 		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 
+# The ingest tests run on both brokers: RabbitMQ on 127.0.0.1:5672 (guest/guest), started if installed and down.
+rabbitmq:
+	@rabbitmq-diagnostics -q ping >/dev/null 2>&1 || { rabbitmq-server -detached && rabbitmq-diagnostics -q \
+		--timeout 60 check_running >/dev/null 2>&1; } || \
+		echo "RabbitMQ is not reachable on 127.0.0.1:5672: the amqp ingest tests will fail"
+
 # The search page's test drives Debian's chromium; install it where apt can, else that test says it skipped.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
@@ -39,7 +45,7 @@ lint: venv
 unit: venv lint
 	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
-test: venv redis browser lint
+test: venv redis rabbitmq browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
