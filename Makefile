@@ -26,8 +26,9 @@ redis:
 
 # The ingest tests run on both brokers: RabbitMQ on 127.0.0.1:5672 (guest/guest), started if installed and down.
 rabbitmq:
-	@rabbitmq-diagnostics -q ping >/dev/null 2>&1 || { rabbitmq-server -detached && rabbitmq-diagnostics -q \
-		--timeout 60 check_running >/dev/null 2>&1; } || \
+	@rabbitmq-diagnostics -q ping >/dev/null 2>&1 || { rabbitmq-server -detached && for i in $$(seq 30); do \
+		sleep 2; rabbitmq-diagnostics -q ping >/dev/null 2>&1 && break; done; } ; \
+		rabbitmq-diagnostics -q ping >/dev/null 2>&1 || \
 		echo "RabbitMQ is not reachable on 127.0.0.1:5672: the amqp ingest tests will fail"
 
 # The search page's test drives Debian's chromium; install it where apt can, else that test says it skipped.
