@@ -3,14 +3,14 @@
 The bm25s pattern: one CSC matrix of precomputed BM25 contributions for `content`, one of decoded
 `rank_features` weights per sparse field, one float32 matrix of embeddings. Rows are parsed once and kept in a
 `RowCache` between builds (stored rows are replaced, never updated in place), so a rebuild after a write
-analyses only the new rows. Late-interaction token vectors stay compressed in one (rows × record size) matrix
-with per-document offsets; a `LateInteractionQuery` decodes and scores its candidates' rows only. Scores
-follow SCORING.md exactly through `neurank.stores.scoring`; ties keep insertion order.
+reads only the new rows, whose analysis was done when they were written (`analyzed.py`). Late-interaction
+token vectors stay compressed in one (rows × record size) matrix with per-document offsets; a
+`LateInteractionQuery` decodes and scores its candidates' rows only. Scores follow SCORING.md exactly through
+`neurank.stores.scoring`; ties keep insertion order.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse
 
-from neurank.documents import Document
 from neurank.errors import StoreError
 from neurank.index_spec import SPARSE_FIELDS, IndexSpec
 from neurank.retrieval import LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores import scoring
 from neurank.stores.analysis import Analyzer
+from neurank.stores.local.analyzed import Analyzed
 from neurank.stores.tokens import decode, record_size
 
 
@@ -31,39 +31,31 @@ from neurank.stores.tokens import decode, record_size
 class ParsedRow:
     """What one stored row contributes to a searcher, kept between rebuilds (rows are never updated)."""
 
-    terms: np.ndarray
-    freqs: np.ndarray
-    length: int
-    sparse: dict[str, tuple[np.ndarray, np.ndarray]]
+    analyzed: Analyzed
     embedding: np.ndarray | None
     tokens: np.ndarray | None
     """The compressed token-vector records as stored, flat uint8 (the index's spec gives their size)."""
 
+    @classmethod
+    def read(
+        cls, length: int, terms: bytes, features: bytes, embedding: bytes | None, tokens: bytes | None
+    ) -> ParsedRow:
+        """A row as `store.py` reads it: the analysis done at write time, the vector and records as stored."""
+        vector = None if embedding is None else np.frombuffer(embedding, dtype=np.float32)
+        records = None if tokens is None else np.frombuffer(tokens, dtype=np.uint8)
+        return cls(Analyzed.from_columns(length, terms, features), vector, records)
+
 
 @dataclass(slots=True)
 class RowCache:
-    """Parsed rows of one index by `seq`, with the term and feature vocabularies their ids refer to."""
+    """Parsed rows of one index by `seq`, with the term and feature vocabularies their ids refer to (loaded
+    from the store's vocabulary as it grows)."""
 
     analyzer: Analyzer
     last_seq: int = 0
     rows: dict[int, ParsedRow] = field(default_factory=dict)
     terms: dict[str, int] = field(default_factory=dict)
     features: dict[str, dict[str, int]] = field(default_factory=lambda: {name: {} for name in SPARSE_FIELDS})
-
-    def parse(self, title: str, text: str, sparse: str, embedding: bytes | None, tokens: bytes | None) -> ParsedRow:
-        terms = self.analyzer.analyze(Document(id="", text=text, title=title).passage)
-        ids = np.fromiter((self.terms.setdefault(t, len(self.terms)) for t in terms), np.int64, len(terms))
-        unique, freqs = np.unique(ids, return_counts=True)
-        features = {}
-        for name, weights in json.loads(sparse).items():
-            vocab = self.features[name]
-            token_ids = np.fromiter(
-                (vocab.setdefault(t, len(vocab)) for t in weights), np.int64, len(weights)
-            )
-            features[name] = (token_ids, scoring.decode_rank_feature(list(weights.values())))
-        vector = None if embedding is None else np.frombuffer(embedding, dtype=np.float32)
-        records = None if tokens is None else np.frombuffer(tokens, dtype=np.uint8)
-        return ParsedRow(unique, freqs.astype(np.float32), len(terms), features, vector, records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +106,9 @@ class MemoryIndex:
 
     def _build_content(self, parsed: list[ParsedRow], vocab: Mapping[str, int]) -> None:
         """SCORING.md §1: N and avgdl over documents with tokens; dl through the one-byte norm."""
-        lengths = np.fromiter((p.length for p in parsed), np.int64, len(parsed))
+        lengths = np.fromiter((p.analyzed.length for p in parsed), np.int64, len(parsed))
         self.freqs = Postings.build(
-            vocab, len(parsed), [(row, p.terms, p.freqs) for row, p in enumerate(parsed)]
+            vocab, len(parsed), [(row, p.analyzed.terms, p.analyzed.freqs) for row, p in enumerate(parsed)]
         )
         doc_count = int(np.count_nonzero(lengths))
         doc_freq = np.diff(self.freqs.indptr)
@@ -133,7 +125,7 @@ class MemoryIndex:
     @staticmethod
     def _build_features(parsed: list[ParsedRow], name: str, vocab: Mapping[str, int]) -> Postings:
         """SCORING.md §2: the decoded (quantized) feature values S of one rank_features field."""
-        rows = [(row, *p.sparse[name]) for row, p in enumerate(parsed) if name in p.sparse]
+        rows = [(row, *p.analyzed.sparse[name]) for row, p in enumerate(parsed) if name in p.analyzed.sparse]
         return Postings.build(vocab, len(parsed), rows)
 
     def _build_vectors(self, parsed: list[ParsedRow]) -> None:
