@@ -24,6 +24,7 @@ from neurank.retrieval import LateInteractionQuery, ScoredIds, SparseQuery, SubQ
 from neurank.stores import scoring
 from neurank.stores.analysis import Analyzer
 from neurank.stores.local.analyzed import Analyzed
+from neurank.stores.local.ann import HnswGraph
 from neurank.stores.tokens import decode, record_size
 
 
@@ -56,6 +57,8 @@ class RowCache:
     rows: dict[int, ParsedRow] = field(default_factory=dict)
     terms: dict[str, int] = field(default_factory=dict)
     features: dict[str, dict[str, int]] = field(default_factory=lambda: {name: {} for name in SPARSE_FIELDS})
+    graph: HnswGraph | None = None
+    """The index's HNSW graph, shared by its builds (it only grows; each search masks what its snapshot lacks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +93,18 @@ class MemoryIndex:
     """Everything a search needs, built once per generation from one snapshot; read-only afterwards."""
 
     def __init__(
-        self, spec: IndexSpec, generation: int, ids: list[str], parsed: list[ParsedRow], cache: RowCache
+        self, spec: IndexSpec, generation: int, rows: Sequence[tuple[int, str]], parsed: list[ParsedRow],
+        cache: RowCache,
     ) -> None:
+        """`rows`: (seq, id) of each document in the snapshot, by ascending seq; `parsed`: their parsed rows."""
         self.spec = spec
         self.generation = generation
-        self.ids = ids
+        self.seqs = np.fromiter((seq for seq, _ in rows), np.int64, len(rows))
+        self.ids = [doc_id for _, doc_id in rows]
+        ids = self.ids
         self.row_of = {doc_id: row for row, doc_id in enumerate(ids)}
         self.analyzer = cache.analyzer
+        self.graph = cache.graph
         self._build_content(parsed, cache.terms)
         self.features = {
             name: self._build_features(parsed, name, cache.features[name]) for name in SPARSE_FIELDS
@@ -254,8 +262,18 @@ class MemoryIndex:
         if self.spec.space_type == "cosinesimil" and not query.vector.any():
             raise StoreError("[knn] query vector refused: zero vector is not supported when space type is "
                              "[cosinesimil]")
+        if self.graph is not None and self.vector_rows.size > self.spec.knn_approximate_threshold:
+            return self._approximate_knn(query, self.graph)
         scores = scoring.knn_scores(self.vectors, query.vector, self.spec.space_type, self.vector_norms)
         return self.best(self.vector_rows, scores, query.k)
+
+    def _approximate_knn(self, query: VectorQuery, graph: HnswGraph) -> ScoredIds:
+        """The graph's candidates among this snapshot's vectors, each scored exactly (SCORING.md §4)."""
+        vector_seqs = self.seqs[self.vector_rows]
+        graph.update(vector_seqs, self.vectors)
+        found = np.sort(np.searchsorted(vector_seqs, graph.search(query.vector, vector_seqs, query.k)))
+        scores = scoring.knn_scores(self.vectors[found], query.vector, self.spec.space_type, self.vector_norms[found])
+        return self.best(self.vector_rows[found], scores, query.k)
 
     def explain_bm25(self, query: str, doc_id: str) -> dict[str, float]:
         """Analyzed query term → its BM25 contribution to `doc_id`."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,11 +34,14 @@ from neurank.retrieval import ScoredIds, SubQuery
 from neurank.stores import scoring
 from neurank.stores.analysis import Analyzer, get_analyzer
 from neurank.stores.local.analyzed import CONTENT, analyze, load_terms
+from neurank.stores.local.ann import HnswGraph
 from neurank.stores.local.memory import MemoryIndex, ParsedRow, RowCache
 from neurank.stores.protocol import EncodedDocument, StoredDocument, WriteFailure, WriteResult
 from neurank.stores.tokens import BadTokenVectors, check_token_vectors, decode, encode, from_blob
 
 DATABASE_FILE = "neurank.sqlite3"
+GRAPHS_FOLDER = "hnsw"
+"""Beside the database: one folder per index holding its HNSW graph (`ann.py`), derived from the documents."""
 _ID_CHUNK = 500
 _FLOAT_MAX = float(np.finfo(np.float32).max)
 _INVALID_INDEX_NAME = re.compile(r'[\\/*?"<>| ,#:A-Z]|^[-_+]|^\.{1,2}$')
@@ -393,6 +397,7 @@ class LocalStore:
         self._searchers.pop(name, None)
         for key in [key for key in self._caches if key[0] == name]:
             del self._caches[key]
+        shutil.rmtree(self._graph_path(name, 0).parent, ignore_errors=True)
         return existed
 
     def index_spec(self, name: str) -> IndexSpec | None:
@@ -495,17 +500,17 @@ class LocalStore:
         for seq, length, terms, features, embedding, tokens in fresh:
             cache.rows[seq] = ParsedRow.read(length, terms, features, embedding, tokens)
             cache.last_seq = seq
+        if cache.graph is None and spec.dense_dimension is not None:
+            cache.graph = HnswGraph(self._graph_path(name, created), spec)
         current = db.execute("SELECT seq, id FROM documents WHERE idx = ? ORDER BY seq", (name,)).fetchall()
         live = {seq for seq, _ in current}
         for seq in [seq for seq in cache.rows if seq not in live]:
             del cache.rows[seq]
-        return MemoryIndex(
-            spec,
-            generation,
-            [doc_id for _, doc_id in current],
-            [cache.rows[seq] for seq, _ in current],
-            cache,
-        )
+        return MemoryIndex(spec, generation, current, [cache.rows[seq] for seq, _ in current], cache)
+
+    def _graph_path(self, name: str, created: int) -> Path:
+        """The HNSW graph file of an index (`ann.py`); the creation clock tells a recreated index's apart."""
+        return self.path / GRAPHS_FOLDER / name / f"{created}.faiss"
 
     def search(self, name: str, queries: Sequence[SubQuery]) -> list[ScoredIds]:
         """Every sub-query on one snapshot of the index."""
