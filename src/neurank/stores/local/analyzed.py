@@ -47,17 +47,41 @@ class Analyzed:
         terms = np.concatenate([self.terms.astype(np.int32), self.freqs.astype(np.int32)])
         return self.length, terms.tobytes(), counts.tobytes() + ids.tobytes() + values.tobytes()
 
-    @classmethod
-    def from_columns(cls, length: int, terms: bytes, features: bytes) -> Analyzed:
-        pairs = np.frombuffer(terms, np.int32).reshape(2, -1)
-        counts = np.frombuffer(features, np.int32, len(SPARSE_FIELDS))
-        total = int(counts.sum())
-        ids = np.frombuffer(features, np.int32, total, offset=counts.nbytes)
-        values = np.frombuffer(features, np.float32, total, offset=counts.nbytes + ids.nbytes)
-        ends = np.cumsum(counts)
-        sparse = {name: (ids[end - count : end], values[end - count : end])
-                  for name, count, end in zip(SPARSE_FIELDS, counts.tolist(), ends.tolist(), strict=True) if count}
-        return cls(pairs[0], pairs[1].astype(np.float32), length, sparse)
+
+@dataclass(frozen=True, slots=True)
+class Entries:
+    """Many rows' (row, column id, value) entries, as `Analyzed.columns` stored them, parsed in one pass."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+
+
+def read_terms(blobs: Sequence[bytes]) -> Entries:
+    """The `terms` column of many rows: each row's term ids, then as many frequencies."""
+    flat = np.frombuffer(b"".join(blobs), np.int32)
+    sizes = np.fromiter((len(blob) // 8 for blob in blobs), np.int64, len(blobs))
+    row = np.repeat(np.arange(sizes.size), 2 * sizes)
+    within = np.arange(flat.size) - np.repeat(np.cumsum(2 * sizes) - 2 * sizes, 2 * sizes)
+    is_freq = within >= sizes[row]
+    return Entries(row[~is_freq], flat[~is_freq].astype(np.int64), flat[is_freq].astype(np.float32))
+
+
+def read_features(blobs: Sequence[bytes]) -> dict[str, Entries]:
+    """The `features` column of many rows: per row the count of each sparse field, the ids, then the values."""
+    fields = len(SPARSE_FIELDS)
+    flat = np.frombuffer(b"".join(blobs), np.int32)
+    sizes = np.fromiter((len(blob) // 4 for blob in blobs), np.int64, len(blobs))
+    starts = np.cumsum(sizes) - sizes
+    counts = flat[starts[:, None] + np.arange(fields)] if sizes.size else np.zeros((0, fields), np.int32)
+    totals = counts.sum(axis=1).astype(np.int64)
+    row = np.repeat(np.arange(sizes.size), totals)
+    within = np.arange(row.size) - np.repeat(np.cumsum(totals) - totals, totals)
+    at = starts[row] + fields + within
+    field = (within[:, None] >= np.cumsum(counts, axis=1)[row][:, :-1]).sum(axis=1)
+    ids, values = flat[at].astype(np.int64), flat[at + totals[row]].view(np.float32)
+    return {name: Entries(row[field == f], ids[field == f], values[field == f])
+            for f, name in enumerate(SPARSE_FIELDS)}
 
 
 def assign_ids(db: sqlite3.Connection, idx: str, field: str, terms: Iterable[str]) -> dict[str, int]:

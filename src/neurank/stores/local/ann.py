@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,9 @@ class HnswGraph:
         os.replace(temporary, self.path)
         self._unsaved = 0
 
-    def update(self, seqs: np.ndarray, vectors: np.ndarray) -> None:
-        """Bring the graph up to a snapshot whose vector rows are `seqs` (ascending) → `vectors`."""
+    def update(self, seqs: np.ndarray, vectors_from: Callable[[int], np.ndarray]) -> None:
+        """Bring the graph up to a snapshot whose vector rows are `seqs` (ascending); `vectors_from(i)` gives the
+        vectors of `seqs[i:]` (only the rows the graph lacks are asked for)."""
         with self._lock:
             if self._index is None:
                 self._index = self._load() if self.path.is_file() else self._new()
@@ -104,7 +106,7 @@ class HnswGraph:
             if self._seqs.size - start > seqs.size:
                 self._index, self._seqs, start = self._new(), np.zeros(0, np.int64), 0
             if start < seqs.size:
-                self._add(seqs[start:], vectors[start:])
+                self._add(seqs[start:], vectors_from(start))
             if self._unsaved and self._unsaved * _SAVE_SHARE >= self._seqs.size:
                 self._save()
 

@@ -35,7 +35,8 @@ from neurank.stores import scoring
 from neurank.stores.analysis import Analyzer, get_analyzer
 from neurank.stores.local.analyzed import CONTENT, analyze, load_terms
 from neurank.stores.local.ann import HnswGraph
-from neurank.stores.local.memory import MemoryIndex, ParsedRow, RowCache
+from neurank.stores.local.memory import MemoryIndex, RowCache
+from neurank.stores.local.segment import Segment, live_mask, settle
 from neurank.stores.protocol import EncodedDocument, StoredDocument, WriteFailure, WriteResult
 from neurank.stores.tokens import BadTokenVectors, check_token_vectors, decode, encode, from_blob
 
@@ -493,20 +494,19 @@ class LocalStore:
         for field in SPARSE_FIELDS:
             load_terms(db, name, field, cache.features[field])
         fresh = db.execute(
-            "SELECT seq, length, terms, features, embedding, tokens FROM documents "
+            "SELECT seq, id, length, terms, features, embedding, tokens FROM documents "
             "WHERE idx = ? AND seq > ? ORDER BY seq",
             (name, cache.last_seq),
-        )
-        for seq, length, terms, features, embedding, tokens in fresh:
-            cache.rows[seq] = ParsedRow.read(length, terms, features, embedding, tokens)
-            cache.last_seq = seq
+        ).fetchall()
+        if fresh:
+            cache.segments.append(Segment.build(spec, fresh))
+            cache.last_seq = fresh[-1][0]
         if cache.graph is None and spec.dense_dimension is not None:
             cache.graph = HnswGraph(self._graph_path(name, created), spec)
-        current = db.execute("SELECT seq, id FROM documents WHERE idx = ? ORDER BY seq", (name,)).fetchall()
-        live = {seq for seq, _ in current}
-        for seq in [seq for seq in cache.rows if seq not in live]:
-            del cache.rows[seq]
-        return MemoryIndex(spec, generation, current, [cache.rows[seq] for seq, _ in current], cache)
+        current = np.fromiter((seq for (seq,) in db.execute(
+            "SELECT seq FROM documents WHERE idx = ? ORDER BY seq", (name,))), np.int64)
+        cache.segments, live = settle(cache.segments, [live_mask(segment, current) for segment in cache.segments])
+        return MemoryIndex(spec, generation, list(cache.segments), live, cache)
 
     def _graph_path(self, name: str, created: int) -> Path:
         """The HNSW graph file of an index (`ann.py`); the creation clock tells a recreated index's apart."""
