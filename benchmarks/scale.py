@@ -111,6 +111,7 @@ def written(path: Path, size: int, words: list[str], reuse: bool) -> tuple[Local
         if store.count(INDEX) == size:
             return store, "(reused)"
     shutil.rmtree(path, ignore_errors=True)
+    store = LocalStore(path)  # a new object: the one above may hold a connection to the files just removed
     store.create_index(INDEX, IndexSpec(dense_dimension=DIMENSION))
     write_s = 0.0
     for first in range(0, size, BATCH):
