@@ -14,6 +14,7 @@ import pytest
 from tests.stores.contract import encoded, knn
 from tests.stores.test_local_ann import APPROXIMATE, INDEX, graph_file, vectors
 
+from neurank.errors import StoreError
 from neurank.retrieval import TextQuery
 from neurank.stores import LocalStore, scoring
 
@@ -65,3 +66,14 @@ def test_a_store_killed_mid_write_merge_or_save_opens_with_every_acknowledged_wr
     best = sorted(zip(stored, exact.tolist(), strict=True), key=lambda hit: -hit[1])[:10]
     assert knn(store, INDEX, query.tolist(), 10) == best
     assert graph_file(path).stat().st_size > 0
+
+
+@pytest.mark.parametrize("content", [b"SQLite format 3\x00" + bytes(range(256)) * 20, b"{\"not\": \"a store\"}"])
+def test_a_corrupted_or_foreign_database_file_is_refused_with_its_name(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "store").mkdir()
+    database = tmp_path / "store" / "neurank.sqlite3"
+    database.write_bytes(content)
+    store = LocalStore(tmp_path / "store")
+    for attempt in (lambda: store.search(INDEX, [TextQuery("text", 1)]), lambda: store.create_index(INDEX, SPEC)):
+        with pytest.raises(StoreError, match=f"{database} is not a readable neurank store .*ingest again"):
+            attempt()

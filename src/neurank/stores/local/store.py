@@ -325,6 +325,9 @@ class LocalStore:
                 f"{self.url} stayed locked by other writers for {self.busy_timeout_s:g} s ({message}); "
                 "retry later"
             )
+        if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in message or "malformed" in message):
+            return StoreError(f"{self.path / DATABASE_FILE} is not a readable neurank store ({message}): restore it "
+                              "from a backup, or move it away and ingest again")
         return StoreError(f"{self.url}: {message}")
 
     @contextmanager
