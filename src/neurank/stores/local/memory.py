@@ -51,6 +51,8 @@ class MemoryIndex:
         self.generation = generation
         self.segments = segments
         self.live = live
+        self.whole = [bool(mask.all()) for mask in live]
+        """Per segment, whether the snapshot holds every row (no mask to apply)."""
         self.analyzer = cache.analyzer
         self.terms = cache.terms
         self.features = cache.features
@@ -92,14 +94,14 @@ class MemoryIndex:
         self, pick: Callable[[Segment], Postings], col: int
     ) -> Iterator[tuple[Segment, np.ndarray, np.ndarray, np.ndarray]]:
         """Per segment, the live entries of column `col`: (segment, rows, slots, values)."""
-        for segment, live, base in zip(self.segments, self.live, self.bases, strict=False):
+        for segment, live, whole, base in zip(self.segments, self.live, self.whole, self.bases, strict=False):
             postings = pick(segment)
             span = postings.span(col)
             if span is None:
                 continue
             rows, values = postings.docs[span], postings.values[span]
-            keep = live[rows]
-            if not keep.all():
+            if not whole:
+                keep = live[rows]
                 rows, values = rows[keep], values[keep]
                 if not rows.size:
                     continue
@@ -238,9 +240,18 @@ class MemoryIndex:
         ]) if self.segments else np.zeros(0, bool)
         slots = np.flatnonzero(with_vectors)
         if self.graph is not None and slots.size > self.spec.knn_approximate_threshold:
-            slots = self._candidates(query, self.graph, slots)
-        found, vectors, norms = self._vectors(slots)
-        return self.best(found, scoring.knn_scores(vectors, query.vector, self.spec.space_type, norms), query.k)
+            found, vectors, norms = self._vectors(self._candidates(query, self.graph, slots))
+            return self.best(found, scoring.knn_scores(vectors, query.vector, self.spec.space_type, norms), query.k)
+        parts = []
+        for segment, live, whole, base in zip(self.segments, self.live, self.whole, self.bases[:-1], strict=True):
+            rows = np.flatnonzero(segment.vector_of >= 0)
+            if whole and rows.size == len(segment):  # every row live and with a vector: score the matrix as it is
+                vectors, norms = segment.vectors, segment.vector_norms
+            else:
+                rows = rows[live[rows]]
+                vectors, norms = segment.vectors[segment.vector_of[rows]], segment.vector_norms[segment.vector_of[rows]]
+            parts.append((rows + base, scoring.knn_scores(vectors, query.vector, self.spec.space_type, norms)))
+        return self.best(*(_joined(parts) or (np.zeros(0, np.int64), np.zeros(0, np.float32))), query.k)
 
     def _candidates(self, query: VectorQuery, graph: HnswGraph, slots: np.ndarray) -> np.ndarray:
         """The graph's candidates among the live vectors `slots`, brought up to this snapshot first."""
