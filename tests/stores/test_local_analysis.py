@@ -81,3 +81,12 @@ def test_a_reader_sees_an_index_dropped_and_created_again_by_another_process(wri
     assert [doc_id for doc_id, _ in bm25(reader, INDEX, "neural pasta", 10)] == ["new"]
     assert bm25(reader, INDEX, "ranking", 10) == []
     assert sparse(reader, INDEX, "splade", {"sauce": 1.0, "neural": 1.0}, 10) == [("new", 1.0)]
+
+
+def test_a_store_of_a_newer_schema_version_is_refused_and_left_as_it_is(written: Path) -> None:
+    with sqlite3.connect(written / DATABASE_FILE) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="schema version 99 is newer than this neurank's 3: upgrade neurank"):
+        bm25(LocalStore(written), INDEX, "ranking", 1)
+    with sqlite3.connect(written / DATABASE_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (99,)

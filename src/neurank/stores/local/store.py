@@ -313,7 +313,12 @@ class LocalStore:
             db = sqlite3.connect(self.path / DATABASE_FILE, timeout=self.busy_timeout_s, isolation_level=None)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
-            if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                db.close()
+                raise sqlite3.DatabaseError(f"schema version {version} is newer than this neurank's "
+                                            f"{_SCHEMA_VERSION}: upgrade neurank to open it")
+            if version != _SCHEMA_VERSION:
                 _migrate(db)
             self._local.db, self._local.pid = db, os.getpid()
         return db
