@@ -2,9 +2,11 @@
 
 SQLite runs in WAL mode with a busy timeout, so several writer processes (Celery workers) can write while
 others search; each process and thread opens its own connection. Every write or delete bumps the
-index's `generation` in the same transaction. A search first reads the generation: when it changed, the
-`MemoryIndex` (`stores/local/memory.py`) is rebuilt from a consistent snapshot, like a refresh. Reading a
-folder that holds no store creates nothing: it is an empty store until the first write.
+index's `generation` in the same transaction, and each document is analysed as it is written
+(`analyzed.py`). A search first reads the generation: when it changed, the rows written since become a new
+segment (`segment.py`) and a `MemoryIndex` (`memory.py`) of the snapshot masks the rows it no longer holds,
+like a refresh. Reading a folder that holds no store creates nothing: it is an empty store until the first
+write.
 
 Documents are refused as OpenSearch would refuse them (SCORING.md §2 for `rank_features`, the k-NN plugin's
 rules for vectors, and the same rules for late-interaction token vectors), so what works here works on a
