@@ -53,6 +53,9 @@ class IndexSpec:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 128
     hnsw_ef_search: int = 256
+    knn_approximate_threshold: int = 15_000
+    """Up to this many vectors the local store searches them exactly, past it through an HNSW graph built with
+    the `hnsw_*` values (the cluster's `index.knn.advanced.approximate_threshold`, same default)."""
     shards: int = 1
     replicas: int = 0
     colbert_dimension: int | None = None
@@ -78,8 +81,8 @@ class IndexSpec:
                               f"{', '.join(TOKEN_COMPRESSIONS)}")
         if not (math.isfinite(self.bm25_k1) and self.bm25_k1 >= 0 and 0 <= self.bm25_b <= 1):
             raise ConfigError(f"BM25 needs k1 >= 0 and b in [0, 1], got k1={self.bm25_k1}, b={self.bm25_b}")
-        for name, low in (("hnsw_m", 2), ("hnsw_ef_construction", 2), ("hnsw_ef_search", 2), ("shards", 1),
-                          ("replicas", 0)):
+        for name, low in (("hnsw_m", 2), ("hnsw_ef_construction", 2), ("hnsw_ef_search", 2),
+                          ("knn_approximate_threshold", 0), ("shards", 1), ("replicas", 0)):
             value = getattr(self, name)
             if not (_is_int(value) and value >= low):
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")

@@ -131,12 +131,14 @@ def test_rebuilds_after_writes_and_deletes_score_the_current_vectors(tmp_path: P
 
 
 def test_records_are_held_once_between_builds(tmp_path: Path) -> None:
-    """After a build, the cached rows hold views of the index's one matrix, not copies of their BLOBs."""
+    """A write adds a segment: the next build shares the earlier segment's records instead of copying them."""
     store = LocalStore(tmp_path / "store")
     store.create_index("late", IndexSpec(colbert_dimension=4))
     store.upsert("late", [encoded(doc_id, token_vectors=LATE_CORPUS[doc_id]) for doc_id in ("a", "b", "c")])
     late_interaction(store, "late", LATE_QUERY, ["a"], 1)
-    index = store._searchers["late"]
-    (cache,) = store._caches.values()
-    rows = [row.tokens for row in cache.rows.values()]
-    assert len(rows) == 3 and all(r is not None and np.shares_memory(r, index.token_records) for r in rows)
+    before = store._searchers["late"]
+    store.upsert("late", [encoded("d", token_vectors=[[0.0, 0.0, 0.0, 1.0]])])
+    assert late_interaction(store, "late", LATE_QUERY, ["a", "d"], 2) == [("a", 1.5), ("d", 1.5)]
+    after = store._searchers["late"]
+    assert [len(segment) for segment in after.segments] == [3, 1]
+    assert after.segments[0].token_records is before.segments[0].token_records

@@ -1,178 +1,122 @@
-"""The local store's in-memory search index: postings and vectors built from one snapshot, scored as OpenSearch.
+"""The local store's search index for one snapshot: segments, masks, and the statistics that span them.
 
-The bm25s pattern: one CSC matrix of precomputed BM25 contributions for `content`, one of decoded
-`rank_features` weights per sparse field, one float32 matrix of embeddings. Rows are parsed once and kept in a
-`RowCache` between builds (stored rows are replaced, never updated in place), so a rebuild after a write
-analyses only the new rows. Late-interaction token vectors stay compressed in one (rows × record size) matrix
-with per-document offsets; a `LateInteractionQuery` decodes and scores its candidates' rows only. Scores
-follow SCORING.md exactly through `neurank.stores.scoring`; ties keep insertion order.
+A `MemoryIndex` is the list of `Segment`s (`segment.py`) a snapshot's rows live in, with a mask per segment of
+the rows the snapshot still holds, so a new snapshot after a write costs one small segment and the masks. BM25
+statistics (N, df, avgdl) are exact over the live rows of all segments, and a term's score is computed from its
+postings at query time, so scores equal one index built in one go: SCORING.md exactly, through
+`neurank.stores.scoring`. Rows are addressed by a slot (segment base + row), ascending with `seq`, so ties keep
+insertion order. Late-interaction token vectors stay compressed; a `LateInteractionQuery` decodes its
+candidates' records only.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse
 
-from neurank.documents import Document
 from neurank.errors import StoreError
 from neurank.index_spec import SPARSE_FIELDS, IndexSpec
 from neurank.retrieval import LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores import scoring
 from neurank.stores.analysis import Analyzer
-from neurank.stores.tokens import decode, record_size
-
-
-@dataclass(slots=True)
-class ParsedRow:
-    """What one stored row contributes to a searcher, kept between rebuilds (rows are never updated)."""
-
-    terms: np.ndarray
-    freqs: np.ndarray
-    length: int
-    sparse: dict[str, tuple[np.ndarray, np.ndarray]]
-    embedding: np.ndarray | None
-    tokens: np.ndarray | None
-    """The compressed token-vector records as stored, flat uint8 (the index's spec gives their size)."""
+from neurank.stores.local.ann import HnswGraph
+from neurank.stores.local.segment import Postings, Segment, gather_records
+from neurank.stores.tokens import decode
 
 
 @dataclass(slots=True)
 class RowCache:
-    """Parsed rows of one index by `seq`, with the term and feature vocabularies their ids refer to."""
+    """One index's segments as of its newest read row, and the term and feature vocabularies their ids refer to
+    (loaded from the store's vocabulary as it grows)."""
 
     analyzer: Analyzer
     last_seq: int = 0
-    rows: dict[int, ParsedRow] = field(default_factory=dict)
+    segments: list[Segment] = field(default_factory=list)
     terms: dict[str, int] = field(default_factory=dict)
     features: dict[str, dict[str, int]] = field(default_factory=lambda: {name: {} for name in SPARSE_FIELDS})
-
-    def parse(self, title: str, text: str, sparse: str, embedding: bytes | None, tokens: bytes | None) -> ParsedRow:
-        terms = self.analyzer.analyze(Document(id="", text=text, title=title).passage)
-        ids = np.fromiter((self.terms.setdefault(t, len(self.terms)) for t in terms), np.int64, len(terms))
-        unique, freqs = np.unique(ids, return_counts=True)
-        features = {}
-        for name, weights in json.loads(sparse).items():
-            vocab = self.features[name]
-            token_ids = np.fromiter(
-                (vocab.setdefault(t, len(vocab)) for t in weights), np.int64, len(weights)
-            )
-            features[name] = (token_ids, scoring.decode_rank_feature(list(weights.values())))
-        vector = None if embedding is None else np.frombuffer(embedding, dtype=np.float32)
-        records = None if tokens is None else np.frombuffer(tokens, dtype=np.uint8)
-        return ParsedRow(unique, freqs.astype(np.float32), len(terms), features, vector, records)
-
-
-@dataclass(frozen=True, slots=True)
-class Postings:
-    """One CSC matrix (documents × terms) read column by column: `values` are the per-document scores."""
-
-    vocab: Mapping[str, int]
-    indptr: np.ndarray
-    docs: np.ndarray
-    values: np.ndarray
-
-    @classmethod
-    def build(
-        cls, vocab: Mapping[str, int], n_docs: int, rows: Sequence[tuple[int, np.ndarray, np.ndarray]]
-    ) -> Postings:
-        """Stack each document's (row, column ids, values) into one CSC matrix."""
-        docs = np.repeat([row for row, _, _ in rows], [cols.size for _, cols, _ in rows]).astype(np.int64)
-        cols = np.concatenate([cols for _, cols, _ in rows]) if rows else np.zeros(0, np.int64)
-        values = np.concatenate([values for _, _, values in rows]) if rows else np.zeros(0, np.float32)
-        matrix = scipy.sparse.csc_matrix((values, (docs, cols)), shape=(n_docs, len(vocab)))
-        matrix.sum_duplicates()
-        return cls(vocab, matrix.indptr, matrix.indices, matrix.data)
-
-    def column(self, term: str) -> slice | None:
-        col = self.vocab.get(term)
-        if col is None or col + 1 >= len(self.indptr) or self.indptr[col] == self.indptr[col + 1]:
-            return None
-        return slice(self.indptr[col], self.indptr[col + 1])
+    graph: HnswGraph | None = None
+    """The index's HNSW graph, shared by its builds (it only grows; each search masks what its snapshot lacks)."""
 
 
 class MemoryIndex:
-    """Everything a search needs, built once per generation from one snapshot; read-only afterwards."""
+    """Everything a search needs for one snapshot: its segments and their live masks; read-only afterwards."""
 
     def __init__(
-        self, spec: IndexSpec, generation: int, ids: list[str], parsed: list[ParsedRow], cache: RowCache
+        self, spec: IndexSpec, generation: int, segments: list[Segment], live: list[np.ndarray], cache: RowCache
     ) -> None:
         self.spec = spec
         self.generation = generation
-        self.ids = ids
-        self.row_of = {doc_id: row for row, doc_id in enumerate(ids)}
+        self.segments = segments
+        self.live = live
+        self.whole = [bool(mask.all()) for mask in live]
+        """Per segment, whether the snapshot holds every row (no mask to apply)."""
         self.analyzer = cache.analyzer
-        self._build_content(parsed, cache.terms)
-        self.features = {
-            name: self._build_features(parsed, name, cache.features[name]) for name in SPARSE_FIELDS
-        }
-        self._build_vectors(parsed)
-        self._build_tokens(parsed)
+        self.terms = cache.terms
+        self.features = cache.features
+        self.graph = cache.graph
+        sizes = np.fromiter((len(s) for s in segments), np.int64, len(segments))
+        self.bases = np.concatenate([np.zeros(1, np.int64), np.cumsum(sizes)])
+        self.seqs = np.concatenate([s.seqs for s in segments]) if segments else np.zeros(0, np.int64)
+        """The seq of every slot (masked ones included), ascending."""
+        self._row_of: dict[str, int] | None = None
+        self._statistics()
 
-    def _build_content(self, parsed: list[ParsedRow], vocab: Mapping[str, int]) -> None:
-        """SCORING.md §1: N and avgdl over documents with tokens; dl through the one-byte norm."""
-        lengths = np.fromiter((p.length for p in parsed), np.int64, len(parsed))
-        self.freqs = Postings.build(
-            vocab, len(parsed), [(row, p.terms, p.freqs) for row, p in enumerate(parsed)]
-        )
-        doc_count = int(np.count_nonzero(lengths))
-        doc_freq = np.diff(self.freqs.indptr)
+    def _statistics(self) -> None:
+        """SCORING.md §1: N and avgdl over live documents with tokens, df over live documents; dl through the
+        one-byte norm."""
+        width = len(self.terms)
+        doc_count, total = 0, 0
+        doc_freq = np.zeros(width, np.int64)
+        for segment, live in zip(self.segments, self.live, strict=True):
+            lengths = segment.lengths[live]
+            doc_count += int(np.count_nonzero(lengths))
+            total += int(lengths.sum())
+            doc_freq += segment.freqs.doc_freq(width, ~live)
         self.idf = scoring.bm25_idf(doc_freq, max(doc_count, 1))
-        avgdl = scoring.bm25_avgdl(int(lengths.sum()), doc_count) if doc_count else np.float32(1)
-        cache = scoring.bm25_norm_inverse(float(avgdl), self.spec.bm25_k1, self.spec.bm25_b)
-        self.norm_inverse = cache[scoring.int_to_byte4(lengths)]
-        term_of_entry = np.repeat(np.arange(doc_freq.size), doc_freq)
-        contributions = scoring.bm25_term_score(
-            self.idf[term_of_entry], self.freqs.values, self.norm_inverse[self.freqs.docs]
-        )
-        self.content = Postings(vocab, self.freqs.indptr, self.freqs.docs, contributions)
+        avgdl = scoring.bm25_avgdl(total, doc_count) if doc_count else np.float32(1)
+        self.norm_inverse = scoring.bm25_norm_inverse(float(avgdl), self.spec.bm25_k1, self.spec.bm25_b)
 
-    @staticmethod
-    def _build_features(parsed: list[ParsedRow], name: str, vocab: Mapping[str, int]) -> Postings:
-        """SCORING.md §2: the decoded (quantized) feature values S of one rank_features field."""
-        rows = [(row, *p.sparse[name]) for row, p in enumerate(parsed) if name in p.sparse]
-        return Postings.build(vocab, len(parsed), rows)
+    @property
+    def row_of(self) -> dict[str, int]:
+        """Live document id → slot (built on first use: only late interaction and explain need it)."""
+        if self._row_of is None:
+            self._row_of = {
+                segment.ids[row]: int(base) + row
+                for segment, live, base in zip(self.segments, self.live, self.bases, strict=False)
+                for row in np.flatnonzero(live).tolist()
+            }
+        return self._row_of
 
-    def _build_vectors(self, parsed: list[ParsedRow]) -> None:
-        rows = [row for row, p in enumerate(parsed) if p.embedding is not None]
-        self.vector_rows = np.array(rows, dtype=np.int64)
-        dimension = self.spec.dense_dimension or 0
-        self.vectors = (
-            np.vstack([vector for row in rows if (vector := parsed[row].embedding) is not None])
-            if rows
-            else np.zeros((0, dimension), np.float32)
-        )
-        self.vector_norms = scoring.squared_norms(self.vectors)
-
-    def _build_tokens(self, parsed: list[ParsedRow]) -> None:
-        """SCORING.md §7: every document's token records in one matrix; rows offsets[d]:offsets[d + 1] are d's."""
-        dimension = self.spec.colbert_dimension or 0
-        size = record_size(self.spec.token_compression, dimension) if dimension else 1
-        present = [p.tokens for p in parsed if p.tokens is not None]
-        counts = np.fromiter((0 if p.tokens is None else p.tokens.size // size for p in parsed), np.int64, len(parsed))
-        self.token_offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(counts)])
-        flat = np.concatenate(present) if present else np.zeros(0, np.uint8)
-        self.token_records = flat.reshape(-1, size)
-        # The cached rows now point into this matrix instead of their own BLOBs, so that the records are held
-        # once between builds (an older index keeps its own matrix for as long as a search uses it).
-        for p, start, end in zip(parsed, self.token_offsets[:-1] * size, self.token_offsets[1:] * size, strict=True):
-            if p.tokens is not None:
-                p.tokens = flat[start:end]
+    def _postings(
+        self, pick: Callable[[Segment], Postings], col: int
+    ) -> Iterator[tuple[Segment, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per segment, the live entries of column `col`: (segment, rows, slots, values)."""
+        for segment, live, whole, base in zip(self.segments, self.live, self.whole, self.bases, strict=False):
+            postings = pick(segment)
+            span = postings.span(col)
+            if span is None:
+                continue
+            rows, values = postings.docs[span], postings.values[span]
+            if not whole:
+                keep = live[rows]
+                rows, values = rows[keep], values[keep]
+                if not rows.size:
+                    continue
+            yield segment, rows, rows + base, values
 
     def _bm25_clause(self, term: str, occurrences: int) -> tuple[np.ndarray, np.ndarray] | None:
         """SCORING.md §1: a term repeated in the query is one clause boosted by its count (Lucene's
         BooleanQuery rewrite sums duplicate SHOULD clauses' boosts)."""
-        span = self.content.column(term)
-        if span is None:
+        col = self.terms.get(term)
+        if col is None:
             return None
-        docs = self.content.docs[span]
-        if occurrences == 1:
-            return docs, self.content.values[span]
-        weight = scoring.bm25_weight(self.idf[self.content.vocab[term]], occurrences)
-        return docs, scoring.bm25_term_score(weight, self.freqs.values[span], self.norm_inverse[docs])
+        weight = self.idf[col] if occurrences == 1 else scoring.bm25_weight(self.idf[col], occurrences)
+        parts = [(slots, scoring.bm25_term_score(weight, freqs, self.norm_inverse[segment.norms[rows]]))
+                 for segment, rows, slots, freqs in self._postings(lambda s: s.freqs, col)]
+        return _joined(parts)
 
     def bm25_clauses(self, query: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         clauses = {
@@ -185,12 +129,16 @@ class MemoryIndex:
         self, name: str, query_tokens: Mapping[str, float]
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """SCORING.md §3: `neural_sparse` = one linear FeatureQuery per token, weight unquantized."""
-        postings = self.features[name]
+        vocab = self.features[name]
         clauses = []
         for token, weight in query_tokens.items():
-            span = postings.column(token)
-            if span is not None:
-                clauses.append((postings.docs[span], scoring.linear(postings.values[span], weight)))
+            col = vocab.get(token)
+            if col is None:
+                continue
+            clause = _joined([(slots, scoring.linear(values, weight))
+                              for _, _, slots, values in self._postings(lambda s: s.features[name], col)])
+            if clause is not None:
+                clauses.append(clause)
         return clauses
 
     def top(self, clauses: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> ScoredIds:
@@ -202,19 +150,28 @@ class MemoryIndex:
         )
         return self.best(docs, scores, k)
 
-    def best(self, rows: np.ndarray, scores: np.ndarray, k: int) -> ScoredIds:
-        """The k best (row, score) pairs by score, ties in insertion order; `rows` must be ascending."""
-        if k <= 0 or rows.size == 0:
+    def best(self, slots: np.ndarray, scores: np.ndarray, k: int) -> ScoredIds:
+        """The k best (slot, score) pairs by score, ties in insertion order; `slots` must be ascending."""
+        if k <= 0 or slots.size == 0:
             return []
-        if rows.size > k:
-            kth = scores[np.argpartition(scores, rows.size - k)[rows.size - k]]
+        if slots.size > k:
+            kth = scores[np.argpartition(scores, slots.size - k)[slots.size - k]]
             keep = scores >= kth
-            rows, scores = rows[keep], scores[keep]
-        order = np.lexsort((rows, -scores))[:k]
-        return [
-            (self.ids[row], score)
-            for row, score in zip(rows[order].tolist(), scores[order].tolist(), strict=True)
-        ]
+            slots, scores = slots[keep], scores[keep]
+        order = np.lexsort((slots, -scores))[:k]
+        return [(self._id(slot), score) for slot, score in zip(slots[order].tolist(), scores[order].tolist(),
+                                                               strict=True)]
+
+    def _id(self, slot: int) -> str:
+        at = int(np.searchsorted(self.bases, slot, side="right")) - 1
+        return self.segments[at].ids[slot - int(self.bases[at])]
+
+    def _by_segment(self, slots: np.ndarray) -> Iterator[tuple[Segment, np.ndarray, np.ndarray]]:
+        """Ascending `slots` grouped per segment: (segment, its rows, positions in `slots`)."""
+        at = np.searchsorted(self.bases, slots, side="right") - 1
+        for index in np.unique(at).tolist():
+            positions = np.flatnonzero(at == index)
+            yield self.segments[index], slots[positions] - self.bases[index], positions
 
     def search(self, query: SubQuery) -> ScoredIds:
         """One sub-query's k best hits."""
@@ -238,20 +195,36 @@ class MemoryIndex:
                              f"Given: {query.vectors.shape[1]}")
         if not np.isfinite(query.vectors).all():
             raise StoreError("[colbert] query vectors refused: values cannot be NaN or infinite")
-        rows = np.unique(np.fromiter((self.row_of.get(i, -1) for i in query.ids), np.int64, len(query.ids)))
-        rows = rows[rows >= 0]
-        rows = rows[self.token_offsets[rows + 1] > self.token_offsets[rows]]
-        if not rows.size:
+        slots = np.unique(np.fromiter((self.row_of.get(i, -1) for i in query.ids), np.int64, len(query.ids)))
+        slots = slots[slots >= 0]
+        found, records, sizes = [], [], []
+        for segment, rows, positions in self._by_segment(slots):
+            with_tokens = segment.token_offsets[rows + 1] > segment.token_offsets[rows]
+            gathered, counts = gather_records(segment.token_offsets, segment.token_records, rows[with_tokens])
+            found.append(slots[positions][with_tokens])
+            records.append(gathered)
+            sizes.append(counts)
+        if not found or not sum(f.size for f in found):
             return []
-        starts, sizes = self.token_offsets[rows], self.token_offsets[rows + 1] - self.token_offsets[rows]
-        # the record index of every candidate row: start of its document + its position within the document
-        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        records = self.token_records[np.repeat(starts, sizes) + within]
-        vectors = decode(records, self.spec.token_compression, dimension)
-        return self.best(rows, scoring.maxsim_packed(query.vectors, vectors, sizes), query.k)
+        vectors = decode(np.concatenate(records), self.spec.token_compression, dimension)
+        return self.best(np.concatenate(found), scoring.maxsim_packed(query.vectors, vectors, np.concatenate(sizes)),
+                         query.k)
+
+    def _vectors(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For ascending `slots`: those with a vector, their vectors and squared norms."""
+        found, vectors, norms = [], [], []
+        for segment, rows, positions in self._by_segment(slots):
+            at = segment.vector_of[rows]
+            found.append(slots[positions][at >= 0])
+            vectors.append(segment.vectors[at[at >= 0]])
+            norms.append(segment.vector_norms[at[at >= 0]])
+        if not found:
+            return np.zeros(0, np.int64), np.zeros((0, self.spec.dense_dimension or 0), np.float32), np.zeros(0)
+        return np.concatenate(found), np.vstack(vectors), np.concatenate(norms)
 
     def _knn(self, query: VectorQuery) -> ScoredIds:
-        """SCORING.md §4: exact scores over every stored vector, refused as the k-NN plugin refuses a query."""
+        """SCORING.md §4: exact scores of every live vector (or of the HNSW graph's candidates, past the
+        threshold), refused as the k-NN plugin refuses a query."""
         if self.spec.dense_dimension is None:
             raise StoreError("[knn] query refused: the index has no knn_vector field (created without a dense model)")
         if query.vector.shape[0] != self.spec.dense_dimension:
@@ -262,17 +235,47 @@ class MemoryIndex:
         if self.spec.space_type == "cosinesimil" and not query.vector.any():
             raise StoreError("[knn] query vector refused: zero vector is not supported when space type is "
                              "[cosinesimil]")
-        scores = scoring.knn_scores(self.vectors, query.vector, self.spec.space_type, self.vector_norms)
-        return self.best(self.vector_rows, scores, query.k)
+        with_vectors = np.concatenate([
+            (live & (segment.vector_of >= 0)) for segment, live in zip(self.segments, self.live, strict=True)
+        ]) if self.segments else np.zeros(0, bool)
+        slots = np.flatnonzero(with_vectors)
+        if self.graph is not None and slots.size > self.spec.knn_approximate_threshold:
+            found, vectors, norms = self._vectors(self._candidates(query, self.graph, slots))
+            return self.best(found, scoring.knn_scores(vectors, query.vector, self.spec.space_type, norms), query.k)
+        parts = []
+        for segment, live, whole, base in zip(self.segments, self.live, self.whole, self.bases[:-1], strict=True):
+            rows = np.flatnonzero(segment.vector_of >= 0)
+            if whole and rows.size == len(segment):  # every row live and with a vector: score the matrix as it is
+                vectors, norms = segment.vectors, segment.vector_norms
+            else:
+                rows = rows[live[rows]]
+                vectors, norms = segment.vectors[segment.vector_of[rows]], segment.vector_norms[segment.vector_of[rows]]
+            parts.append((rows + base, scoring.knn_scores(vectors, query.vector, self.spec.space_type, norms)))
+        return self.best(*(_joined(parts) or (np.zeros(0, np.int64), np.zeros(0, np.float32))), query.k)
+
+    def _candidates(self, query: VectorQuery, graph: HnswGraph, slots: np.ndarray) -> np.ndarray:
+        """The graph's candidates among the live vectors `slots`, brought up to this snapshot first."""
+        vector_seqs = self.seqs[slots]
+        graph.update(vector_seqs, lambda start: self._vectors(slots[start:])[1])
+        return np.sort(np.searchsorted(self.seqs, graph.search(query.vector, vector_seqs, query.k)))
 
     def explain_bm25(self, query: str, doc_id: str) -> dict[str, float]:
         """Analyzed query term → its BM25 contribution to `doc_id`."""
-        row = self.row_of.get(doc_id)
-        if row is None:
+        slot = self.row_of.get(doc_id)
+        if slot is None:
             return {}
         explained = {}
-        for term, (docs, scores) in self.bm25_clauses(query).items():
-            at = int(np.searchsorted(docs, row))
-            if at < docs.size and docs[at] == row:
+        for term, (slots, scores) in self.bm25_clauses(query).items():
+            at = int(np.searchsorted(slots, slot))
+            if at < slots.size and slots[at] == slot:
                 explained[term] = float(scores[at])
         return explained
+
+
+def _joined(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """One clause's (slots, scores) from its per-segment parts (in segment order, so slots stay ascending)."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([slots for slots, _ in parts]), np.concatenate([scores for _, scores in parts])

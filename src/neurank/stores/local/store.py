@@ -2,9 +2,11 @@
 
 SQLite runs in WAL mode with a busy timeout, so several writer processes (Celery workers) can write while
 others search; each process and thread opens its own connection. Every write or delete bumps the
-index's `generation` in the same transaction. A search first reads the generation: when it changed, the
-`MemoryIndex` (`stores/local/memory.py`) is rebuilt from a consistent snapshot, like a refresh. Reading a
-folder that holds no store creates nothing: it is an empty store until the first write.
+index's `generation` in the same transaction, and each document is analysed as it is written
+(`analyzed.py`). A search first reads the generation: when it changed, the rows written since become a new
+segment (`segment.py`) and a `MemoryIndex` (`memory.py`) of the snapshot masks the rows it no longer holds,
+like a refresh. Reading a folder that holds no store creates nothing: it is an empty store until the first
+write.
 
 Documents are refused as OpenSearch would refuse them (SCORING.md §2 for `rank_features`, the k-NN plugin's
 rules for vectors, and the same rules for late-interaction token vectors), so what works here works on a
@@ -17,9 +19,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,20 +34,37 @@ from neurank.errors import IndexNotFoundError, StoreError, StoreUnavailableError
 from neurank.index_spec import COLBERT_ROLE, SPARSE_FIELDS, IndexSpec
 from neurank.retrieval import ScoredIds, SubQuery
 from neurank.stores import scoring
-from neurank.stores.analysis import get_analyzer
+from neurank.stores.analysis import Analyzer, get_analyzer
+from neurank.stores.local.analyzed import CONTENT, analyze, load_terms
+from neurank.stores.local.ann import HnswGraph
 from neurank.stores.local.memory import MemoryIndex, RowCache
+from neurank.stores.local.segment import Segment, live_mask, settle
 from neurank.stores.protocol import EncodedDocument, StoredDocument, WriteFailure, WriteResult
 from neurank.stores.tokens import BadTokenVectors, check_token_vectors, decode, encode, from_blob
 
 DATABASE_FILE = "neurank.sqlite3"
+GRAPHS_FOLDER = "hnsw"
+"""Beside the database: one folder per index holding its HNSW graph (`ann.py`), derived from the documents."""
 _ID_CHUNK = 500
 _FLOAT_MAX = float(np.finfo(np.float32).max)
 _INVALID_INDEX_NAME = re.compile(r'[\\/*?"<>| ,#:A-Z]|^[-_+]|^\.{1,2}$')
 
+_VOCAB = (
+    "CREATE TABLE IF NOT EXISTS vocab (idx TEXT NOT NULL, field TEXT NOT NULL, term TEXT NOT NULL, "
+    "id INTEGER NOT NULL, PRIMARY KEY (idx, field, term)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS vocab_ids ON vocab (idx, field, id)",
+)
+"""The vocabulary that stored term and feature ids refer to (`analyzed.py`)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL);
 INSERT OR IGNORE INTO clock (id, value) VALUES (0, 0);
-CREATE TABLE IF NOT EXISTS indexes (name TEXT PRIMARY KEY, spec TEXT NOT NULL, generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS indexes (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    created INTEGER NOT NULL DEFAULT 0,
+    analyzer TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS documents (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     idx TEXT NOT NULL,
@@ -58,15 +78,19 @@ CREATE TABLE IF NOT EXISTS documents (
     sparse TEXT NOT NULL,
     embedding BLOB,
     tokens BLOB,
+    length INTEGER,
+    terms BLOB,
+    features BLOB,
     UNIQUE (idx, id)
 );
-PRAGMA user_version = 2;
-"""
-_SCHEMA_VERSION = 2
+PRAGMA user_version = 3;
+""" + ";\n".join(_VOCAB) + ";\n"
+_SCHEMA_VERSION = 3
 """Stamped by `_SCHEMA` (`PRAGMA user_version`): a connection to a ready store reads it and writes nothing."""
-_MIGRATIONS = {1: "ALTER TABLE documents ADD COLUMN tokens BLOB"}
-"""What brings a store of an older schema version to the next one (version 2: late-interaction token vectors,
-compressed records as `neurank.stores.tokens` writes them)."""
+_INSERT = (
+    "INSERT OR REPLACE INTO documents (idx, id, title, text, metadata, source, content_hash, models, sparse, "
+    "embedding, tokens, length, terms, features) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _BUMP = (
     "UPDATE clock SET value = value + 1 WHERE id = 0",
     "UPDATE indexes SET generation = (SELECT value FROM clock WHERE id = 0) WHERE name = ?",
@@ -104,8 +128,8 @@ class _Rejected(Exception):
     """A document OpenSearch would refuse with a 400; the message is the reason."""
 
 
-def _sparse_payload(sparse: Mapping[str, Mapping[str, float]]) -> str:
-    """The rank_features of a document as JSON, or _Rejected like RankFeaturesFieldMapper (SCORING.md §2)."""
+def _sparse_payload(sparse: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """The rank_features of a document as floats, or _Rejected like RankFeaturesFieldMapper (SCORING.md §2)."""
     payload: dict[str, dict[str, float]] = {}
     for name, weights in sparse.items():
         if name not in SPARSE_FIELDS:
@@ -131,7 +155,7 @@ def _sparse_payload(sparse: Mapping[str, Mapping[str, float]]) -> str:
                 f"{float(value)} for feature [{token}] (values must be >= {scoring.FLOAT_MIN_NORMAL:.8g})"
             )
         payload[name] = dict(zip(tokens, values.tolist(), strict=True))
-    return _compact(payload)
+    return payload
 
 
 def _vector(values: object, spec: IndexSpec) -> np.ndarray:
@@ -149,7 +173,8 @@ def _vector(values: object, spec: IndexSpec) -> np.ndarray:
     return vector
 
 
-def _row(name: str, encoded: EncodedDocument, spec: IndexSpec) -> tuple[object, ...]:
+def _row(name: str, encoded: EncodedDocument, spec: IndexSpec) -> tuple[list[object], dict[str, dict[str, float]]]:
+    """The stored columns up to `tokens`, and the document's sparse fields as stored (analysis comes next)."""
     doc = encoded.document
     try:
         metadata = _compact(doc.metadata)
@@ -162,19 +187,9 @@ def _row(name: str, encoded: EncodedDocument, spec: IndexSpec) -> tuple[object, 
             embedding = _vector(encoded.embedding, spec).tobytes()
         except (_Rejected, TypeError, ValueError) as exc:
             raise _Rejected(f"failed to parse field [embedding] of type [knn_vector]: {exc}") from exc
-    return (
-        name,
-        doc.id,
-        doc.title,
-        doc.text,
-        metadata,
-        doc.source,
-        doc.content_hash,
-        _compact(dict(encoded.models)),
-        sparse,
-        embedding,
-        _tokens(encoded.token_vectors, spec),
-    )
+    columns: list[object] = [name, doc.id, doc.title, doc.text, metadata, doc.source, doc.content_hash,
+               _compact(dict(encoded.models)), _compact(sparse), embedding, _tokens(encoded.token_vectors, spec)]
+    return columns, sparse
 
 
 def _tokens(values: object, spec: IndexSpec) -> bytes | None:
@@ -210,12 +225,53 @@ def _stored(
     return StoredDocument(document, content_hash, json.loads(models), json.loads(sparse), vector, token_vectors)
 
 
+def _passage(title: str, text: str) -> str:
+    return Document(id="", text=text, title=title).passage
+
+
+def _add_columns(db: sqlite3.Connection, table: str, columns: Mapping[str, str]) -> None:
+    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    for column, declaration in columns.items():
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def _analyze_stored(db: sqlite3.Connection) -> None:
+    """Version 3: each document keeps its analysis (`analyzed.py`); rows written before are analyzed here, once."""
+    _add_columns(db, "documents", {"length": "INTEGER", "terms": "BLOB", "features": "BLOB"})
+    _add_columns(db, "indexes", {"created": "INTEGER NOT NULL DEFAULT 0", "analyzer": "TEXT NOT NULL DEFAULT ''"})
+    for statement in _VOCAB:
+        db.execute(statement)
+    for name, spec_json in db.execute("SELECT name, spec FROM indexes").fetchall():
+        analyzer = get_analyzer(IndexSpec.from_dict(json.loads(spec_json)).language)
+        rows = db.execute("SELECT seq, title, text, sparse FROM documents WHERE idx = ?", (name,)).fetchall()
+        for start in range(0, len(rows), _ID_CHUNK):
+            chunk = rows[start : start + _ID_CHUNK]
+            analyzed = analyze(db, name, analyzer, [_passage(title, text) for _, title, text, _ in chunk],
+                               [json.loads(sparse) for *_, sparse in chunk])
+            db.executemany("UPDATE documents SET length = ?, terms = ?, features = ? WHERE seq = ?",
+                           [(*a.columns(), row[0]) for a, row in zip(analyzed, chunk, strict=True)])
+        db.execute("UPDATE indexes SET analyzer = ? WHERE name = ?", (analyzer.version, name))
+
+
+_MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {
+    1: "ALTER TABLE documents ADD COLUMN tokens BLOB",
+    2: _analyze_stored,
+}
+"""What brings a store of an older schema version to the next one (version 2: late-interaction token vectors,
+compressed records as `neurank.stores.tokens` writes them; version 3: the analysis stored with each row)."""
+
+
 def _migrate(db: sqlite3.Connection) -> None:
     """Bring the store to `_SCHEMA_VERSION` under the write lock (another process may be doing the same)."""
     db.execute("BEGIN IMMEDIATE")
     version = db.execute("PRAGMA user_version").fetchone()[0]
     while version in _MIGRATIONS:
-        db.execute(_MIGRATIONS[version])
+        step = _MIGRATIONS[version]
+        if callable(step):
+            step(db)
+        else:
+            db.execute(step)
         version += 1
         db.execute(f"PRAGMA user_version = {version}")
     db.execute("COMMIT")
@@ -236,7 +292,7 @@ class LocalStore:
         self._local = threading.local()
         self._build_lock = threading.Lock()
         self._searchers: dict[str, MemoryIndex] = {}
-        self._caches: dict[tuple[str, str], RowCache] = {}
+        self._caches: dict[tuple[str, int], RowCache] = {}
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.path)!r})"
@@ -259,7 +315,12 @@ class LocalStore:
             db = sqlite3.connect(self.path / DATABASE_FILE, timeout=self.busy_timeout_s, isolation_level=None)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
-            if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                db.close()
+                raise sqlite3.DatabaseError(f"schema version {version} is newer than this neurank's "
+                                            f"{_SCHEMA_VERSION}: upgrade neurank to open it")
+            if version != _SCHEMA_VERSION:
                 _migrate(db)
             self._local.db, self._local.pid = db, os.getpid()
         return db
@@ -271,6 +332,9 @@ class LocalStore:
                 f"{self.url} stayed locked by other writers for {self.busy_timeout_s:g} s ({message}); "
                 "retry later"
             )
+        if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in message or "malformed" in message):
+            return StoreError(f"{self.path / DATABASE_FILE} is not a readable neurank store ({message}): restore it "
+                              "from a backup, or move it away and ingest again")
         return StoreError(f"{self.url}: {message}")
 
     @contextmanager
@@ -289,6 +353,22 @@ class LocalStore:
         except (sqlite3.Error, OSError) as exc:
             raise self._error(exc) from exc
 
+    def _analyzer(self, db: sqlite3.Connection, name: str, spec: IndexSpec) -> tuple[Analyzer, int]:
+        """The analyzer that made the index's stored terms, and the clock value the index was created at.
+
+        Terms analyzed by another analyzer version (an older neurank, another stemmer) would not match the
+        queries' terms: as on a cluster, a changed analyzer needs a new index.
+        """
+        analyzer = get_analyzer(spec.language)
+        stored, created = db.execute("SELECT analyzer, created FROM indexes WHERE name = ?", (name,)).fetchone()
+        if stored != analyzer.version:
+            raise StoreError(
+                f"index {name!r} in {self.url} was analyzed by {stored}, but this version of neurank analyzes "
+                f"{spec.language!r} text as {analyzer.version}; ingest into a new index (or drop this one and "
+                "ingest again)"
+            )
+        return analyzer, created
+
     def _spec(self, db: sqlite3.Connection, name: str) -> tuple[IndexSpec, int]:
         row = db.execute("SELECT spec, generation FROM indexes WHERE name = ?", (name,)).fetchone()
         if row is None:
@@ -304,15 +384,16 @@ class LocalStore:
 
     def create_index(self, name: str, spec: IndexSpec) -> None:
         _check_index_name(name)
-        get_analyzer(spec.language)
+        analyzer = get_analyzer(spec.language)
         with self._transaction(write=True) as db:
             row = db.execute("SELECT spec FROM indexes WHERE name = ?", (name,)).fetchone()
             if row is None:
                 db.execute(
-                    "INSERT INTO indexes (name, spec, generation) VALUES (?, ?, 0)",
-                    (name, json.dumps(spec.to_dict(), sort_keys=True)),
+                    "INSERT INTO indexes (name, spec, generation, analyzer) VALUES (?, ?, 0, ?)",
+                    (name, json.dumps(spec.to_dict(), sort_keys=True), analyzer.version),
                 )
                 self._bump(db, name)
+                db.execute("UPDATE indexes SET created = generation WHERE name = ?", (name,))
             elif (existing := IndexSpec.from_dict(json.loads(row[0]))) != spec:
                 raise StoreError(
                     f"index {name!r} already exists in {self.url} with another spec "
@@ -322,8 +403,12 @@ class LocalStore:
     def drop_index(self, name: str) -> bool:
         with self._transaction(write=True) as db:
             db.execute("DELETE FROM documents WHERE idx = ?", (name,))
+            db.execute("DELETE FROM vocab WHERE idx = ?", (name,))
             existed = db.execute("DELETE FROM indexes WHERE name = ?", (name,)).rowcount > 0
         self._searchers.pop(name, None)
+        for key in [key for key in self._caches if key[0] == name]:
+            del self._caches[key]
+        shutil.rmtree(self._graph_path(name, 0).parent, ignore_errors=True)
         return existed
 
     def index_spec(self, name: str) -> IndexSpec | None:
@@ -337,19 +422,21 @@ class LocalStore:
         result = WriteResult()
         with self._transaction(write=True) as db:
             spec, _ = self._spec(db, name)
-            rows = []
+            analyzer, _ = self._analyzer(db, name, spec)
+            rows, passages, sparse = [], [], []
             for encoded in documents:
                 try:
-                    rows.append(_row(name, encoded, spec))
+                    columns, fields = _row(name, encoded, spec)
                 except _Rejected as exc:
                     doc = encoded.document
                     result.failed.append(WriteFailure(id=doc.id, reason=str(exc), source=doc.source))
+                    continue
+                rows.append(columns)
+                passages.append(encoded.document.passage)
+                sparse.append(fields)
             if rows:
-                db.executemany(
-                    "INSERT OR REPLACE INTO documents (idx, id, title, text, metadata, source, content_hash, "
-                    "models, sparse, embedding, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                analyzed = analyze(db, name, analyzer, passages, sparse)
+                db.executemany(_INSERT, [(*row, *a.columns()) for row, a in zip(rows, analyzed, strict=True)])
                 self._bump(db, name)
         result.written = len(rows)
         return result
@@ -410,27 +497,30 @@ class LocalStore:
                 return searcher
 
     def _build(self, db: sqlite3.Connection, name: str, spec: IndexSpec, generation: int) -> MemoryIndex:
-        analyzer = get_analyzer(spec.language)
-        cache = self._caches.setdefault((name, analyzer.version), RowCache(analyzer))
+        """Read what changed since the last build (new rows, new vocabulary) from this snapshot; no analysis."""
+        analyzer, created = self._analyzer(db, name, spec)
+        cache = self._caches.setdefault((name, created), RowCache(analyzer))
+        load_terms(db, name, CONTENT, cache.terms)
+        for field in SPARSE_FIELDS:
+            load_terms(db, name, field, cache.features[field])
         fresh = db.execute(
-            "SELECT seq, title, text, sparse, embedding, tokens FROM documents "
+            "SELECT seq, id, length, terms, features, embedding, tokens FROM documents "
             "WHERE idx = ? AND seq > ? ORDER BY seq",
             (name, cache.last_seq),
-        )
-        for seq, title, text, sparse, embedding, tokens in fresh:
-            cache.rows[seq] = cache.parse(title, text, sparse, embedding, tokens)
-            cache.last_seq = seq
-        current = db.execute("SELECT seq, id FROM documents WHERE idx = ? ORDER BY seq", (name,)).fetchall()
-        live = {seq for seq, _ in current}
-        for seq in [seq for seq in cache.rows if seq not in live]:
-            del cache.rows[seq]
-        return MemoryIndex(
-            spec,
-            generation,
-            [doc_id for _, doc_id in current],
-            [cache.rows[seq] for seq, _ in current],
-            cache,
-        )
+        ).fetchall()
+        if fresh:
+            cache.segments.append(Segment.build(spec, fresh))
+            cache.last_seq = fresh[-1][0]
+        if cache.graph is None and spec.dense_dimension is not None:
+            cache.graph = HnswGraph(self._graph_path(name, created), spec)
+        current = np.fromiter((seq for (seq,) in db.execute(
+            "SELECT seq FROM documents WHERE idx = ? ORDER BY seq", (name,))), np.int64)
+        cache.segments, live = settle(cache.segments, [live_mask(segment, current) for segment in cache.segments])
+        return MemoryIndex(spec, generation, list(cache.segments), live, cache)
+
+    def _graph_path(self, name: str, created: int) -> Path:
+        """The HNSW graph file of an index (`ann.py`); the creation clock tells a recreated index's apart."""
+        return self.path / GRAPHS_FOLDER / name / f"{created}.faiss"
 
     def search(self, name: str, queries: Sequence[SubQuery]) -> list[ScoredIds]:
         """Every sub-query on one snapshot of the index."""
