@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from neurank.query.target import SearchTarget
     from neurank.retrieval import Fusion
 
-app = typer.Typer(no_args_is_help=True, help="Neural ranking for OpenSearch and Elasticsearch, with an embedded default store.")
+app = typer.Typer(no_args_is_help=True,
+                  help="Neural ranking for OpenSearch and Elasticsearch, with an embedded default store.")
 models_app = typer.Typer(no_args_is_help=True, help="Bundled models: list, export to ONNX, quantize.")
 index_app = typer.Typer(no_args_is_help=True, help="Inspect and manage indexes.")
 dashboards_app = typer.Typer(no_args_is_help=True,
