@@ -543,12 +543,18 @@ ForOpt = Annotated[str | None, typer.Option("--for", help="kibana or opensearch-
 
 
 def configured_saved_objects(settings: Settings, target: str) -> SavedObjects:
-    """The saved objects for the configured index, as `neurank index create` would map it; notes what is left out."""
+    """The saved objects for the configured index, mapped as the store holds it (as `neurank index create` would
+    map it for the configured encoders where it does not exist yet); notes what is left out."""
     from neurank.dashboards import objects_for_spec, product
     from neurank.onnx_models.bundle import EncoderBundle
 
     chosen = product(target)
-    saved = objects_for_spec(settings.index, EncoderBundle.from_settings(settings).index_spec(settings), chosen)
+    spec = open_configured_store(settings).index_spec(settings.index)
+    if spec is None:
+        console.print(f"[yellow]note[/yellow] no index {plain(settings.index)} in the store yet: the objects are for "
+                      "the one the configured encoders would create", soft_wrap=True)
+        spec = EncoderBundle.from_settings(settings).index_spec(settings)
+    saved = objects_for_spec(settings.index, spec, chosen)
     for note in saved.left_out:
         console.print(f"[yellow]left out[/yellow] {plain(note)}", soft_wrap=True)
     return saved

@@ -211,3 +211,24 @@ def test_an_answer_that_is_no_import_result_is_refused() -> None:
     with serving(ProductServer("kibana", status_code=200)) as other, pytest.raises(StoreError,
                                                                                     match="with no import result"):
         install(Connection(other.url), objects_for_spec(INDEX, FULL_SPEC, "kibana"))
+
+
+def test_export_maps_the_index_as_the_store_holds_it() -> None:
+    from neurank.config import Settings
+    from neurank.index_spec import IndexSpec
+    from neurank.stores import open_store
+
+    def field_names() -> set[str]:
+        pattern = exported("opensearch-dashboards")[0]
+        return {f["name"] for f in json.loads(pattern["attributes"]["fields"])}
+
+    assert "embedding" in field_names()  # no index yet: the configured encoders' mapping, dense included
+    open_store(Settings()).create_index(INDEX, IndexSpec(language="english"))  # a BM25-only index
+    assert "embedding" not in field_names() and "content" in field_names()
+
+
+def test_the_store_api_key_is_used_when_the_dashboards_have_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEURANK_OPENSEARCH_API_KEY", "c3RvcmU6a2V5")
+    with serving(ProductServer("kibana", authorization="ApiKey c3RvcmU6a2V5")) as kibana:
+        assert installed(cli("dashboards", "install", "--url", kibana.url, "--for", "kibana", "--json"))
+    assert kibana.received and all(r.headers["Authorization"] == "ApiKey c3RvcmU6a2V5" for r in kibana.received)

@@ -66,11 +66,13 @@ class Connection:
 
     @classmethod
     def from_settings(cls, settings: Settings, url: str) -> Connection:
-        """The dashboards settings, falling back to the store's credentials and CA bundle (same cluster users)."""
-        user, password = settings.dashboards_user, settings.dashboards_password
-        if user is None and password is None:
+        """The dashboards settings, falling back to the store's credentials and CA bundle (same cluster users)
+        where none of the dashboards' own are given."""
+        user, password, api_key = settings.dashboards_user, settings.dashboards_password, settings.dashboards_api_key
+        if user is None and password is None and api_key is None:
             user, password = settings.opensearch_user, settings.opensearch_password
-        return cls(url=url, user=user, password=password, api_key=settings.dashboards_api_key,
+            api_key = settings.opensearch_api_key
+        return cls(url=url, user=user, password=password, api_key=api_key,
                    ca_certs=settings.dashboards_ca_certs or settings.opensearch_ca_certs,
                    verify_certs=settings.dashboards_verify_certs, timeout_s=settings.dashboards_timeout_s)
 
