@@ -146,13 +146,20 @@ class LearnedFusion:
                             f"each stage; this plan takes {depth}: search with --depth {self.depth} (and k at "
                             "most that)")
 
+    def booster(self) -> lightgbm.Booster:
+        """The LightGBM model, loaded on first use (call it early to load it before the first search)."""
+        model_file = self.folder / MODEL_FILE
+        try:
+            modified = model_file.stat().st_mtime_ns
+        except OSError as exc:
+            raise ModelError(f"{model_file}: cannot read the model ({exc}); train it again") from exc
+        return _booster(str(model_file), modified)
+
     def scores(self, matrix: np.ndarray) -> np.ndarray:
         """The model's score of each candidate row of `matrix` (built by `feature_matrix`)."""
         if not len(matrix):
             return np.zeros(0, dtype=np.float64)
-        model_file = self.folder / MODEL_FILE
-        return np.asarray(_booster(str(model_file), model_file.stat().st_mtime_ns).predict(matrix),
-                          dtype=np.float64)
+        return np.asarray(self.booster().predict(matrix), dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
         return {"technique": LEARNED, "folder": str(self.folder), "lists": list(self.lists), "depth": self.depth}
