@@ -192,6 +192,13 @@ def fusion_from(technique: str, combination: str, weights: str | None, rank_cons
                   weights=float_list(weights, "--weights") if weights else None)
 
 
+def default_depth(fusion: PlanFusion) -> int:
+    """Hits per first stage: the depth a learned fusion was trained at, else 100."""
+    from neurank.query.learned_fusion import LearnedFusion
+
+    return fusion.depth if isinstance(fusion, LearnedFusion) else 100
+
+
 def stage_cell(hit: Any, stage: str) -> str:
     score = hit.stages.get(stage)
     if score is None:
@@ -364,7 +371,8 @@ def search(
     rerank_model: RerankOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     k: Annotated[int, typer.Option(help="hits to return")] = 10,
-    depth: Annotated[int, typer.Option(help="hits per stage before fusion and rerank")] = 100,
+    depth: Annotated[int | None, typer.Option(help="hits per stage before fusion and rerank (default 100, or the "
+                                                   "depth a learned fusion was trained at)")] = None,
     runtime: RuntimeOpt = None,
     sparse_model: SparseOpt = None,
     dense_model: DenseOpt = None,
@@ -384,7 +392,8 @@ def search(
                                  dense_model=dense_model, colbert_model=colbert_model, rerank_model=rerank_model,
                                  rerank_first_stage_weight=first_stage_weight)
         searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings))
-        plan = searcher.plan(mode, k=k, depth=depth, fusion=fusion_from(fusion, combination, weights, rank_constant))
+        fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
+        plan = searcher.plan(mode, k=k, depth=depth or default_depth(fusion_spec), fusion=fusion_spec)
         result = searcher.search(query, plan, explain=explain)
     if as_json:
         emit_json(result.to_dict())
@@ -455,7 +464,8 @@ def eval_command(
             n_queries = len(load_qrels(dataset, split)) * len(mode_list)
             with progress_bar(f"queries ({split})", n_queries) as advance:
                 reports = evaluate_modes(dataset, mode_list, target, settings, split=split,
-                                         fusion=fusion_spec, reranker=load_reranker(settings),
+                                         fusion=fusion_spec, depth=default_depth(fusion_spec),
+                                         reranker=load_reranker(settings),
                                          runs_dir=settings.home / "runs", on_query=advance)
     if as_json:
         emit_json({mode: report.to_dict() for mode, report in reports.items()})

@@ -88,6 +88,8 @@ class FusionConfig:
 class Groups:
     """The queries of one split as LightGBM sees them: feature rows, labels, and rows per query."""
 
+    ids: list[list[str]]
+    """Each query's candidates, in the order of its rows."""
     features: np.ndarray
     labels: np.ndarray
     sizes: list[int]
@@ -187,6 +189,7 @@ def train_fusion(dataset: Path, out: Path, settings: Settings, config: FusionCon
 def gather(searcher: Searcher, plan: RetrievalPlan, queries: Mapping[str, str], qrels: Qrels,
            on_query: Callable[[], None] | None = None) -> Groups:
     """Search every judged query once; its candidates become one group, labelled by the qrels (unjudged: 0)."""
+    candidate_ids: list[list[str]] = []
     matrices, labels, sizes = [], [], []
     for query_id in sorted(qrels):
         if query_id not in queries:
@@ -196,13 +199,14 @@ def gather(searcher: Searcher, plan: RetrievalPlan, queries: Mapping[str, str], 
             on_query()
         if not ids:
             continue
+        candidate_ids.append(ids)
         matrices.append(feature_matrix(ids, lists))
         labels.append(np.array([max(0, qrels[query_id].get(doc_id, 0)) for doc_id in ids], dtype=np.int32))
         sizes.append(len(ids))
     if not sizes:
         raise InputError("no judged query found any candidate; check the dataset and the index")
     all_labels = np.concatenate(labels)
-    return Groups(np.vstack(matrices), all_labels, sizes, int((all_labels > 0).sum()))
+    return Groups(candidate_ids, np.vstack(matrices), all_labels, sizes, int((all_labels > 0).sum()))
 
 
 def fit(train: Groups, dev: Groups, names: Sequence[str], config: FusionConfig,
