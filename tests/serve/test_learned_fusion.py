@@ -10,7 +10,7 @@ import pytest
 from tests.fusion_slice import DEPTH, MODE, Slice, fusion_model, fusion_slice  # noqa: F401
 from tests.serve.conftest import Server, start_server, stop
 
-from neurank.query.learned_fusion import LearnedFusion
+from neurank.query.learned_fusion import LearnedFusion, feature_names
 from neurank.train.fusion import FusionReport
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -40,8 +40,8 @@ def test_a_request_fuses_with_the_services_model(learned_server: Server, fusion_
     expected = searcher.search(QUERY, plan, with_documents=False).hits
     assert [hit["id"] for hit in served] == [hit.id for hit in expected]
     assert [hit["score"] for hit in served] == pytest.approx([hit.score for hit in expected])
-    assert served[0]["explain"]["learned"]["features"]["bm25.rank"] is not None or served[0]["explain"]["learned"][
-        "features"]["dense.rank"] is not None
+    assert served[0]["explain"]["learned"]["score"] == served[0]["score"]
+    assert set(served[0]["explain"]["learned"]["features"]) == set(feature_names(["bm25", "dense"]))
     default = httpx.post(f"{learned_server.url}/search", json={**body, "fusion": None}, timeout=60).json()["hits"]
     assert [hit["score"] for hit in default] != [hit["score"] for hit in served]
 
