@@ -211,9 +211,8 @@ class Searcher:
             with _timed(timings, "search"):
                 ids, lists = self.learned_lists(query, plan, encodings, documents)
             with _timed(timings, "fusion"):
-                ranked = learned_ranking(fusion, ids, lists)
-            learned = {hit.id: hit for hit in ranked}
-            hits = [Hit(hit.id, hit.score, _learned_stages(hit)) for hit in ranked]
+                learned = {hit.id: hit for hit in learned_ranking(fusion, ids, lists)}
+            hits = [Hit(hit.id, hit.score, _learned_stages(hit)) for hit in learned.values()]
             if isinstance(self.target.store, FusingStore):
                 notes.append(LEARNED_FUSION_NOTE)
         else:
