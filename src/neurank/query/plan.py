@@ -11,7 +11,8 @@ in the set's order; or `hybrid`, every first stage the index and the configured 
 dense on a full index, BM25 + dense where no sparse model is configured). `+colbert` rescores the top
 `colbert_depth` first-stage hits by late interaction (MaxSim); `+rerank` rescores the top `rerank_depth` with
 the cross-encoder, after late interaction when both are there (a cascade: the cheap stage narrows, the costly one
-orders the few).
+orders the few). Under a learned fusion (`neurank.query.learned_fusion`) every stage's scores are the model's
+features instead, and the plan must have exactly the stages and depth the model was trained on.
 """
 
 from __future__ import annotations
