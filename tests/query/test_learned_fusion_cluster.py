@@ -6,7 +6,7 @@ from __future__ import annotations
 from itertools import islice
 
 import pytest
-from tests.fusion_slice import DEPTH, MODE, Slice, fusion_model, fusion_slice  # noqa: F401
+from tests.fusion_slice import DEPTH, MODE, Slice
 from tests.stores.conftest import EXACT_HNSW, FAST_RETRIES, Recorder, es_client, spec_kind
 
 from neurank.documents import Document, read_corpus
@@ -23,7 +23,7 @@ INDEX = "learned-fusion"
 
 
 def test_learned_fusion_goes_through_msearch_where_the_cluster_would_fuse(
-        noida_url: str, fusion_slice: Slice, fusion_model: FusionReport) -> None:  # noqa: F811
+        noida_url: str, fusion_slice: Slice, fusion_model: FusionReport) -> None:
     recorder = Recorder()
     settings = fusion_slice.settings.model_copy(update={"elasticsearch_license": "enterprise",
                                                         "elasticsearch_dense_index_options": EXACT_HNSW})

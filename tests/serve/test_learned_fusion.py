@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.fusion_slice import DEPTH, MODE, Slice, fusion_model, fusion_slice  # noqa: F401
+from tests.fusion_slice import DEPTH, MODE, Slice
 from tests.serve.conftest import Server, start_server, stop
 
 from neurank.query.learned_fusion import LearnedFusion, feature_names
@@ -18,7 +18,7 @@ QUERY = "vitamin D deficiency and bone density"
 
 
 @pytest.fixture(scope="module")
-def learned_server(fusion_slice: Slice, fusion_model: FusionReport,  # noqa: F811
+def learned_server(fusion_slice: Slice, fusion_model: FusionReport,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = fusion_slice.settings.model_copy(update={"index": f"beir-{fusion_slice.folder.name}"})
     with pytest.MonkeyPatch.context() as patch:
@@ -29,8 +29,8 @@ def learned_server(fusion_slice: Slice, fusion_model: FusionReport,  # noqa: F81
     stop(started)
 
 
-def test_a_request_fuses_with_the_services_model(learned_server: Server, fusion_slice: Slice,  # noqa: F811
-                                                 fusion_model: FusionReport) -> None:  # noqa: F811
+def test_a_request_fuses_with_the_services_model(learned_server: Server, fusion_slice: Slice,
+                                                 fusion_model: FusionReport) -> None:
     body = {"query": QUERY, "mode": MODE, "fusion": "learned", "depth": DEPTH, "k": 5, "explain": True}
     response = httpx.post(f"{learned_server.url}/search", json=body, timeout=60)
     assert response.status_code == 200, response.text

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.fusion_slice import CONFIG, DEPTH, MODE, Slice, fusion_model, fusion_slice  # noqa: F401
+from tests.fusion_slice import CONFIG, DEPTH, MODE, Slice
 from typer.testing import CliRunner, Result
 
 from neurank.cli import app
@@ -24,7 +24,7 @@ from neurank.train.fusion import BASELINE, FusionReport, gather
 pytestmark = pytest.mark.slow
 
 
-def plans(fusion_slice: Slice, model: Path) -> tuple:  # noqa: F811
+def plans(fusion_slice: Slice, model: Path) -> tuple:
     """The searcher, the plan training searched with (default fusion) and the same plan with the learned model."""
     searcher = fusion_slice.target.searcher()
     default = searcher.plan(MODE, k=DEPTH, depth=DEPTH, fusion=DEFAULT_HYBRID_FUSION, implied=False)
@@ -32,8 +32,8 @@ def plans(fusion_slice: Slice, model: Path) -> tuple:  # noqa: F811
     return searcher, default, learned
 
 
-def test_train_time_and_query_time_features_are_identical(fusion_slice: Slice,  # noqa: F811
-                                                          fusion_model: FusionReport) -> None:  # noqa: F811
+def test_train_time_and_query_time_features_are_identical(fusion_slice: Slice,
+                                                          fusion_model: FusionReport) -> None:
     searcher, default, learned = plans(fusion_slice, fusion_model.out)
     qrels = load_qrels(fusion_slice.folder, "train")
     queries = load_queries(fusion_slice.folder)
@@ -53,8 +53,8 @@ def test_train_time_and_query_time_features_are_identical(fusion_slice: Slice,  
     assert compared == 5 * DEPTH
 
 
-def test_it_beats_the_z_score_fusion_of_its_stages_on_its_training_queries(fusion_slice: Slice,  # noqa: F811
-                                                                           fusion_model: FusionReport  # noqa: F811
+def test_it_beats_the_z_score_fusion_of_its_stages_on_its_training_queries(fusion_slice: Slice,
+                                                                           fusion_model: FusionReport
                                                                            ) -> None:
     searcher, default, learned = plans(fusion_slice, fusion_model.out)
     train, dev = training_split(fusion_slice.folder, CONFIG)
@@ -66,7 +66,7 @@ def test_it_beats_the_z_score_fusion_of_its_stages_on_its_training_queries(fusio
     assert ndcg["learned"] >= ndcg[BASELINE] + 0.02, ndcg  # measured: 0.962 vs 0.923
 
 
-def test_the_report_and_the_model_folder(fusion_slice: Slice, fusion_model: FusionReport) -> None:  # noqa: F811
+def test_the_report_and_the_model_folder(fusion_slice: Slice, fusion_model: FusionReport) -> None:
     folder = fusion_model.out
     assert (folder / MODEL_FILE).is_file()
     saved = json.loads((folder / CONFIG_FILE).read_text())
@@ -86,7 +86,7 @@ def invoke(env: dict[str, str], *args: object) -> Result:
     return CliRunner().invoke(app, [str(arg) for arg in args], env=env)
 
 
-def test_the_cli_trains_evaluates_and_searches_with_learned_fusion(fusion_slice: Slice,  # noqa: F811
+def test_the_cli_trains_evaluates_and_searches_with_learned_fusion(fusion_slice: Slice,
                                                                    tmp_path: Path) -> None:
     settings = fusion_slice.settings
     env = {"NEURANK_HOME": str(settings.home), "NEURANK_STORE": settings.store_url(), "NEURANK_RUNTIME": "torch",
