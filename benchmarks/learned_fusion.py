@@ -43,10 +43,14 @@ def main() -> None:
                  f"{report.train_queries} train / {report.dev_queries} dev queries, {report.candidates} train "
                  f"candidates; lightgbm {version('lightgbm')}; load average at the end {load}; "
                  f"{report.seconds / 60:.1f} min"))
-    print("\n| tree leaves | iterations (dev best) | dev NDCG@10 (LightGBM) |\n|---|---|---|")
+    print("\n| tree leaves | iterations | dev nDCG@10 | LightGBM's best iteration | its dev NDCG@10 |\n"
+          "|---|---|---|---|---|")
     for row in report.tried:
         chosen = " (chosen)" if row == report.chosen else ""
-        print(f"| {row['leaves']}{chosen} | {row['best_iteration']} | {row['dev_ndcg@10']:.4f} |")
+        print(f"| {row['leaves']}{chosen} | {row['iterations']} | {row['dev_ndcg@10']:.4f} | "
+              f"{row['lightgbm_best_iteration']} | {row['lightgbm_dev_ndcg@10']:.4f} |")
+    print("\n| iterations | " + " | ".join(map(str, report.curve)) + " |\n|---|" + "---|" * len(report.curve))
+    print("| dev nDCG@10 | " + " | ".join(f"{value:.4f}" for value in report.curve.values()) + " |")
     print("\n| split | fusion | nDCG@10 | Recall@100 | MRR@10 |\n|---|---|---|---|---|")
     print(f"| dev | learned | {report.dev['learned']:.4f} | | |\n| dev | {BASELINE} | {report.dev[BASELINE]:.4f} | | |")
     for name, metrics in (report.evaluation or {}).items():

@@ -885,13 +885,14 @@ def train_fusion_command(
         return
     table = Table(title=Text(f"learned fusion of {report.mode} on {dataset.name}: dev nDCG@10 by tree size "
                              f"({report.train_queries} train, {report.dev_queries} dev queries)"))
-    for column in ("leaves", "iterations (chosen on dev)", "dev NDCG@10 (LightGBM)"):
+    for column in ("leaves", "iterations", "dev nDCG@10", "LightGBM's best iteration", "its dev NDCG@10"):
         table.add_column(column, justify="right")
     for row in report.tried:
         marker = " ←" if row == report.chosen else ""
-        table.add_row(str(row["leaves"]), str(row["best_iteration"]), f"{row['dev_ndcg@10']:.4f}{marker}")
+        table.add_row(str(row["leaves"]), str(row["iterations"]), f"{row['dev_ndcg@10']:.4f}{marker}",
+                      str(row["lightgbm_best_iteration"]), f"{row['lightgbm_dev_ndcg@10']:.4f}")
     console.print(table)
-    console.print("dev NDCG@10 by iterations: " + ", ".join(f"{n}: {v:.4f}" for n, v in report.curve.items()))
+    console.print("dev nDCG@10 by iterations: " + ", ".join(f"{n}: {v:.4f}" for n, v in report.curve.items()))
     gains = Table(title=Text("feature importance (gain)"))
     gains.add_column("feature")
     gains.add_column("gain", justify="right")

@@ -77,8 +77,11 @@ def test_the_report_and_the_model_folder(fusion_slice: Slice, fusion_model: Fusi
     assert report["kind"] == "fusion" and report["train_queries"] == 54 and report["dev_queries"] == 6
     assert set(report["importances"]) == set(feature_names(["bm25", "dense"]))
     assert sum(report["importances"].values()) > 0
-    assert report["chosen"]["leaves"] == 15 and 1 <= report["chosen"]["best_iteration"] <= CONFIG.rounds
-    assert str(report["chosen"]["best_iteration"]) in report["curve"]
+    chosen = report["chosen"]
+    assert chosen["leaves"] == 15 and 1 <= chosen["iterations"] <= CONFIG.rounds
+    # chosen on the dev candidates' model scores: what a search with the saved model gives on dev
+    assert report["curve"][str(chosen["iterations"])] == chosen["dev_ndcg@10"]
+    assert chosen["dev_ndcg@10"] == pytest.approx(report["dev"]["learned"])
     assert set(report["dev"]) == {"learned", BASELINE}
 
 

@@ -2,8 +2,11 @@
 
 Each train and dev query runs the plan's stages once through `Searcher.learned_lists`, the code path of a
 search with learned fusion, so the features a model trains on are those it will see. Labels are the graded
-qrels (unjudged candidates count 0); each query is one LightGBM group. Each size in `leaves` trains with early
-stopping on the dev queries' NDCG@10; the size and iteration count that rank the dev queries best are kept.
+qrels (unjudged candidates count 0); each query is one LightGBM group. Each size in `leaves` boosts until
+LightGBM's dev NDCG@10 stops rising; then every `CHOICE_STEP`-th iteration count is scored on the dev queries
+as `neurank eval` scores a run (ir-measures, every judged query counts, ties broken by id), and the size and
+count that rank them best are kept. LightGBM's own NDCG differs from it (a query with no relevant candidate
+counts 1, ties keep their input order), enough to prefer a one-tree model whose few distinct scores tie.
 The model is then judged through `neurank eval`'s path: dev (and, unless turned off, the evaluation split)
 ranked by the learned fusion and by the default fusion of the same stages.
 """
@@ -40,7 +43,9 @@ DEV_MEASURE = "nDCG@10"
 BASELINE = DEFAULT_HYBRID_FUSION.technique
 """What the learned fusion is compared with: the default fusion (z_score, arithmetic mean) of the same stages."""
 CURVE_POINTS = (1, 10, 25, 50, 100, 200, 400, 800)
-"""Iteration counts whose dev NDCG@10 the report lists (with the chosen one)."""
+"""Iteration counts whose dev nDCG@10 the report lists (with the chosen one)."""
+CHOICE_STEP = 5
+"""Iteration counts scored on dev when choosing: 1, then every CHOICE_STEP-th, and LightGBM's best."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +70,7 @@ class FusionConfig:
     """Tree sizes tried; the dev queries choose one."""
     learning_rate: float = 0.05
     rounds: int = 1000
-    patience: int = 50
+    patience: int = 100
     """Boosting rounds without a dev NDCG@10 gain before a size stops."""
     min_data_in_leaf: int = 20
     threads: int | None = None
@@ -88,6 +93,7 @@ class FusionConfig:
 class Groups:
     """The queries of one split as LightGBM sees them: feature rows, labels, and rows per query."""
 
+    query_ids: list[str]
     ids: list[list[str]]
     """Each query's candidates, in the order of its rows."""
     features: np.ndarray
@@ -107,10 +113,10 @@ class FusionReport:
     dev_queries: int
     candidates: int
     tried: list[dict[str, Any]]
-    """Per tree size: the best iteration and the dev NDCG@10 LightGBM measured there."""
+    """Per tree size: LightGBM's best iteration and dev NDCG@10, and the iteration count chosen by dev nDCG@10."""
     chosen: dict[str, Any]
     curve: dict[int, float]
-    """Dev NDCG@10 (LightGBM's) of the chosen size after each of `CURVE_POINTS` iterations and the chosen one."""
+    """Dev nDCG@10 of the chosen size after each of `CURVE_POINTS` iterations and the chosen count."""
     importances: dict[str, float]
     """Feature → total gain of its splits in the kept model, largest first."""
     dev: dict[str, float]
@@ -155,14 +161,20 @@ def train_fusion(dataset: Path, out: Path, settings: Settings, config: FusionCon
     boosters = {}
     for leaves in config.leaves:
         booster, history = fit(train_groups, dev_groups, names, config, leaves)
-        boosters[leaves] = (booster, history)
-        tried.append({"leaves": leaves, "best_iteration": booster.best_iteration,
-                      "dev_ndcg@10": history[booster.best_iteration - 1]})
-        tell(f"{leaves} leaves: dev NDCG@10 {tried[-1]['dev_ndcg@10']:.4f} at iteration {booster.best_iteration}")
+        counts = sorted({1, booster.best_iteration, *range(CHOICE_STEP, len(history) + 1, CHOICE_STEP),
+                         *(n for n in CURVE_POINTS if n <= len(history))})
+        curve = {n: dev_ndcg(booster, n, dev_groups, dev) for n in counts}
+        iterations = max(curve, key=lambda n: (curve[n], -n))
+        boosters[leaves] = (booster, curve)
+        tried.append({"leaves": leaves, "iterations": iterations, "dev_ndcg@10": curve[iterations],
+                      "lightgbm_best_iteration": booster.best_iteration,
+                      "lightgbm_dev_ndcg@10": history[booster.best_iteration - 1]})
+        tell(f"{leaves} leaves: dev nDCG@10 {curve[iterations]:.4f} after {iterations} iterations (LightGBM's "
+             f"NDCG@10 {tried[-1]['lightgbm_dev_ndcg@10']:.4f} after {booster.best_iteration})")
     best = max(tried, key=lambda row: (row["dev_ndcg@10"], -row["leaves"]))
-    booster, history = boosters[best["leaves"]]
+    booster, curve = boosters[best["leaves"]]
     out.mkdir(parents=True, exist_ok=True)
-    booster.save_model(str(out / MODEL_FILE), num_iteration=booster.best_iteration)
+    booster.save_model(str(out / MODEL_FILE), num_iteration=best["iterations"])
     _write_config(out, plan, config, searcher.fingerprints(plan), best)
     learned = LearnedFusion.load(out)
     learned_plan = searcher.plan(config.mode, k=config.depth, depth=config.depth, fusion=learned, implied=False)
@@ -175,11 +187,11 @@ def train_fusion(dataset: Path, out: Path, settings: Settings, config: FusionCon
                                            fusion=fusion, reranker=reranker, depth=config.depth,
                                            on_query=on_query)[config.mode].to_dict()
                       for name, fusion in (("learned", learned), (BASELINE, DEFAULT_HYBRID_FUSION))}
-    gains = booster.feature_importance(importance_type="gain", iteration=booster.best_iteration)
+    gains = booster.feature_importance(importance_type="gain", iteration=best["iterations"])
     report = FusionReport(
         dataset.name, out, config.mode, plan.scored_lists, len(train_groups.sizes), len(dev_groups.sizes),
         len(train_groups.labels), tried, best,
-        {n: history[n - 1] for n in (*CURVE_POINTS, booster.best_iteration) if n <= len(history)},
+        {n: value for n, value in curve.items() if n in CURVE_POINTS or n == best["iterations"]},
         dict(sorted(zip(names, map(float, gains), strict=True), key=lambda item: -item[1])),
         dev_scores, evaluation, config.eval_split, time.perf_counter() - started, asdict(config))
     (out / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
@@ -189,6 +201,7 @@ def train_fusion(dataset: Path, out: Path, settings: Settings, config: FusionCon
 def gather(searcher: Searcher, plan: RetrievalPlan, queries: Mapping[str, str], qrels: Qrels,
            on_query: Callable[[], None] | None = None) -> Groups:
     """Search every judged query once; its candidates become one group, labelled by the qrels (unjudged: 0)."""
+    query_ids: list[str] = []
     candidate_ids: list[list[str]] = []
     matrices, labels, sizes = [], [], []
     for query_id in sorted(qrels):
@@ -199,6 +212,7 @@ def gather(searcher: Searcher, plan: RetrievalPlan, queries: Mapping[str, str], 
             on_query()
         if not ids:
             continue
+        query_ids.append(query_id)
         candidate_ids.append(ids)
         matrices.append(feature_matrix(ids, lists))
         labels.append(np.array([max(0, qrels[query_id].get(doc_id, 0)) for doc_id in ids], dtype=np.int32))
@@ -206,7 +220,7 @@ def gather(searcher: Searcher, plan: RetrievalPlan, queries: Mapping[str, str], 
     if not sizes:
         raise InputError("no judged query found any candidate; check the dataset and the index")
     all_labels = np.concatenate(labels)
-    return Groups(candidate_ids, np.vstack(matrices), all_labels, sizes, int((all_labels > 0).sum()))
+    return Groups(query_ids, candidate_ids, np.vstack(matrices), all_labels, sizes, int((all_labels > 0).sum()))
 
 
 def fit(train: Groups, dev: Groups, names: Sequence[str], config: FusionConfig,
@@ -227,6 +241,15 @@ def fit(train: Groups, dev: Groups, names: Sequence[str], config: FusionConfig,
     return booster, [float(value) for value in recorded["dev"]["ndcg@10"]]
 
 
+def dev_ndcg(booster: lightgbm.Booster, iterations: int, dev: Groups, qrels: Qrels) -> float:
+    """nDCG@10 of the first `iterations` trees' ranking of the dev candidates, as `neurank eval` scores a run."""
+    scores = booster.predict(dev.features, num_iteration=iterations)
+    bounds = np.cumsum([0, *dev.sizes])
+    run = {query_id: dict(zip(ids, map(float, scores[start:end]), strict=True))
+           for query_id, ids, start, end in zip(dev.query_ids, dev.ids, bounds[:-1], bounds[1:], strict=True)}
+    return evaluate(qrels, run, (DEV_MEASURE,))["ndcg@10"]
+
+
 def _ndcg(searcher: Searcher, plan: RetrievalPlan, queries: Mapping[str, str], qrels: Qrels) -> float:
     """nDCG@10 of `plan` on the judged queries, searched as `neurank eval` searches (ir-measures)."""
     run, _ = run_mode(searcher, plan, {query_id: queries[query_id] for query_id in qrels})
@@ -240,5 +263,5 @@ def _write_config(out: Path, plan: RetrievalPlan, config: FusionConfig, fingerpr
     payload = {"features": list(feature_names(plan.scored_lists)), "lists": list(plan.scored_lists),
                "depth": config.depth, "mode": config.mode, "fingerprints": dict(fingerprints),
                "colbert_depth": plan.colbert_depth, "rerank_depth": plan.rerank_depth,
-               "lightgbm": lightgbm.__version__, "leaves": chosen["leaves"], "iterations": chosen["best_iteration"]}
+               "lightgbm": lightgbm.__version__, "leaves": chosen["leaves"], "iterations": chosen["iterations"]}
     (out / CONFIG_FILE).write_text(json.dumps(payload, indent=2), encoding="utf-8")
