@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.fusion_slice import fusion_model, fusion_slice  # noqa: F401 -- one session-wide slice and model
 
 from neurank.config import Settings
 

@@ -27,8 +27,8 @@ from neurank.retrieval import DEFAULT_HYBRID_FUSION
 
 if TYPE_CHECKING:
     from neurank.dashboards import SavedObjects
+    from neurank.query.plan import PlanFusion
     from neurank.query.target import SearchTarget
-    from neurank.retrieval import Fusion
 
 app = typer.Typer(no_args_is_help=True,
                   help="Neural ranking for OpenSearch and Elasticsearch, with an embedded default store.")
@@ -170,18 +170,33 @@ def float_list(text: str, flag: str) -> tuple[float, ...]:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=flag) from None
 
 
-FusionOpt = Annotated[str, typer.Option("--fusion", help="rrf, min_max, l2 or z_score")]
+FusionOpt = Annotated[str, typer.Option("--fusion", help="rrf, min_max, l2, z_score, or learned:DIR (a model made "
+                                                         "by `neurank train fusion`)")]
 CombinationOpt = Annotated[str, typer.Option(help="arithmetic_mean, geometric_mean, harmonic_mean")]
 WeightsOpt = Annotated[str | None, typer.Option(help="comma-separated, one per stage in the mode's order")]
 RankConstantOpt = Annotated[int, typer.Option(help="RRF rank constant")]
 
 
-def fusion_from(technique: str, combination: str, weights: str | None, rank_constant: int) -> Fusion:
-    """The fusion the flags describe."""
+def fusion_from(technique: str, combination: str, weights: str | None, rank_constant: int) -> PlanFusion:
+    """The fusion the flags describe: OpenSearch's, or a learned model's (`learned:DIR`)."""
+    from neurank.query.learned_fusion import LEARNED, LearnedFusion
     from neurank.retrieval import Fusion
+
+    if technique == LEARNED or technique.startswith(f"{LEARNED}:"):
+        folder = technique.partition(":")[2]
+        if not folder:
+            raise typer.BadParameter("name the model folder: --fusion learned:DIR", param_hint="--fusion")
+        return LearnedFusion.load(folder)
 
     return Fusion(technique=technique, combination=combination, rank_constant=rank_constant,  # type: ignore[arg-type]
                   weights=float_list(weights, "--weights") if weights else None)
+
+
+def default_depth(fusion: PlanFusion) -> int:
+    """Hits per first stage: the depth a learned fusion was trained at, else 100."""
+    from neurank.query.learned_fusion import LearnedFusion
+
+    return fusion.depth if isinstance(fusion, LearnedFusion) else 100
 
 
 def stage_cell(hit: Any, stage: str) -> str:
@@ -356,7 +371,8 @@ def search(
     rerank_model: RerankOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     k: Annotated[int, typer.Option(help="hits to return")] = 10,
-    depth: Annotated[int, typer.Option(help="hits per stage before fusion and rerank")] = 100,
+    depth: Annotated[int | None, typer.Option(help="hits per stage before fusion and rerank (default 100, or the "
+                                                   "depth a learned fusion was trained at)")] = None,
     runtime: RuntimeOpt = None,
     sparse_model: SparseOpt = None,
     dense_model: DenseOpt = None,
@@ -376,7 +392,8 @@ def search(
                                  dense_model=dense_model, colbert_model=colbert_model, rerank_model=rerank_model,
                                  rerank_first_stage_weight=first_stage_weight)
         searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings))
-        plan = searcher.plan(mode, k=k, depth=depth, fusion=fusion_from(fusion, combination, weights, rank_constant))
+        fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
+        plan = searcher.plan(mode, k=k, depth=depth or default_depth(fusion_spec), fusion=fusion_spec)
         result = searcher.search(query, plan, explain=explain)
     if as_json:
         emit_json(result.to_dict())
@@ -447,7 +464,8 @@ def eval_command(
             n_queries = len(load_qrels(dataset, split)) * len(mode_list)
             with progress_bar(f"queries ({split})", n_queries) as advance:
                 reports = evaluate_modes(dataset, mode_list, target, settings, split=split,
-                                         fusion=fusion_spec, reranker=load_reranker(settings),
+                                         fusion=fusion_spec, depth=default_depth(fusion_spec),
+                                         reranker=load_reranker(settings),
                                          runs_dir=settings.home / "runs", on_query=advance)
     if as_json:
         emit_json({mode: report.to_dict() for mode, report in reports.items()})
@@ -833,3 +851,62 @@ def train_colbert_command(
                               temperature=temperature or 1.0)
 
     run_trainer(train_colbert, DEFAULTS, options, locals(), as_json)
+
+
+@train_app.command("fusion")
+def train_fusion_command(
+    dataset: TrainDatasetOpt,
+    out: Annotated[Path, typer.Option("--out", help="folder for model.txt, fusion.json and training.json")],
+    mode: Annotated[str, typer.Option(help="the stages whose scores are features, as in `neurank eval --modes`")] = (
+        "hybrid"),
+    depth: Annotated[int, typer.Option(help="hits per first stage; the candidates are their union")] = 100,
+    train_queries: Annotated[int | None, typer.Option(help="train queries at most (a seeded sample)")] = None,
+    dev_queries: Annotated[int | None, typer.Option(help="dev queries at most (a seeded sample)")] = None,
+    leaves: Annotated[str, typer.Option(help="comma-separated tree sizes; dev NDCG@10 chooses one")] = "7,15,31",
+    learning_rate: LrOpt = None,
+    seed: SeedOpt = None,
+    eval_split: EvalSplitOpt = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="LightGBM threads (default: all cores)")] = None,
+    rerank_model: RerankOpt = None, colbert_model: ColbertOpt = None, store: StoreOpt = None,
+    runtime: RuntimeOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """A LambdaMART ranker (LightGBM) over each stage's score, rank and absence; use it as --fusion learned:DIR."""
+    from neurank.train.fusion import BASELINE, FusionConfig, train_fusion
+
+    skip = (eval_split or "").lower() == "none"
+    with handled():
+        settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model, colbert_model=colbert_model)
+        defaults = FusionConfig()
+        config = FusionConfig(
+            mode=mode, depth=depth, leaves=tuple(int(n) for n in float_list(leaves, "--leaves")),
+            learning_rate=learning_rate or defaults.learning_rate, seed=defaults.seed if seed is None else seed,
+            eval_split=None if skip else eval_split or defaults.eval_split, train_queries=train_queries,
+            dev_queries=dev_queries, threads=threads)
+        target = index_for_eval(dataset, settings)
+        with progress_bar("search train and dev queries", None) as advance:
+            report = train_fusion(dataset, out, settings, config, target=target, reranker=load_reranker(settings),
+                                  say=lambda message: console.print(plain(message)), on_query=advance)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    table = Table(title=Text(f"learned fusion of {report.mode} on {dataset.name}: dev nDCG@10 by tree size "
+                             f"({report.train_queries} train, {report.dev_queries} dev queries)"))
+    for column in ("leaves", "iterations", "dev nDCG@10", "LightGBM's best iteration", "its dev NDCG@10"):
+        table.add_column(column, justify="right")
+    for row in report.tried:
+        marker = " ←" if row == report.chosen else ""
+        table.add_row(str(row["leaves"]), str(row["iterations"]), f"{row['dev_ndcg@10']:.4f}{marker}",
+                      str(row["lightgbm_best_iteration"]), f"{row['lightgbm_dev_ndcg@10']:.4f}")
+    console.print(table)
+    console.print("dev nDCG@10 by iterations: " + ", ".join(f"{n}: {v:.4f}" for n, v in report.curve.items()))
+    gains = Table(title=Text("feature importance (gain)"))
+    gains.add_column("feature")
+    gains.add_column("gain", justify="right")
+    for name, gain in report.importances.items():
+        gains.add_row(Text(name), f"{gain:.1f}")
+    console.print(gains)
+    console.print(f"dev nDCG@10: learned {report.dev['learned']:.4f}, {BASELINE} {report.dev[BASELINE]:.4f}")
+    for name, metrics in (report.evaluation or {}).items():
+        console.print(f"  {plain(dataset.name)} {report.eval_split} {name}: nDCG@10 {metrics['ndcg@10']:.4f}, "
+                      f"Recall@100 {metrics['recall@100']:.4f}, MRR@10 {metrics['mrr@10']:.4f}")
+    console.print(f"model in {plain(report.out)}: search with --fusion learned:{plain(report.out)}")

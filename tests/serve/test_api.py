@@ -84,6 +84,8 @@ def test_a_document_by_id(server: Server) -> None:
     ({"query": "statins", "index": "absent"}, 404, "index 'absent' does not exist"),
     ({"query": "statins", "colour": "red"}, 422, "colour: Extra inputs are not permitted"),
     ({"mode": "bm25"}, 422, "query: Field required"),
+    ({"query": "statins", "fusion": "learned"}, 422, "no learned fusion model: start it with NEURANK_SERVE_FUSION"),
+    ({"query": "statins", "fusion": "wsum"}, 422, "fusion: Input should be 'rrf'"),
 ])
 def test_bad_input_gets_a_4xx_that_says_why(server: Server, body: dict, status: int, message: str) -> None:
     response = httpx.post(f"{server.url}/search", json=body, timeout=60)

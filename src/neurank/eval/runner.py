@@ -18,11 +18,11 @@ from neurank.eval.runs import read_run, write_run
 from neurank.ingest.inline import IngestSummary, ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.late_interaction import COLBERT_OFF_NOTE
-from neurank.query.plan import RetrievalPlan
+from neurank.query.plan import PlanFusion, RetrievalPlan
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
 from neurank.query.searcher import Searcher
 from neurank.query.target import SearchTarget
-from neurank.retrieval import DEFAULT_HYBRID_FUSION, Fusion
+from neurank.retrieval import DEFAULT_HYBRID_FUSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ class ModeReport:
         return {**self.metrics, "latency_ms_p50": self.latency_ms_p50}
 
 
-def mode_plan(searcher: Searcher, mode: str, *, depth: int, rerank_depth: int | None, fusion: Fusion
+def mode_plan(searcher: Searcher, mode: str, *, depth: int, rerank_depth: int | None, fusion: PlanFusion
               ) -> RetrievalPlan:
     """The checked plan of an eval mode: exactly the stages it names (`hybrid`, `bm25+dense+colbert`,
     `hybrid+colbert+rerank`, …), whatever models are configured besides."""
@@ -72,7 +72,7 @@ def evaluate_modes(
     settings: Settings,
     *,
     split: str = "test",
-    fusion: Fusion | None = None,
+    fusion: PlanFusion | None = None,
     reranker: Reranker | None = None,
     depth: int = 100,
     rerank_depth: int | None = None,

@@ -1,4 +1,5 @@
-"""Why a hit scored: the BM25 terms that matched and the learned-sparse tokens that contributed most."""
+"""Why a hit scored: the BM25 terms that matched, the learned-sparse tokens that contributed most, and under
+learned fusion the features the model scored."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from neurank.query.learned_fusion import LearnedHit
 from neurank.stores.protocol import Store, StoredDocument
 from neurank.stores.scoring import decode_rank_feature
 
@@ -18,6 +20,8 @@ class Explanation:
     """(token, query weight, stored document weight, contribution = their product), largest first."""
     colbert: list[tuple[str, str, float]] = field(default_factory=list)
     """Late interaction, one per query token in order: (query token, document token it matched, similarity)."""
+    learned: LearnedHit | None = None
+    """Under learned fusion: the model's score and each feature it scored the hit on (None: missing from a list)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -25,6 +29,8 @@ class Explanation:
             "sparse_tokens": [{"token": t, "query_weight": q, "doc_weight": d, "score": s}
                               for t, q, d, s in self.sparse_tokens],
             "colbert": [{"query_token": q, "document_token": d, "similarity": s} for q, d, s in self.colbert],
+            **({"learned": {"score": self.learned.score, "features": self.learned.features}}
+               if self.learned is not None else {}),
         }
 
     def render(self) -> str:
@@ -34,6 +40,10 @@ class Explanation:
         if self.colbert:
             words = [(q, d, s) for q, d, s in self.colbert if not (q.startswith("[") and q.endswith("]"))]
             line += " | colbert: " + ", ".join(f"{q}→{d} {s:.2f}" for q, d, s in words)
+        if self.learned is not None:
+            line += f" | learned fusion {self.learned.score:.4f} from " + ", ".join(
+                f"{name} {'—' if value is None else format(value, '.4g')}"
+                for name, value in self.learned.features.items())
         return line
 
 

@@ -11,7 +11,8 @@ in the set's order; or `hybrid`, every first stage the index and the configured 
 dense on a full index, BM25 + dense where no sparse model is configured). `+colbert` rescores the top
 `colbert_depth` first-stage hits by late interaction (MaxSim); `+rerank` rescores the top `rerank_depth` with
 the cross-encoder, after late interaction when both are there (a cascade: the cheap stage narrows, the costly one
-orders the few).
+orders the few). Under a learned fusion (`neurank.query.learned_fusion`) every stage's scores are the model's
+features instead, and the plan must have exactly the stages and depth the model was trained on.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from neurank.errors import PlanError
+from neurank.query.learned_fusion import LearnedFusion
 from neurank.retrieval import DEFAULT_HYBRID_FUSION, MAX_SUB_QUERIES, Fusion, check_size
 
 StageName = Literal["bm25", "sparse", "dense"]
@@ -30,6 +32,8 @@ COLBERT = "colbert"
 RERANK = "rerank"
 MODES_HELP = ("bm25, sparse, dense, hybrid (every stage the index has), or a set such as bm25+dense, each "
               "optionally followed by +colbert and/or +rerank")
+PlanFusion = Fusion | LearnedFusion
+"""OpenSearch's fusion (rrf, or a normalization and a mean), or a trained model (`neurank.query.learned_fusion`)."""
 CASCADE_RERANK_DEPTH = 20
 """Hits the cross-encoder rescores after late interaction, unless told otherwise: late interaction has already
 ordered the top 100 at a few milliseconds, so the costly model only settles the head."""
@@ -76,7 +80,7 @@ class Stage:
 @dataclass(frozen=True, slots=True)
 class RetrievalPlan:
     stages: tuple[Stage, ...]
-    fusion: Fusion = DEFAULT_HYBRID_FUSION
+    fusion: PlanFusion = DEFAULT_HYBRID_FUSION
     k: int = 10
     rerank_depth: int = 0
     """How many fused hits the cross-encoder rescores; 0 turns reranking off."""
@@ -94,7 +98,16 @@ class RetrievalPlan:
                 raise PlanError(f"{name} must be >= 0, got {value}")
             if value:
                 check_size(f"the {name}", value)
-        self.fusion.check_sub_queries(len(self.stages))
+        if isinstance(self.fusion, LearnedFusion):
+            self.fusion.check(self.scored_lists, self.stages[0].k)
+        else:
+            self.fusion.check_sub_queries(len(self.stages))
+
+    @property
+    def scored_lists(self) -> tuple[str, ...]:
+        """What scores a hit, in order: the first stages, then late interaction and the cross-encoder if they run."""
+        return (*(stage.name for stage in self.stages), *((COLBERT,) if self.colbert_depth else ()),
+                *((RERANK,) if self.rerank_depth else ()))
 
     @property
     def is_hybrid(self) -> bool:
@@ -113,7 +126,7 @@ class RetrievalPlan:
 
     @classmethod
     def for_mode(cls, mode: str, *, available: Sequence[StageName] = STAGE_NAMES, k: int = 10, depth: int = 100,
-                 fusion: Fusion | None = None, rerank_depth: int | None = None, colbert_depth: int | None = None,
+                 fusion: PlanFusion | None = None, rerank_depth: int | None = None, colbert_depth: int | None = None,
                  sparse_field: str = "splade") -> RetrievalPlan:
         """The plan of `mode` (see the module docstring) over the `available` stages, each `max(depth, k)` deep.
 

@@ -22,7 +22,8 @@ from neurank.index_spec import COLBERT_ROLE, DENSE_ROLE, IndexSpec
 from neurank.query.explain import Explanation, explain_hit
 from neurank.query.fusion import FusedHit, fuse
 from neurank.query.late_interaction import COLBERT_OFF_NOTE, alignment, late_interaction_stage
-from neurank.query.plan import Mode, RetrievalPlan, Stage, StageName
+from neurank.query.learned_fusion import LearnedFusion, LearnedHit, candidates, learned_ranking
+from neurank.query.plan import COLBERT, RERANK, Mode, PlanFusion, RetrievalPlan, Stage, StageName
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker, Rescored
 from neurank.retrieval import Fusion, LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores.protocol import FusingStore, StoredDocument
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 SERVER_FUSION_NOTE = "fused by the cluster ({site}): per-stage scores are not reported"
 CLIENT_FUSION_NOTE = "fused by {site}: the cluster cannot fuse this way itself (version, plugin or licence)"
+LEARNED_FUSION_NOTE = ("fused by neurank's learned fusion model: the cluster answered the sub-queries in one request "
+                       "and the model ranked their hits here")
 
 
 @dataclass(slots=True)
@@ -111,7 +114,7 @@ class Searcher:
         dense = encoders.dense is not None and spec.dense_dimension is not None and DENSE_ROLE in spec.models
         return ("bm25", *(("sparse",) if sparse else ()), *(("dense",) if dense else ()))
 
-    def plan(self, mode: str, *, k: int = 10, depth: int = 100, fusion: Fusion | None = None,
+    def plan(self, mode: str, *, k: int = 10, depth: int = 100, fusion: PlanFusion | None = None,
              rerank_depth: int | None = None, colbert_depth: int | None = None, implied: bool = True) -> RetrievalPlan:
         """The plan of `mode` on this index, checked (see `neurank.query.plan` for modes and default depths).
 
@@ -147,6 +150,25 @@ class Searcher:
                                       "search with the models and runtime it was built with, or re-ingest it")
                 if mismatch not in self._overridden:
                     self._overridden.append(mismatch)
+        if isinstance(plan.fusion, LearnedFusion):
+            self._check_learned(plan.fusion, plan)
+
+    def _check_learned(self, fusion: LearnedFusion, plan: RetrievalPlan) -> None:
+        """A learned model reads scores: they must come from the models it was trained on."""
+        used = self.fingerprints(plan)
+        for role in sorted(used.keys() | fusion.fingerprints.keys()):
+            if used.get(role) != fusion.fingerprints.get(role):
+                raise ConfigError(f"the learned fusion model {fusion.folder} was trained on the scores of the {role} "
+                                  f"model {fusion.fingerprints.get(role) or '(none)'}, this search uses "
+                                  f"{used.get(role) or '(none)'}: search with the models it was trained on, or "
+                                  "train it again")
+
+    def fingerprints(self, plan: RetrievalPlan) -> dict[str, str]:
+        """Model role → fingerprint of every model whose scores `plan` produces (what a learned fusion reads)."""
+        used = {role: str(encoder.fingerprint) for role, encoder in self._encoders_used(plan)}
+        if plan.rerank_depth and self.reranker is not None:
+            used[RERANK] = str(self.reranker.fingerprint)
+        return used
 
     def _encoders_used(self, plan: RetrievalPlan) -> list[tuple[str, Any]]:
         """(model role, encoder) of every stage of `plan` that encodes the query."""
@@ -183,33 +205,18 @@ class Searcher:
         notes = [f"{mismatch}: searched anyway" for mismatch in self._overridden]
         encodings = QueryEncodings(self.target, query)
         documents = _Documents(self.target)
-        store = self.target.store
-        if plan.is_hybrid and isinstance(store, FusingStore) and store.fuses(plan.fusion):
+        fusion = plan.fusion
+        learned: dict[str, LearnedHit] = {}
+        if isinstance(fusion, LearnedFusion):
             with _timed(timings, "search"):
-                queries = [self._sub_query(stage, query, encodings) for stage in plan.stages]
-                size = max(plan.k, plan.rerank_depth, plan.colbert_depth)
-                fused = store.search_fused(self.target.index, queries, plan.fusion, size=size)
-            hits = [Hit(doc_id, score) for doc_id, score in fused]
-            notes.append(SERVER_FUSION_NOTE.format(site=store.fused_by(plan.fusion)))
-        else:
-            with _timed(timings, "search"):
-                results = self.stage_results(query, plan, encodings)
+                ids, lists = self.learned_lists(query, plan, encodings, documents)
             with _timed(timings, "fusion"):
-                hits = _combine(plan, results)
-            if plan.is_hybrid and isinstance(store, FusingStore):
-                notes.append(CLIENT_FUSION_NOTE.format(site=store.fused_by(plan.fusion)))
-        if plan.colbert_depth:
-            if self.late_interaction is None:
-                notes.append(COLBERT_OFF_NOTE)
-            else:
-                with _timed(timings, "colbert"):
-                    hits = self._late_interaction(hits, plan, encodings, notes)
-        if plan.rerank_depth:
-            if self.reranker is None:
-                notes.append(RERANK_OFF_NOTE)
-            else:
-                with _timed(timings, "rerank"):
-                    hits = self._rerank(query, hits, plan, documents)
+                learned = {hit.id: hit for hit in learned_ranking(fusion, ids, lists)}
+            hits = [Hit(hit.id, hit.score, _learned_stages(hit)) for hit in learned.values()]
+            if isinstance(self.target.store, FusingStore):
+                notes.append(LEARNED_FUSION_NOTE)
+        else:
+            hits = self._fused_and_rescored(query, plan, fusion, encodings, documents, timings, notes)
         hits = hits[: plan.k]
         if with_documents:
             for hit, stored in zip(hits, documents.of([hit.id for hit in hits]), strict=True):
@@ -227,8 +234,74 @@ class Searcher:
                                 alignment(colbert, query_tokens, encodings.colbert(), stored)
                                 if stored is not None and "colbert" in hit.stages else None)
                     for hit, stored in zip(hits, stored_docs, strict=True)]
+                for hit, explanation in zip(hits, explanations, strict=True):
+                    if hit.id in learned:
+                        explanation.learned = learned[hit.id]
         timings["total"] = sum(timings.values())
         return SearchResult(query=query, hits=hits, timings_ms=timings, notes=notes, explanations=explanations)
+
+    def learned_lists(self, query: str, plan: RetrievalPlan, encodings: QueryEncodings | None = None,
+                      documents: _Documents | None = None) -> tuple[list[str], dict[str, ScoredIds]]:
+        """What a learned fusion of `plan` reads: the candidates, and each of `plan.scored_lists` with its hits.
+
+        Training calls this too, so the features of a query are the same at training and at search time. The
+        candidates are every first stage's hits (`learned_fusion.candidates` order); late interaction scores the
+        first `colbert_depth` of them by MaxSim over their stored token vectors, the cross-encoder the first
+        `rerank_depth`, each as a list of its own (the model combines them; nothing is interpolated).
+        """
+        encodings = encodings or QueryEncodings(self.target, query)
+        documents = documents or _Documents(self.target)
+        results = self.stage_results(query, plan, encodings)
+        ids = candidates(results)
+        lists: dict[str, ScoredIds] = {stage.name: hits for stage, hits in zip(plan.stages, results, strict=True)}
+        if plan.colbert_depth:
+            if self.late_interaction is None:
+                raise ConfigError(f"{COLBERT_OFF_NOTE}; this learned fusion model reads its scores")
+            head = tuple(ids[: plan.colbert_depth])
+            lists[COLBERT] = self.target.store.search(
+                self.target.index, [LateInteractionQuery(encodings.colbert(), head, len(head))])[0] if head else []
+        if plan.rerank_depth:
+            if self.reranker is None:
+                raise ConfigError(f"{RERANK_OFF_NOTE}; this learned fusion model reads its scores")
+            head_ids = ids[: plan.rerank_depth]
+            kept = [(doc_id, doc) for doc_id, doc in zip(head_ids, documents.of(head_ids), strict=True)
+                    if doc is not None]
+            scores = self.reranker.scores(query, [doc.document.passage for _, doc in kept]).tolist()
+            lists[RERANK] = sorted(zip([doc_id for doc_id, _ in kept], scores, strict=True),
+                                   key=lambda pair: (-pair[1], pair[0]))
+        return ids, lists
+
+    def _fused_and_rescored(self, query: str, plan: RetrievalPlan, fusion: Fusion, encodings: QueryEncodings,
+                            documents: _Documents, timings: dict[str, float], notes: list[str]) -> list[Hit]:
+        """The first stages fused as OpenSearch fuses (by the cluster where it can), then the rescoring stages."""
+        store = self.target.store
+        if plan.is_hybrid and isinstance(store, FusingStore) and store.fuses(fusion):
+            with _timed(timings, "search"):
+                queries = [self._sub_query(stage, query, encodings) for stage in plan.stages]
+                size = max(plan.k, plan.rerank_depth, plan.colbert_depth)
+                fused = store.search_fused(self.target.index, queries, fusion, size=size)
+            hits = [Hit(doc_id, score) for doc_id, score in fused]
+            notes.append(SERVER_FUSION_NOTE.format(site=store.fused_by(fusion)))
+        else:
+            with _timed(timings, "search"):
+                results = self.stage_results(query, plan, encodings)
+            with _timed(timings, "fusion"):
+                hits = _combine(plan, fusion, results)
+            if plan.is_hybrid and isinstance(store, FusingStore):
+                notes.append(CLIENT_FUSION_NOTE.format(site=store.fused_by(fusion)))
+        if plan.colbert_depth:
+            if self.late_interaction is None:
+                notes.append(COLBERT_OFF_NOTE)
+            else:
+                with _timed(timings, "colbert"):
+                    hits = self._late_interaction(hits, plan, encodings, notes)
+        if plan.rerank_depth:
+            if self.reranker is None:
+                notes.append(RERANK_OFF_NOTE)
+            else:
+                with _timed(timings, "rerank"):
+                    hits = self._rerank(query, hits, plan, documents)
+        return hits
 
     @staticmethod
     def _sub_query(stage: Stage, query: str, encodings: QueryEncodings) -> SubQuery:
@@ -309,13 +382,24 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
     timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1000
 
 
-def _combine(plan: RetrievalPlan, results: list[ScoredIds]) -> list[Hit]:
+def _combine(plan: RetrievalPlan, fusion: Fusion, results: list[ScoredIds]) -> list[Hit]:
     """One stage: its hits as they are; several: fused on the client, each hit keeping every stage's scores."""
     names = [stage.name for stage in plan.stages]
     if len(results) == 1:
         return [Hit(doc_id, score, {names[0]: StageScore(score, None, rank)})
                 for rank, (doc_id, score) in enumerate(results[0], start=1)]
-    return [_fused_hit(names, fused) for fused in fuse(results, plan.fusion)]
+    return [_fused_hit(names, fused) for fused in fuse(results, fusion)]
+
+
+def _learned_stages(hit: LearnedHit) -> dict[str, StageScore]:
+    """Each list that scored a learned hit, as its raw score, min_max-normalized score and rank (its features)."""
+    names = dict.fromkeys(name.rpartition(".")[0] for name in hit.features)
+    stages = {}
+    for name in names:
+        raw, normalized, rank = (hit.features[f"{name}.{kind}"] for kind in ("raw", "norm", "rank"))
+        if raw is not None:
+            stages[name] = StageScore(raw, normalized, None if rank is None else int(rank))
+    return stages
 
 
 def _fused_hit(names: Sequence[str], fused: FusedHit) -> Hit:

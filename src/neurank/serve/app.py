@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,6 +53,9 @@ class SearchBody(BaseModel):
     k: int = Field(default=10, ge=1, le=MAX_K, description="hits to return")
     depth: int = Field(default=100, ge=1, le=MAX_RESULT_WINDOW, description="hits per stage before fusion")
     rerank: bool | None = Field(default=None, description="force the cross-encoder on or off; null: as configured")
+    fusion: Literal["rrf", "min_max", "l2", "z_score", "learned"] | None = Field(
+        default=None, description="how the first stages fuse; learned: the service's NEURANK_SERVE_FUSION_MODEL; "
+                                  "null: z_score")
     explain: bool = Field(default=False, description="add the BM25 terms, sparse tokens, alignments per hit")
     index: str | None = Field(default=None, min_length=1, max_length=255, description="default: the served one")
 

@@ -30,6 +30,9 @@ class ServeOptions(BaseSettings):
     max_query_chars: int = Field(default=1000, ge=1, description="a longer query is refused with 422")
     retry_after_s: int = Field(default=1, ge=1, description="the Retry-After of a 429 or 503")
     api_key: SecretStr | None = Field(default=None, description="required (X-API-Key or Bearer) when set")
+    fusion_model: str | None = Field(
+        default=None, description="a learned fusion folder (`neurank train fusion`): what a request's "
+                                  "fusion 'learned' uses; requests never name folders themselves")
 
     @property
     def batching(self) -> bool:

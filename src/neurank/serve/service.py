@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from neurank.config import Settings
-from neurank.errors import IndexNotFoundError
-from neurank.query.plan import Mode, RetrievalPlan
+from neurank.errors import IndexNotFoundError, PlanError
+from neurank.query.learned_fusion import LEARNED, LearnedFusion
+from neurank.query.plan import Mode, PlanFusion, RetrievalPlan
 from neurank.query.rerank import load_reranker
 from neurank.query.searcher import Searcher
 from neurank.query.target import SearchTarget
+from neurank.retrieval import Fusion
 from neurank.serve.batching import EncodingObserver, SharedEncoders
 from neurank.serve.options import ServeOptions
 
@@ -32,6 +34,8 @@ class SearchRequest:
     """None: as `neurank search` (a configured cross-encoder always runs); True / False: force it on or off."""
     explain: bool = False
     index: str | None = None
+    fusion: str | None = None
+    """A technique (`z_score`, `rrf`, …) with its default combination, or `learned`: the service's fusion model."""
 
 
 class SearchService:
@@ -46,6 +50,8 @@ class SearchService:
         self._reranker_loaded = False
         self._reranker: Any = None
         self._searchers: dict[str, Searcher] = {}
+        self._fusion_model = options.fusion_model
+        self._learned: LearnedFusion | None = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -56,6 +62,8 @@ class SearchService:
         deadline. A missing index is no error here: `/readyz` reports it.
         """
         self.encoders.bundle.warm_up()
+        if self._fusion_model:
+            self.fusion(LEARNED)
         try:
             searcher = self.searcher()
         except IndexNotFoundError:
@@ -68,6 +76,23 @@ class SearchService:
                 self._reranker = load_reranker(self._settings)
                 self._reranker_loaded = True
             return self._reranker
+
+    def fusion(self, name: str | None) -> PlanFusion | None:
+        """The fusion a request names: a technique with its default combination, or the service's learned model
+        (loaded once); None: the plan's default."""
+        if name is None:
+            return None
+        if name != LEARNED:
+            return Fusion(name)  # type: ignore[arg-type]  # the API model admits techniques only
+        if not self._fusion_model:
+            raise PlanError("this service has no learned fusion model: start it with NEURANK_SERVE_FUSION_MODEL="
+                            "DIR (a folder made by `neurank train fusion`)")
+        with self._lock:
+            if self._learned is None:
+                learned = LearnedFusion.load(self._fusion_model)
+                learned.booster()
+                self._learned = learned
+            return self._learned
 
     def searcher(self, index: str | None = None) -> Searcher:
         """The Searcher of `index` (default: the served one); `IndexNotFoundError` when the store lacks it."""
@@ -93,7 +118,8 @@ class SearchService:
     def search(self, request: SearchRequest) -> tuple[str, dict[str, Any]]:
         """(the plan's metric label, the result's JSON)."""
         searcher, mode, implied = self.plan_mode(request)
-        plan = searcher.plan(mode, k=request.k, depth=request.depth, implied=implied)
+        plan = searcher.plan(mode, k=request.k, depth=request.depth, fusion=self.fusion(request.fusion),
+                             implied=implied)
         # The JSON carries no titles or texts (GET /documents has them): fetching them would be wasted work.
         result = searcher.search(request.query, plan, with_documents=False, explain=request.explain)
         return mode_label(plan), result.to_dict()

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 from neurank.config import Settings
 from neurank.documents import Document, read_corpus
@@ -84,7 +85,24 @@ def load_training_data(dataset: Path, settings: Settings, config: TrainConfig) -
     return TrainingData(corpus, queries, train, dev, runs, examples, config.seed, config.negatives_from)
 
 
-def training_split(dataset: Path, config: TrainConfig) -> tuple[Qrels, Qrels]:
+class SplitConfig(Protocol):
+    """The fields of a training config that choose its train and dev queries."""
+
+    @property
+    def train_split(self) -> str: ...
+    @property
+    def dev_split(self) -> str: ...
+    @property
+    def dev_fraction(self) -> float: ...
+    @property
+    def dev_queries(self) -> int | None: ...
+    @property
+    def eval_split(self) -> str | None: ...
+    @property
+    def seed(self) -> int: ...
+
+
+def training_split(dataset: Path, config: SplitConfig) -> tuple[Qrels, Qrels]:
     """Train qrels and the (sampled) dev qrels that training scores; calibration reuses the same dev queries.
 
     The evaluation split's queries never train, nor do the test split's when the final evaluation is off.
