@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
+import ctypes
+import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,12 @@ def scifact() -> Path:
     return DATA / "scifact"
 
 
+def dies_with_pytest() -> None:
+    """A server's `preexec_fn`: Linux sends it SIGTERM when pytest dies, even killed, so none outlives its run."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 # -- a real noida-db (an Elasticsearch 8.15 API server), one per session ------------------------------------------
 
 NOIDA_START_S = 60.0
@@ -45,15 +52,18 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def noida_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`noida-db start --only elasticsearch` on a free port (ENGINES.md), stopped at the end of the session."""
-    executable = shutil.which("noida-db") or str(Path(sys.executable).with_name("noida-db"))
-    if not Path(executable).exists():
+    # the server binary itself: the `noida-db` script runs it as a child that outlives the script's SIGTERM
+    try:
+        executable = str(files("noida_db").joinpath("noida-db"))
+    except ModuleNotFoundError:
         pytest.fail("noida-db is not installed: pip install -e '.[test]'")
+    Path(executable).chmod(0o755)  # as the script does: a wheel need not keep the mode
     port = _free_port()
     data = tmp_path_factory.mktemp("noida")
     log = (data / "noida.log").open("wb")
     process = subprocess.Popen(
         [executable, "start", "--host", "127.0.0.1", "--only", "elasticsearch", "--elasticsearch-port", str(port),
-         "--data-dir", str(data / "db")], stdout=log, stderr=subprocess.STDOUT)
+         "--data-dir", str(data / "db")], stdout=log, stderr=subprocess.STDOUT, preexec_fn=dies_with_pytest)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + NOIDA_START_S
     try:
