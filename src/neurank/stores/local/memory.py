@@ -13,7 +13,7 @@ compressed; a `LateInteractionQuery` decodes its candidates' records only.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -28,6 +28,9 @@ from neurank.stores.local.ann import HnswGraph, seq_bitmap
 from neurank.stores.local.manifest import SegmentFolder
 from neurank.stores.local.segment import Postings, Segment
 from neurank.stores.tokens import decode
+
+Clauses = list[tuple[np.ndarray, np.ndarray]]
+"""(slots, float32 scores) pairs: a query's clauses, or their parts per segment."""
 
 
 @dataclass(slots=True)
@@ -66,6 +69,7 @@ class MemoryIndex:
         self.graph = cache.graph
         sizes = np.fromiter((len(s) for s in segments), np.int64, len(segments))
         self.bases = np.concatenate([np.zeros(1, np.int64), np.cumsum(sizes)])
+        self.base_list: list[int] = self.bases.tolist()
         self.seqs = np.concatenate([s.seqs for s in segments]) if segments else np.zeros(0, np.int64)
         """The seq of every slot (masked ones included), ascending."""
         self._row_of: dict[str, int] | None = None
@@ -101,53 +105,43 @@ class MemoryIndex:
             self._row_of = dict(zip(self.ids(slots), slots.tolist(), strict=True))
         return self._row_of
 
-    def _postings(
-        self, pick: Callable[[Segment], Postings], col: int
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per segment, the entries of column `col`, masked rows included: (segment number, rows, slots, values)."""
-        for at, (segment, base) in enumerate(zip(self.segments, self.bases.tolist(), strict=False)):
+    def _postings(self, pick: Callable[[Segment], Postings], col: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Per segment, the entries of column `col`, masked rows included: (segment number, rows, values)."""
+        for at, segment in enumerate(self.segments):
             postings = pick(segment)
             span = postings.span(col)
             if span is not None:
-                rows = postings.docs[span]
-                yield at, rows, rows + base, postings.values[span]
+                yield at, postings.docs[span], postings.values[span]
 
-    def _bm25_clause(self, term: str, occurrences: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """SCORING.md §1: a term repeated in the query is one clause boosted by its count (Lucene's
-        BooleanQuery rewrite sums duplicate SHOULD clauses' boosts)."""
+    def _slots(self, at: int, rows: np.ndarray) -> np.ndarray:
+        base = self.base_list[at]
+        return rows + base if base else rows
+
+    def _bm25_parts(self, term: str, occurrences: int) -> Clauses:
+        """SCORING.md §1: one term's (slots, scores) per segment; a term repeated in the query is one clause
+        boosted by its count (Lucene's BooleanQuery rewrite sums duplicate SHOULD clauses' boosts)."""
         col = self.terms.get(term)
         if col is None:
-            return None
+            return []
         weight = self.idf[col] if occurrences == 1 else scoring.bm25_weight(self.idf[col], occurrences)
-        parts = [(slots, scoring.bm25_term_score(weight, freqs, self.row_norm_inverse[at][rows]))
-                 for at, rows, slots, freqs in self._postings(lambda s: s.freqs, col)]
-        return _joined(parts)
+        return [(self._slots(at, rows), scoring.bm25_term_score(weight, freqs, self.row_norm_inverse[at][rows]))
+                for at, rows, freqs in self._postings(lambda s: s.freqs, col)]
 
-    def bm25_clauses(self, query: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        clauses = {
-            term: self._bm25_clause(term, count)
-            for term, count in Counter(self.analyzer.analyze(query)).items()
-        }
-        return {term: clause for term, clause in clauses.items() if clause is not None}
+    def _bm25(self, query: str) -> dict[str, Clauses]:
+        parts = {term: self._bm25_parts(term, count) for term, count in Counter(self.analyzer.analyze(query)).items()}
+        return {term: clause for term, clause in parts.items() if clause}
 
-    def sparse_clauses(
-        self, name: str, query_tokens: Mapping[str, float]
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """SCORING.md §3: `neural_sparse` = one linear FeatureQuery per token, weight unquantized."""
+    def _sparse(self, name: str, query_tokens: Mapping[str, float]) -> Clauses:
+        """SCORING.md §3: `neural_sparse` = one linear FeatureQuery per token, weight unquantized; (slots, scores)
+        per token and segment."""
         vocab = self.features[name]
-        clauses = []
-        for token, weight in query_tokens.items():
-            col = vocab.get(token)
-            if col is None:
-                continue
-            clause = _joined([(slots, scoring.linear(values, weight))
-                              for _, _, slots, values in self._postings(lambda s: s.features[name], col)])
-            if clause is not None:
-                clauses.append(clause)
-        return clauses
+        return [(self._slots(at, rows), scoring.linear(values, weight))
+                for token, weight in query_tokens.items() if (col := vocab.get(token)) is not None
+                for at, rows, values in self._postings(lambda s: s.features[name], col)]
 
-    def top(self, clauses: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> ScoredIds:
-        """Sum the SHOULD clauses per document and keep the k best live ones."""
+    def top(self, clauses: Clauses, k: int) -> ScoredIds:
+        """Sum the SHOULD clauses (or their parts per segment, in clause order) per document and keep the k best
+        live ones."""
         if not clauses:
             return []
         docs, scores = scoring.should_sum(
@@ -187,9 +181,9 @@ class MemoryIndex:
     def search(self, query: SubQuery) -> ScoredIds:
         """One sub-query's k best hits."""
         if isinstance(query, TextQuery):
-            return self.top(list(self.bm25_clauses(query.text).values()), query.k)
+            return self.top([part for parts in self._bm25(query.text).values() for part in parts], query.k)
         if isinstance(query, SparseQuery):
-            return self.top(self.sparse_clauses(query.field, query.tokens), query.k)
+            return self.top(self._sparse(query.field, query.tokens), query.k)
         if isinstance(query, LateInteractionQuery):
             return self._late_interaction(query)
         return self._knn(query)
@@ -253,7 +247,7 @@ class MemoryIndex:
         parts = [(rows + base, scoring.knn_scores(segment.vectors, query.vector, self.spec.space_type,
                                                   segment.vector_norms))
                  for segment, rows, base in zip(self.segments, self.vector_rows, self.bases.tolist(), strict=False)]
-        found, scores = _joined(parts) or (np.zeros(0, np.int64), np.zeros(0, np.float32))
+        found, scores = _joined(parts)
         if not self.whole:
             keep = self.live_slots[found]
             found, scores = found[keep], scores[keep]
@@ -289,17 +283,18 @@ class MemoryIndex:
         if slot is None:
             return {}
         explained = {}
-        for term, (slots, scores) in self.bm25_clauses(query).items():
+        for term, parts in self._bm25(query).items():
+            slots, scores = _joined(parts)
             at = int(np.searchsorted(slots, slot))
             if at < slots.size and slots[at] == slot:
                 explained[term] = float(scores[at])
         return explained
 
 
-def _joined(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
+def _joined(parts: Clauses) -> tuple[np.ndarray, np.ndarray]:
     """One clause's (slots, scores) from its per-segment parts (in segment order, so slots stay ascending)."""
     if not parts:
-        return None
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
     if len(parts) == 1:
         return parts[0]
     return np.concatenate([slots for slots, _ in parts]), np.concatenate([scores for _, scores in parts])

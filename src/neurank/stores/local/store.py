@@ -100,6 +100,7 @@ _BUMP = (
     "UPDATE indexes SET generation = (SELECT value FROM clock WHERE id = 0) WHERE name = ?",
 )
 """A global clock, so that an index dropped and created again never reuses a generation."""
+_GENERATION = "SELECT generation FROM indexes WHERE name = ?"
 
 
 def _compact(value: Any) -> str:
@@ -488,7 +489,16 @@ class LocalStore:
     # search
 
     def _searcher(self, name: str) -> MemoryIndex:
-        """The searcher of the current generation, rebuilt (like a refresh) when the generation moved."""
+        """The searcher of the current generation, rebuilt (like a refresh) when the generation moved; the
+        steady state reads the generation alone (one statement is its own snapshot)."""
+        searcher = self._searchers.get(name)
+        if searcher is not None:
+            try:
+                row = self._connection(write=False).execute(_GENERATION, (name,)).fetchone()
+            except (sqlite3.Error, OSError) as exc:
+                raise self._error(exc) from exc
+            if row is not None and row[0] == searcher.generation:
+                return searcher
         with self._transaction() as db:
             spec, generation = self._spec(db, name)
             searcher = self._searchers.get(name)
