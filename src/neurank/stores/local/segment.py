@@ -68,8 +68,9 @@ class Postings:
     def doc_freq(self, dead: np.ndarray | None = None) -> np.ndarray:
         """Per column, how many rows have it, the `dead` rows (a mask) left out."""
         counts = np.diff(self.indptr)
-        if dead is not None and dead.any():
-            counts = counts - np.bincount(np.repeat(np.arange(self.width), counts)[dead[self.docs]],
+        if dead is not None and dead.any():  # the column of each dead entry, found by its position
+            entries = np.flatnonzero(dead[self.docs])
+            counts = counts - np.bincount(np.searchsorted(self.indptr, entries, side="right") - 1,
                                           minlength=self.width)
         return counts
 
