@@ -12,7 +12,7 @@ from tests.stores.contract import encoded
 from neurank.index_spec import IndexSpec
 from neurank.retrieval import ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores import LocalStore
-from neurank.stores.local.segment import MERGE_RATIO
+from neurank.stores.local.segment import MAX_SEGMENTS, MERGE_RATIO
 from neurank.stores.protocol import EncodedDocument
 
 INDEX = "segments"
@@ -65,7 +65,7 @@ def test_one_seven_or_fifty_write_batches_give_the_same_scores_to_the_last_bit(t
         assert 1 < len(store._searchers[INDEX].segments) < batches
 
 
-def test_a_new_write_adds_a_segment_and_merges_stay_logarithmic(tmp_path: Path) -> None:
+def test_a_new_write_adds_a_segment_and_merges_keep_few_segments(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     store.create_index(INDEX, SPEC)
     documents = corpus()
@@ -77,6 +77,7 @@ def test_a_new_write_adds_a_segment_and_merges_stay_logarithmic(tmp_path: Path) 
         store.search(INDEX, QUERIES[:1])
         sizes = [len(segment) for segment in store._searchers[INDEX].segments]
         assert all(older > MERGE_RATIO * newer for older, newer in itertools.pairwise(sizes))
+        assert len(sizes) <= MAX_SEGMENTS  # single-document writes would leave five here without the bound
     assert store._searchers[INDEX].segments[0] is first and sum(sizes) == len(documents)
 
 
