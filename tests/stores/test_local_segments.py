@@ -98,3 +98,23 @@ def test_masked_rows_leave_the_statistics_and_merges_drop_them(tmp_path: Path, d
     fresh.upsert(INDEX, documents[:deleted])
     assert store.search(INDEX, QUERIES) == fresh.search(INDEX, QUERIES)
     assert [len(segment) for segment in store._searchers[INDEX].segments] == sizes
+
+
+def test_deletes_and_inserts_by_another_writer_between_two_searches_are_masked_exactly(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.create_index(INDEX, SPEC)
+    documents = corpus()
+    store.upsert(INDEX, documents[:100])
+    store.search(INDEX, QUERIES[:1])
+    other = LocalStore(tmp_path / "store")  # another process's writes: this store learns of them by searching
+    fresh = LocalStore(tmp_path / "fresh")
+    fresh.create_index(INDEX, SPEC)
+    fresh.upsert(INDEX, documents[:5] + documents[6:100])
+    other.delete(INDEX, ["d5"])
+    for batch in (documents[100:101], documents[101:104], documents[104:105]):  # a delete, then inserts only
+        other.upsert(INDEX, batch)
+        fresh.upsert(INDEX, batch)
+        assert store.search(INDEX, QUERIES) == fresh.search(INDEX, QUERIES)
+    other.upsert(INDEX, [documents[0]])  # a replacement: the old row goes, the new one comes last
+    fresh.upsert(INDEX, [documents[0]])
+    assert store.search(INDEX, QUERIES) == fresh.search(INDEX, QUERIES)

@@ -49,6 +49,10 @@ class RowCache:
     """The index's HNSW graph, shared by its builds (it only grows; each search masks what its snapshot lacks)."""
     rows_read: int = 0
     """How many stored rows were parsed into segments (rows the segment files covered are not)."""
+    live: list[np.ndarray] | None = None
+    """Per segment, which rows the last snapshot held."""
+    live_upto: int = 0
+    """The seq up to which `live` is exact (every stored row up to it was visible to that snapshot)."""
 
 
 class MemoryIndex:

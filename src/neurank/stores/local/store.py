@@ -523,10 +523,11 @@ class LocalStore:
         load_terms(db, name, CONTENT, cache.terms)
         for field in SPARSE_FIELDS:
             load_terms(db, name, field, cache.features[field])
+        previous = cache.last_seq
         fresh = db.execute(
             "SELECT seq, id, length, terms, features, embedding, tokens FROM documents "
             "WHERE idx = ? AND seq > ? ORDER BY seq",
-            (name, cache.last_seq),
+            (name, previous),
         ).fetchall()
         if fresh:
             cache.segments.append(Segment.build(spec, fresh))
@@ -534,11 +535,26 @@ class LocalStore:
             cache.rows_read += len(fresh)
         if cache.graph is None and spec.dense_dimension is not None:
             cache.graph = HnswGraph(self._graph_path(name, created), spec)
+        cache.segments, cache.live = settle(cache.segments, self._masks(db, name, cache, previous, len(fresh)))
+        cache.segments = cache.folder.sync(cache.segments)
+        return MemoryIndex(spec, generation, list(cache.segments), cache.live, cache)
+
+    @staticmethod
+    def _masks(db: sqlite3.Connection, name: str, cache: RowCache, previous: int, fresh: int) -> list[np.ndarray]:
+        """Which rows of each segment this snapshot holds. Rows up to a seq are only ever deleted, never added:
+        when as many remain as the last masks kept live, those masks still hold and the fresh rows are all live
+        (one count over an index instead of reading every row's seq)."""
+        if cache.live is not None and cache.live_upto == previous:
+            (count,) = db.execute("SELECT COUNT(*) FROM documents WHERE idx = ? AND seq <= ?",
+                                  (name, previous)).fetchone()
+            if count == sum(int(np.count_nonzero(mask)) for mask in cache.live):
+                cache.live_upto = cache.last_seq
+                return [*cache.live, *([np.ones(fresh, bool)] if fresh else [])]
         current = np.fromiter((seq for (seq,) in db.execute(
             "SELECT seq FROM documents WHERE idx = ? ORDER BY seq", (name,))), np.int64)
-        cache.segments, live = settle(cache.segments, [live_mask(segment, current) for segment in cache.segments])
-        cache.segments = cache.folder.sync(cache.segments)
-        return MemoryIndex(spec, generation, list(cache.segments), live, cache)
+        # masks are exact up to the newest seq this snapshot sees (mapped segments may cover rows beyond it)
+        cache.live_upto = min(cache.last_seq, int(current[-1])) if current.size else 0
+        return [live_mask(segment, current) for segment in cache.segments]
 
     def _graph_path(self, name: str, created: int) -> Path:
         """The HNSW graph file of an index (`ann.py`); the creation clock tells a recreated index's apart."""
