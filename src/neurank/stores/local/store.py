@@ -520,6 +520,8 @@ class LocalStore:
             folder.drop_older()
             segments, upto = folder.load()
             cache = self._caches[(name, created)] = RowCache(analyzer, folder, upto, segments)
+            if segments:  # every row of a segment file was live when it was written (`_masks` checks they still are)
+                cache.live, cache.live_upto = [np.ones(len(segment), bool) for segment in segments], upto
         load_terms(db, name, CONTENT, cache.terms)
         for field in SPARSE_FIELDS:
             load_terms(db, name, field, cache.features[field])
