@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.stores.contract import encoded
 from tests.stores.test_local_segments import INDEX, QUERIES, SPEC, corpus, written
 
 from neurank.errors import StoreError
@@ -79,6 +80,18 @@ def test_a_new_process_maps_the_persisted_segments_and_reads_only_newer_rows(tmp
     fresh = LocalStore(tmp_path / "seven")
     assert fresh.search(INDEX, QUERIES) == after
     assert rows_read(fresh) == unpersisted(store)
+
+
+def test_a_row_deleted_after_its_segment_was_written_is_masked_in_a_new_process(tmp_path: Path) -> None:
+    written(tmp_path / "seven", 7)
+    LocalStore(tmp_path / "seven").delete(INDEX, ["d11"])  # no search after it: the files still hold the row
+    reference = LocalStore(tmp_path / "reference")
+    reference.create_index(INDEX, SPEC)
+    documents = corpus()
+    reference.upsert(INDEX, [doc for doc in documents if doc.document.id != "d11"])
+    reference.upsert(INDEX, [encoded("d3", "merge merge merge", embedding=[1.0] * 8), documents[100]])
+    reference.delete(INDEX, ["d7", "d150", "d209"])
+    assert LocalStore(tmp_path / "seven").search(INDEX, QUERIES) == reference.search(INDEX, QUERIES)
 
 
 def _write_until_killed(path: str, step: str, acknowledged: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
