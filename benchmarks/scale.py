@@ -8,9 +8,11 @@ law from SciFact's vocabulary, a `splade` field of 80 weighted tokens, a `deepct
 (write time alone). This process's first hybrid search then times its searcher build (and the HNSW graph's,
 past the threshold). A *new process* opens the store and times its first BM25 answer (store opening and
 searcher build included, interpreter start-up excluded), then its first dense answer (loading the saved graph),
-and reports its peak RSS. Back here: a hybrid search right after writing one document (median of 5), p50/p95
-per mode (bm25, sparse, dense, hybrid = the three in one call; query encoding excluded), this process's RSS
-and the bytes on disk. With `--bm25s`, bm25s builds and queries the same analyzed terms (top 100).
+and reports its peak RSS and its RSS then, per document. Back here: a hybrid search right after writing one
+document (median of 5), p50/p95 per mode (bm25, sparse, dense, hybrid = the three in one call; query encoding
+excluded) with the mean CPU time per query (which the machine's other load inflates less than wall time), this
+process's RSS and the bytes on disk. With `--bm25s`, bm25s builds and queries the same analyzed
+terms (top 100).
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def first_answer(path: Path) -> None:
     bm25_s = time.perf_counter() - start
     start = time.perf_counter()
     store.search(INDEX, [VectorQuery(np.full(DIMENSION, 0.05, np.float32), k=100)])
-    print(json.dumps({"seconds": bm25_s, "dense_s": time.perf_counter() - start, "rss_mib": rss_mib("VmHWM")}))
+    print(json.dumps({"seconds": bm25_s, "dense_s": time.perf_counter() - start, "rss_mib": rss_mib("VmHWM"),
+                      "rss_after_mib": rss_mib()}))
 
 
 def percentiles(timings: list[float]) -> str:
@@ -142,18 +145,21 @@ def run(size: int, root: Path, words: list[str], query_list: list[list[SubQuery]
         after_write.append((time.perf_counter() - begin) * 1000)
 
     per_mode: dict[str, list[float]] = {"bm25": [], "sparse": [], "dense": [], "hybrid": []}
+    cpu = dict.fromkeys(per_mode, 0.0)
     for subqueries in query_list:
         for mode, batch in zip(per_mode, ([subqueries[0]], [subqueries[1]], [subqueries[2]], subqueries),
                                strict=True):
-            begin = time.perf_counter()
+            begin, begin_cpu = time.perf_counter(), time.process_time()
             store.search(INDEX, batch)
             per_mode[mode].append((time.perf_counter() - begin) * 1000)
+            cpu[mode] += time.process_time() - begin_cpu
     disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     row = (f"| {size:,} | {throughput} | {build_s:.1f} | {first['seconds']:.2f} | {first['dense_s']:.2f} | "
-           f"{first['rss_mib'] / 1024:.2f} | "
+           f"{first['rss_mib'] / 1024:.2f} | {first['rss_after_mib'] * 1024 * 1024 / size / 1000:.1f} | "
            f"{statistics.median(after_write):.0f} | "
            + " | ".join(percentiles(t) for t in per_mode.values())
-           + f" | {rss_mib() / 1024:.2f} | {disk / size / 1024:.1f} |")
+           + f" | {rss_mib() / 1024:.2f} | {disk / size / 1024:.1f} | "
+           + " / ".join(f"{total * 1000 / len(query_list):.2f}" for total in cpu.values()) + " |")
     rows = [row]
     if with_bm25s:
         rows.append(bm25s_row(store, size, query_list))
@@ -178,7 +184,7 @@ def bm25s_row(store: LocalStore, size: int, query_list: list[list[SubQuery]]) ->
         begin = time.perf_counter()
         retriever.retrieve([terms], k=100, show_progress=False, n_threads=1)
         timings.append((time.perf_counter() - begin) * 1000)
-    return f"| bm25s, {size:,} | | build {build_s:.1f} | | | | | {percentiles(timings)} | | | | | |"
+    return f"| bm25s, {size:,} | | build {build_s:.1f} | | | | | | {percentiles(timings)} | | | | | | |"
 
 
 def main() -> None:
@@ -199,9 +205,11 @@ def main() -> None:
     print(header(f"corpus: synthetic, seed 17, batches of {BATCH}; {args.queries} queries, top 100"))
     print()
     print("| documents | writes docs/s | first hybrid search, writer (s) | new process: first bm25 answer (s) | "
-          "then first dense (s) | its peak RSS (GiB) | hybrid search after one write (ms) | bm25 p50/p95 (ms) | "
-          "sparse p50/p95 | dense p50/p95 | hybrid p50/p95 | RSS (GiB) | disk KiB/doc |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "then first dense (s) | its peak RSS (GiB) | its RSS after, KB/doc | hybrid search after one write (ms) | "
+          "bm25 p50/p95 (ms) | "
+          "sparse p50/p95 | dense p50/p95 | hybrid p50/p95 | RSS (GiB) | disk KiB/doc | "
+          "CPU ms/query bm25 / sparse / dense / hybrid |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in args.docs:
         for row in run(size, args.dir, words, query_list, args.bm25s, args.reuse):
             print(row, flush=True)

@@ -12,7 +12,7 @@ from tests.stores.contract import encoded
 from neurank.index_spec import IndexSpec
 from neurank.retrieval import ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores import LocalStore
-from neurank.stores.local.segment import MERGE_RATIO
+from neurank.stores.local.segment import MAX_SEGMENTS, MERGE_RATIO
 from neurank.stores.protocol import EncodedDocument
 
 INDEX = "segments"
@@ -65,7 +65,7 @@ def test_one_seven_or_fifty_write_batches_give_the_same_scores_to_the_last_bit(t
         assert 1 < len(store._searchers[INDEX].segments) < batches
 
 
-def test_a_new_write_adds_a_segment_and_merges_stay_logarithmic(tmp_path: Path) -> None:
+def test_a_new_write_adds_a_segment_and_merges_keep_few_segments(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     store.create_index(INDEX, SPEC)
     documents = corpus()
@@ -77,6 +77,7 @@ def test_a_new_write_adds_a_segment_and_merges_stay_logarithmic(tmp_path: Path) 
         store.search(INDEX, QUERIES[:1])
         sizes = [len(segment) for segment in store._searchers[INDEX].segments]
         assert all(older > MERGE_RATIO * newer for older, newer in itertools.pairwise(sizes))
+        assert len(sizes) <= MAX_SEGMENTS  # single-document writes would leave five here without the bound
     assert store._searchers[INDEX].segments[0] is first and sum(sizes) == len(documents)
 
 
@@ -97,3 +98,23 @@ def test_masked_rows_leave_the_statistics_and_merges_drop_them(tmp_path: Path, d
     fresh.upsert(INDEX, documents[:deleted])
     assert store.search(INDEX, QUERIES) == fresh.search(INDEX, QUERIES)
     assert [len(segment) for segment in store._searchers[INDEX].segments] == sizes
+
+
+def test_deletes_and_inserts_by_another_writer_between_two_searches_are_masked_exactly(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.create_index(INDEX, SPEC)
+    documents = corpus()
+    store.upsert(INDEX, documents[:100])
+    store.search(INDEX, QUERIES[:1])
+    other = LocalStore(tmp_path / "store")  # another process's writes: this store learns of them by searching
+    fresh = LocalStore(tmp_path / "fresh")
+    fresh.create_index(INDEX, SPEC)
+    fresh.upsert(INDEX, documents[:5] + documents[6:100])
+    other.delete(INDEX, ["d5"])
+    for batch in (documents[100:101], documents[101:104], documents[104:105]):  # a delete, then inserts only
+        other.upsert(INDEX, batch)
+        fresh.upsert(INDEX, batch)
+        assert store.search(INDEX, QUERIES) == fresh.search(INDEX, QUERIES)
+    other.upsert(INDEX, [documents[0]])  # a replacement: the old row goes, the new one comes last
+    fresh.upsert(INDEX, [documents[0]])
+    assert store.search(INDEX, QUERIES) == fresh.search(INDEX, QUERIES)

@@ -141,4 +141,4 @@ def test_records_are_held_once_between_builds(tmp_path: Path) -> None:
     assert late_interaction(store, "late", LATE_QUERY, ["a", "d"], 2) == [("a", 1.5), ("d", 1.5)]
     after = store._searchers["late"]
     assert [len(segment) for segment in after.segments] == [3, 1]
-    assert after.segments[0].token_records is before.segments[0].token_records
+    assert after.segments[0].tokens.items is before.segments[0].tokens.items

@@ -115,16 +115,20 @@ class HnswGraph:
                 self._save()
 
     def search(self, query: np.ndarray, live: np.ndarray, k: int) -> np.ndarray:
-        """The seqs of up to k approximate nearest vectors among the seqs of `live` (ascending)."""
+        """The seqs of up to k approximate nearest vectors among those set in `live` (a `seq_bitmap`)."""
         faiss = _faiss()
         with self._lock:
-            top = int(max(self._seqs[-1] if self._seqs.size else 0, live[-1] if live.size else 0)) + 1
-            mask = np.zeros(top, bool)
-            mask[live] = True
-            bits = np.packbits(mask, bitorder="little")
-            selector = faiss.IDSelectorBitmap(top, faiss.swig_ptr(bits))
+            selector = faiss.IDSelectorBitmap(live.size, faiss.swig_ptr(live))  # n: bytes, not bits
             params = faiss.SearchParametersHNSW(efSearch=max(self.spec.hnsw_ef_search, k), sel=selector)
             faiss.omp_set_num_threads(1)
             _, found = self._index.search(self._vectors(query[None, :]), k, params=params)
         found = found[0]
         return found[found >= 0]
+
+
+def seq_bitmap(seqs: np.ndarray) -> np.ndarray:
+    """The bitmap of `seqs` (ascending) that faiss's `IDSelectorBitmap` reads: bit s of byte s // 8, low first;
+    a seq past its end (a row newer than the snapshot) is not selected."""
+    mask = np.zeros(int(seqs[-1]) + 1 if seqs.size else 0, bool)
+    mask[seqs] = True
+    return np.packbits(mask, bitorder="little")

@@ -3,17 +3,19 @@
 A `MemoryIndex` is the list of `Segment`s (`segment.py`) a snapshot's rows live in, with a mask per segment of
 the rows the snapshot still holds, so a new snapshot after a write costs one small segment and the masks. BM25
 statistics (N, df, avgdl) are exact over the live rows of all segments, and a term's score is computed from its
-postings at query time, so scores equal one index built in one go: SCORING.md exactly, through
-`neurank.stores.scoring`. Rows are addressed by a slot (segment base + row), ascending with `seq`, so ties keep
-insertion order. Late-interaction token vectors stay compressed; a `LateInteractionQuery` decodes its
-candidates' records only.
+postings at query time (each row's norm-cache entry looked up once per snapshot), so scores equal one index
+built in one go: SCORING.md exactly, through `neurank.stores.scoring`. Masked rows are scored with the others
+and dropped from the sums, so a query pays one pass per term and segment. Rows are addressed by a slot (segment
+base + row), ascending with `seq`, so ties keep insertion order. Late-interaction token vectors stay
+compressed; a `LateInteractionQuery` decodes its candidates' records only.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -22,9 +24,13 @@ from neurank.index_spec import SPARSE_FIELDS, IndexSpec
 from neurank.retrieval import LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores import scoring
 from neurank.stores.analysis import Analyzer
-from neurank.stores.local.ann import HnswGraph
-from neurank.stores.local.segment import Postings, Segment, gather_records
+from neurank.stores.local.ann import HnswGraph, seq_bitmap
+from neurank.stores.local.manifest import SegmentFolder
+from neurank.stores.local.segment import Postings, Segment
 from neurank.stores.tokens import decode
+
+Clauses = list[tuple[np.ndarray, np.ndarray]]
+"""(slots, float32 scores) pairs: a query's clauses, or their parts per segment."""
 
 
 @dataclass(slots=True)
@@ -33,12 +39,20 @@ class RowCache:
     (loaded from the store's vocabulary as it grows)."""
 
     analyzer: Analyzer
+    folder: SegmentFolder
+    """Where the segments are persisted."""
     last_seq: int = 0
     segments: list[Segment] = field(default_factory=list)
     terms: dict[str, int] = field(default_factory=dict)
     features: dict[str, dict[str, int]] = field(default_factory=lambda: {name: {} for name in SPARSE_FIELDS})
     graph: HnswGraph | None = None
     """The index's HNSW graph, shared by its builds (it only grows; each search masks what its snapshot lacks)."""
+    rows_read: int = 0
+    """How many stored rows were parsed into segments (rows the segment files covered are not)."""
+    live: list[np.ndarray] | None = None
+    """Per segment, which rows the last snapshot held."""
+    live_upto: int = 0
+    """The seq up to which `live` is exact (every stored row up to it was visible to that snapshot)."""
 
 
 class MemoryIndex:
@@ -51,14 +65,15 @@ class MemoryIndex:
         self.generation = generation
         self.segments = segments
         self.live = live
-        self.whole = [bool(mask.all()) for mask in live]
-        """Per segment, whether the snapshot holds every row (no mask to apply)."""
+        self.whole = all(bool(mask.all()) for mask in live)
+        """Whether the snapshot holds every row of its segments (no mask to apply)."""
         self.analyzer = cache.analyzer
         self.terms = cache.terms
         self.features = cache.features
         self.graph = cache.graph
         sizes = np.fromiter((len(s) for s in segments), np.int64, len(segments))
         self.bases = np.concatenate([np.zeros(1, np.int64), np.cumsum(sizes)])
+        self.base_list: list[int] = self.bases.tolist()
         self.seqs = np.concatenate([s.seqs for s in segments]) if segments else np.zeros(0, np.int64)
         """The seq of every slot (masked ones included), ascending."""
         self._row_of: dict[str, int] | None = None
@@ -67,87 +82,78 @@ class MemoryIndex:
     def _statistics(self) -> None:
         """SCORING.md §1: N and avgdl over live documents with tokens, df over live documents; dl through the
         one-byte norm."""
-        width = len(self.terms)
+        width = max([len(self.terms), *(segment.freqs.width for segment in self.segments)])
         doc_count, total = 0, 0
         doc_freq = np.zeros(width, np.int64)
         for segment, live in zip(self.segments, self.live, strict=True):
             lengths = segment.lengths[live]
             doc_count += int(np.count_nonzero(lengths))
             total += int(lengths.sum())
-            doc_freq += segment.freqs.doc_freq(width, ~live)
+            doc_freq += segment.doc_freq(width, live)
         self.idf = scoring.bm25_idf(doc_freq, max(doc_count, 1))
         avgdl = scoring.bm25_avgdl(total, doc_count) if doc_count else np.float32(1)
         self.norm_inverse = scoring.bm25_norm_inverse(float(avgdl), self.spec.bm25_k1, self.spec.bm25_b)
+        self.row_norm_inverse = [self.norm_inverse[segment.norms] for segment in self.segments]
+        """Per segment, each row's norm-cache entry for this snapshot's avgdl."""
+
+    @cached_property
+    def live_slots(self) -> np.ndarray:
+        """Per slot, whether the snapshot holds it."""
+        return np.concatenate(self.live) if self.segments else np.zeros(0, bool)
 
     @property
     def row_of(self) -> dict[str, int]:
         """Live document id → slot (built on first use: only late interaction and explain need it)."""
         if self._row_of is None:
-            self._row_of = {
-                segment.ids[row]: int(base) + row
-                for segment, live, base in zip(self.segments, self.live, self.bases, strict=False)
-                for row in np.flatnonzero(live).tolist()
-            }
+            slots = np.flatnonzero(self.live_slots)
+            self._row_of = dict(zip(self.ids(slots), slots.tolist(), strict=True))
         return self._row_of
 
-    def _postings(
-        self, pick: Callable[[Segment], Postings], col: int
-    ) -> Iterator[tuple[Segment, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per segment, the live entries of column `col`: (segment, rows, slots, values)."""
-        for segment, live, whole, base in zip(self.segments, self.live, self.whole, self.bases, strict=False):
+    def _postings(self, pick: Callable[[Segment], Postings], col: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Per segment, the entries of column `col`, masked rows included: (segment number, rows, values)."""
+        for at, segment in enumerate(self.segments):
             postings = pick(segment)
             span = postings.span(col)
-            if span is None:
-                continue
-            rows, values = postings.docs[span], postings.values[span]
-            if not whole:
-                keep = live[rows]
-                rows, values = rows[keep], values[keep]
-                if not rows.size:
-                    continue
-            yield segment, rows, rows + base, values
+            if span is not None:
+                yield at, postings.docs[span], postings.values[span]
 
-    def _bm25_clause(self, term: str, occurrences: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """SCORING.md §1: a term repeated in the query is one clause boosted by its count (Lucene's
-        BooleanQuery rewrite sums duplicate SHOULD clauses' boosts)."""
+    def _slots(self, at: int, rows: np.ndarray) -> np.ndarray:
+        base = self.base_list[at]
+        return rows + base if base else rows
+
+    def _bm25_parts(self, term: str, occurrences: int) -> Clauses:
+        """SCORING.md §1: one term's (slots, scores) per segment; a term repeated in the query is one clause
+        boosted by its count (Lucene's BooleanQuery rewrite sums duplicate SHOULD clauses' boosts)."""
         col = self.terms.get(term)
         if col is None:
-            return None
+            return []
         weight = self.idf[col] if occurrences == 1 else scoring.bm25_weight(self.idf[col], occurrences)
-        parts = [(slots, scoring.bm25_term_score(weight, freqs, self.norm_inverse[segment.norms[rows]]))
-                 for segment, rows, slots, freqs in self._postings(lambda s: s.freqs, col)]
-        return _joined(parts)
+        return [(self._slots(at, rows), scoring.bm25_term_score(weight, freqs, self.row_norm_inverse[at][rows]))
+                for at, rows, freqs in self._postings(lambda s: s.freqs, col)]
 
-    def bm25_clauses(self, query: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        clauses = {
-            term: self._bm25_clause(term, count)
-            for term, count in Counter(self.analyzer.analyze(query)).items()
-        }
-        return {term: clause for term, clause in clauses.items() if clause is not None}
+    def _bm25(self, query: str) -> dict[str, Clauses]:
+        parts = {term: self._bm25_parts(term, count) for term, count in Counter(self.analyzer.analyze(query)).items()}
+        return {term: clause for term, clause in parts.items() if clause}
 
-    def sparse_clauses(
-        self, name: str, query_tokens: Mapping[str, float]
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """SCORING.md §3: `neural_sparse` = one linear FeatureQuery per token, weight unquantized."""
+    def _sparse(self, name: str, query_tokens: Mapping[str, float]) -> Clauses:
+        """SCORING.md §3: `neural_sparse` = one linear FeatureQuery per token, weight unquantized; (slots, scores)
+        per token and segment."""
         vocab = self.features[name]
-        clauses = []
-        for token, weight in query_tokens.items():
-            col = vocab.get(token)
-            if col is None:
-                continue
-            clause = _joined([(slots, scoring.linear(values, weight))
-                              for _, _, slots, values in self._postings(lambda s: s.features[name], col)])
-            if clause is not None:
-                clauses.append(clause)
-        return clauses
+        return [(self._slots(at, rows), scoring.linear(values, weight))
+                for token, weight in query_tokens.items() if (col := vocab.get(token)) is not None
+                for at, rows, values in self._postings(lambda s: s.features[name], col)]
 
-    def top(self, clauses: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> ScoredIds:
-        """Sum the SHOULD clauses per document and keep the k best."""
+    def top(self, clauses: Clauses, k: int) -> ScoredIds:
+        """Sum the SHOULD clauses (or their parts per segment, in clause order) per document and keep the k best
+        live ones."""
         if not clauses:
             return []
         docs, scores = scoring.should_sum(
             np.concatenate([d for d, _ in clauses]), np.concatenate([s for _, s in clauses])
         )
+        if not self.whole:
+            keep = self.live_slots[docs]
+            docs, scores = docs[keep], scores[keep]
         return self.best(docs, scores, k)
 
     def best(self, slots: np.ndarray, scores: np.ndarray, k: int) -> ScoredIds:
@@ -159,15 +165,18 @@ class MemoryIndex:
             keep = scores >= kth
             slots, scores = slots[keep], scores[keep]
         order = np.lexsort((slots, -scores))[:k]
-        return [(self._id(slot), score) for slot, score in zip(slots[order].tolist(), scores[order].tolist(),
-                                                               strict=True)]
+        return list(zip(self.ids(slots[order]), scores[order].tolist(), strict=True))
 
-    def _id(self, slot: int) -> str:
-        at = int(np.searchsorted(self.bases, slot, side="right")) - 1
-        return self.segments[at].ids[slot - int(self.bases[at])]
+    def ids(self, slots: np.ndarray) -> list[str]:
+        """The document ids of `slots`, in their order."""
+        out: list[str] = [""] * slots.size
+        for segment, rows, positions in self._by_segment(slots):
+            for position, text in zip(positions.tolist(), segment.ids.texts(rows), strict=True):
+                out[position] = text
+        return out
 
     def _by_segment(self, slots: np.ndarray) -> Iterator[tuple[Segment, np.ndarray, np.ndarray]]:
-        """Ascending `slots` grouped per segment: (segment, its rows, positions in `slots`)."""
+        """`slots` grouped per segment: (segment, its rows, positions in `slots`)."""
         at = np.searchsorted(self.bases, slots, side="right") - 1
         for index in np.unique(at).tolist():
             positions = np.flatnonzero(at == index)
@@ -176,9 +185,9 @@ class MemoryIndex:
     def search(self, query: SubQuery) -> ScoredIds:
         """One sub-query's k best hits."""
         if isinstance(query, TextQuery):
-            return self.top(list(self.bm25_clauses(query.text).values()), query.k)
+            return self.top([part for parts in self._bm25(query.text).values() for part in parts], query.k)
         if isinstance(query, SparseQuery):
-            return self.top(self.sparse_clauses(query.field, query.tokens), query.k)
+            return self.top(self._sparse(query.field, query.tokens), query.k)
         if isinstance(query, LateInteractionQuery):
             return self._late_interaction(query)
         return self._knn(query)
@@ -199,8 +208,8 @@ class MemoryIndex:
         slots = slots[slots >= 0]
         found, records, sizes = [], [], []
         for segment, rows, positions in self._by_segment(slots):
-            with_tokens = segment.token_offsets[rows + 1] > segment.token_offsets[rows]
-            gathered, counts = gather_records(segment.token_offsets, segment.token_records, rows[with_tokens])
+            with_tokens = segment.tokens.sizes(rows) > 0
+            gathered, counts = segment.tokens.gather(rows[with_tokens])
             found.append(slots[positions][with_tokens])
             records.append(gathered)
             sizes.append(counts)
@@ -235,29 +244,42 @@ class MemoryIndex:
         if self.spec.space_type == "cosinesimil" and not query.vector.any():
             raise StoreError("[knn] query vector refused: zero vector is not supported when space type is "
                              "[cosinesimil]")
-        with_vectors = np.concatenate([
-            (live & (segment.vector_of >= 0)) for segment, live in zip(self.segments, self.live, strict=True)
-        ]) if self.segments else np.zeros(0, bool)
-        slots = np.flatnonzero(with_vectors)
+        slots = self.vector_slots
         if self.graph is not None and slots.size > self.spec.knn_approximate_threshold:
-            found, vectors, norms = self._vectors(self._candidates(query, self.graph, slots))
+            found, vectors, norms = self._vectors(self._candidates(query, self.graph))
             return self.best(found, scoring.knn_scores(vectors, query.vector, self.spec.space_type, norms), query.k)
-        parts = []
-        for segment, live, whole, base in zip(self.segments, self.live, self.whole, self.bases[:-1], strict=True):
-            rows = np.flatnonzero(segment.vector_of >= 0)
-            if whole and rows.size == len(segment):  # every row live and with a vector: score the matrix as it is
-                vectors, norms = segment.vectors, segment.vector_norms
-            else:
-                rows = rows[live[rows]]
-                vectors, norms = segment.vectors[segment.vector_of[rows]], segment.vector_norms[segment.vector_of[rows]]
-            parts.append((rows + base, scoring.knn_scores(vectors, query.vector, self.spec.space_type, norms)))
-        return self.best(*(_joined(parts) or (np.zeros(0, np.int64), np.zeros(0, np.float32))), query.k)
+        parts = [(rows + base, scoring.knn_scores(segment.vectors, query.vector, self.spec.space_type,
+                                                  segment.vector_norms))
+                 for segment, rows, base in zip(self.segments, self.vector_rows, self.bases.tolist(), strict=False)]
+        found, scores = _joined(parts)
+        if not self.whole:
+            keep = self.live_slots[found]
+            found, scores = found[keep], scores[keep]
+        return self.best(found, scores, query.k)
 
-    def _candidates(self, query: VectorQuery, graph: HnswGraph, slots: np.ndarray) -> np.ndarray:
-        """The graph's candidates among the live vectors `slots`, brought up to this snapshot first."""
-        vector_seqs = self.seqs[slots]
+    @cached_property
+    def vector_rows(self) -> list[np.ndarray]:
+        """Per segment, the rows that have a vector (masked ones included), in the order of its vector matrix."""
+        return [np.flatnonzero(segment.vector_of >= 0) for segment in self.segments]
+
+    @cached_property
+    def vector_slots(self) -> np.ndarray:
+        """The live slots that have a vector."""
+        return np.flatnonzero(self.live_slots & np.concatenate([s.vector_of >= 0 for s in self.segments])
+                              if self.segments else self.live_slots)
+
+    @cached_property
+    def _graph_filter(self) -> tuple[np.ndarray, np.ndarray]:
+        """The seqs of the live vectors, and their bitmap for the graph's search (once per snapshot)."""
+        seqs = self.seqs[self.vector_slots]
+        return seqs, seq_bitmap(seqs)
+
+    def _candidates(self, query: VectorQuery, graph: HnswGraph) -> np.ndarray:
+        """The graph's candidates among the live vectors, brought up to this snapshot first."""
+        slots = self.vector_slots
+        vector_seqs, bits = self._graph_filter
         graph.update(vector_seqs, lambda start: self._vectors(slots[start:])[1])
-        return np.sort(np.searchsorted(self.seqs, graph.search(query.vector, vector_seqs, query.k)))
+        return np.sort(np.searchsorted(self.seqs, graph.search(query.vector, bits, query.k)))
 
     def explain_bm25(self, query: str, doc_id: str) -> dict[str, float]:
         """Analyzed query term → its BM25 contribution to `doc_id`."""
@@ -265,17 +287,18 @@ class MemoryIndex:
         if slot is None:
             return {}
         explained = {}
-        for term, (slots, scores) in self.bm25_clauses(query).items():
+        for term, parts in self._bm25(query).items():
+            slots, scores = _joined(parts)
             at = int(np.searchsorted(slots, slot))
             if at < slots.size and slots[at] == slot:
                 explained[term] = float(scores[at])
         return explained
 
 
-def _joined(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
+def _joined(parts: Clauses) -> tuple[np.ndarray, np.ndarray]:
     """One clause's (slots, scores) from its per-segment parts (in segment order, so slots stay ascending)."""
     if not parts:
-        return None
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
     if len(parts) == 1:
         return parts[0]
     return np.concatenate([slots for slots, _ in parts]), np.concatenate([scores for _, scores in parts])

@@ -5,8 +5,9 @@ others search; each process and thread opens its own connection. Every write or 
 index's `generation` in the same transaction, and each document is analysed as it is written
 (`analyzed.py`). A search first reads the generation: when it changed, the rows written since become a new
 segment (`segment.py`) and a `MemoryIndex` (`memory.py`) of the snapshot masks the rows it no longer holds,
-like a refresh. Reading a folder that holds no store creates nothing: it is an empty store until the first
-write.
+like a refresh. Segments past a size are persisted beside the database and memory-mapped (`manifest.py`), so
+that a new process reads from SQLite only the rows its segment files do not cover. Reading a folder that holds
+no store creates nothing: it is an empty store until the first write.
 
 Documents are refused as OpenSearch would refuse them (SCORING.md §2 for `rank_features`, the k-NN plugin's
 rules for vectors, and the same rules for late-interaction token vectors), so what works here works on a
@@ -37,6 +38,7 @@ from neurank.stores import scoring
 from neurank.stores.analysis import Analyzer, get_analyzer
 from neurank.stores.local.analyzed import CONTENT, analyze, load_terms
 from neurank.stores.local.ann import HnswGraph
+from neurank.stores.local.manifest import SegmentFolder
 from neurank.stores.local.memory import MemoryIndex, RowCache
 from neurank.stores.local.segment import Segment, live_mask, settle
 from neurank.stores.protocol import EncodedDocument, StoredDocument, WriteFailure, WriteResult
@@ -45,6 +47,8 @@ from neurank.stores.tokens import BadTokenVectors, check_token_vectors, decode, 
 DATABASE_FILE = "neurank.sqlite3"
 GRAPHS_FOLDER = "hnsw"
 """Beside the database: one folder per index holding its HNSW graph (`ann.py`), derived from the documents."""
+SEGMENTS_FOLDER = "segments"
+"""Beside the database: one folder per index holding its persisted segments (`manifest.py`), derived likewise."""
 _ID_CHUNK = 500
 _FLOAT_MAX = float(np.finfo(np.float32).max)
 _INVALID_INDEX_NAME = re.compile(r'[\\/*?"<>| ,#:A-Z]|^[-_+]|^\.{1,2}$')
@@ -96,6 +100,7 @@ _BUMP = (
     "UPDATE indexes SET generation = (SELECT value FROM clock WHERE id = 0) WHERE name = ?",
 )
 """A global clock, so that an index dropped and created again never reuses a generation."""
+_GENERATION = "SELECT generation FROM indexes WHERE name = ?"
 
 
 def _compact(value: Any) -> str:
@@ -409,6 +414,7 @@ class LocalStore:
         for key in [key for key in self._caches if key[0] == name]:
             del self._caches[key]
         shutil.rmtree(self._graph_path(name, 0).parent, ignore_errors=True)
+        shutil.rmtree(self.path / SEGMENTS_FOLDER / name, ignore_errors=True)
         return existed
 
     def index_spec(self, name: str) -> IndexSpec | None:
@@ -483,7 +489,16 @@ class LocalStore:
     # search
 
     def _searcher(self, name: str) -> MemoryIndex:
-        """The searcher of the current generation, rebuilt (like a refresh) when the generation moved."""
+        """The searcher of the current generation, rebuilt (like a refresh) when the generation moved; the
+        steady state reads the generation alone (one statement is its own snapshot)."""
+        searcher = self._searchers.get(name)
+        if searcher is not None:
+            try:
+                row = self._connection(write=False).execute(_GENERATION, (name,)).fetchone()
+            except (sqlite3.Error, OSError) as exc:
+                raise self._error(exc) from exc
+            if row is not None and row[0] == searcher.generation:
+                return searcher
         with self._transaction() as db:
             spec, generation = self._spec(db, name)
             searcher = self._searchers.get(name)
@@ -499,24 +514,49 @@ class LocalStore:
     def _build(self, db: sqlite3.Connection, name: str, spec: IndexSpec, generation: int) -> MemoryIndex:
         """Read what changed since the last build (new rows, new vocabulary) from this snapshot; no analysis."""
         analyzer, created = self._analyzer(db, name, spec)
-        cache = self._caches.setdefault((name, created), RowCache(analyzer))
+        cache = self._caches.get((name, created))
+        if cache is None:
+            folder = SegmentFolder(self.path / SEGMENTS_FOLDER / name / str(created), name, created)
+            folder.drop_older()
+            segments, upto = folder.load()
+            cache = self._caches[(name, created)] = RowCache(analyzer, folder, upto, segments)
+            if segments:  # every row of a segment file was live when it was written (`_masks` checks they still are)
+                cache.live, cache.live_upto = [np.ones(len(segment), bool) for segment in segments], upto
         load_terms(db, name, CONTENT, cache.terms)
         for field in SPARSE_FIELDS:
             load_terms(db, name, field, cache.features[field])
+        previous = cache.last_seq
         fresh = db.execute(
             "SELECT seq, id, length, terms, features, embedding, tokens FROM documents "
             "WHERE idx = ? AND seq > ? ORDER BY seq",
-            (name, cache.last_seq),
+            (name, previous),
         ).fetchall()
         if fresh:
             cache.segments.append(Segment.build(spec, fresh))
             cache.last_seq = fresh[-1][0]
+            cache.rows_read += len(fresh)
         if cache.graph is None and spec.dense_dimension is not None:
             cache.graph = HnswGraph(self._graph_path(name, created), spec)
+        cache.segments, cache.live = settle(cache.segments, self._masks(db, name, cache, previous, len(fresh)))
+        cache.segments = cache.folder.sync(cache.segments)
+        return MemoryIndex(spec, generation, list(cache.segments), cache.live, cache)
+
+    @staticmethod
+    def _masks(db: sqlite3.Connection, name: str, cache: RowCache, previous: int, fresh: int) -> list[np.ndarray]:
+        """Which rows of each segment this snapshot holds. Rows up to a seq are only ever deleted, never added:
+        when as many remain as the last masks kept live, those masks still hold and the fresh rows are all live
+        (one count over an index instead of reading every row's seq)."""
+        if cache.live is not None and cache.live_upto == previous:
+            (count,) = db.execute("SELECT COUNT(*) FROM documents WHERE idx = ? AND seq <= ?",
+                                  (name, previous)).fetchone()
+            if count == sum(int(np.count_nonzero(mask)) for mask in cache.live):
+                cache.live_upto = cache.last_seq
+                return [*cache.live, *([np.ones(fresh, bool)] if fresh else [])]
         current = np.fromiter((seq for (seq,) in db.execute(
             "SELECT seq FROM documents WHERE idx = ? ORDER BY seq", (name,))), np.int64)
-        cache.segments, live = settle(cache.segments, [live_mask(segment, current) for segment in cache.segments])
-        return MemoryIndex(spec, generation, list(cache.segments), live, cache)
+        # masks are exact up to the newest seq this snapshot sees (mapped segments may cover rows beyond it)
+        cache.live_upto = min(cache.last_seq, int(current[-1])) if current.size else 0
+        return [live_mask(segment, current) for segment in cache.segments]
 
     def _graph_path(self, name: str, created: int) -> Path:
         """The HNSW graph file of an index (`ann.py`); the creation clock tells a recreated index's apart."""
