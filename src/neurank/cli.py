@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -428,15 +428,19 @@ def eval_command(
     rank_constant: RankConstantOpt = 60,
     run: Annotated[list[Path] | None, typer.Option(
         "--run", help="score this TREC run file instead of searching (repeatable; --modes is ignored)")] = None,
+    diagnostics: Annotated[bool, typer.Option(
+        "--diagnostics", help="add Recall@10, micro-recall@10/@100 per mode, and per model separation accuracy "
+                              "(mined and random negatives) and silhouette")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and p50 latency per mode, on a BEIR dataset's split."""
     from neurank.eval.runner import evaluate_modes, evaluate_runs
 
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    models: dict[str, Any] = {}
     with handled():
         if run:
-            reports = evaluate_runs(dataset, run, split=split)
+            reports = evaluate_runs(dataset, run, split=split, diagnostics=diagnostics)
         else:
             settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
                                      colbert_model=colbert_model, rerank_first_stage_weight=first_stage_weight)
@@ -446,11 +450,15 @@ def eval_command(
 
             n_queries = len(load_qrels(dataset, split)) * len(mode_list)
             with progress_bar(f"queries ({split})", n_queries) as advance:
+                reranker = load_reranker(settings)
                 reports = evaluate_modes(dataset, mode_list, target, settings, split=split,
-                                         fusion=fusion_spec, reranker=load_reranker(settings),
-                                         runs_dir=settings.home / "runs", on_query=advance)
+                                         fusion=fusion_spec, reranker=reranker,
+                                         runs_dir=settings.home / "runs", on_query=advance, diagnostics=diagnostics)
+            if diagnostics:
+                models = diagnose_models(dataset, target, target.searcher(reranker), mode_list, split)
     if as_json:
-        emit_json({mode: report.to_dict() for mode, report in reports.items()})
+        by_mode = {mode: report.to_dict() for mode, report in reports.items()}
+        emit_json({"modes": by_mode, "models": models} if diagnostics else by_mode)
         return
     table = Table(title=Text(f"{dataset.name} ({split}, {next(iter(reports.values())).queries} queries)"))
     for column in ("mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms"):
@@ -460,6 +468,41 @@ def eval_command(
         latency = "—" if report.latency_ms_p50 is None else f"{report.latency_ms_p50:.1f}"
         table.add_row(Text(mode), f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}", latency)
     console.print(table)
+    if diagnostics and reports:
+        console.print(diagnostics_tables(reports, models))
+
+
+def diagnose_models(dataset: Path, target: SearchTarget, searcher: Any, modes: list[str], split: str
+                    ) -> dict[str, Any]:
+    from neurank.eval.datasets import read_passages
+    from neurank.eval.model_diagnostics import model_diagnostics
+
+    with console.status("diagnostics") as status:
+        found = model_diagnostics(dataset, target, searcher, modes, split=split,
+                                  corpus=read_passages(dataset),
+                                  on_model=lambda name: status.update(f"diagnostics of {name}"))
+    return {name: diagnosis.to_dict() for name, diagnosis in found.items()}
+
+
+def diagnostics_tables(reports: dict[str, Any], models: dict[str, Any]) -> Group:
+    """Recall per mode, then separation and silhouette per model ('n/a' where a diagnostic does not apply)."""
+    recall = Table(title="recall per mode")
+    keys = [key for key in next(iter(reports.values())).metrics if "recall@" in key]
+    for column in ("mode", *keys):
+        recall.add_column(column, justify="left" if column == "mode" else "right")
+    for mode, report in reports.items():
+        recall.add_row(Text(mode), *(f"{report.metrics[key]:.4f}" for key in keys))
+    per_model = Table(title="diagnostics per model")
+    for column in ("model", "separation (mined)", "separation (random)", "silhouette"):
+        per_model.add_column(column, justify="left" if column == "model" else "right")
+    for name, found in models.items():
+        per_model.add_row(Text(name), *(_figure(found[key]) for key in
+                                        ("separation_mined", "separation_random", "silhouette")))
+    return Group(recall, per_model)
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 @index_app.command("info")
@@ -689,7 +732,19 @@ def run_trainer(train: Any, defaults: Any, options: Any, flags: dict[str, Any], 
                   + (" (stopped early)" if loop.stopped_early else "") + (" (time limit)" if loop.timed_out else ""))
     for mode, metrics in (report.evaluation or {}).items():
         console.print(f"  {plain(report.dataset)} {report.eval_split} {plain(mode)}: nDCG@10 {metrics['ndcg@10']:.4f}, "
-                      f"Recall@100 {metrics['recall@100']:.4f}, MRR@10 {metrics['mrr@10']:.4f}")
+                      f"Recall@100 {metrics['recall@100']:.4f}, MRR@10 {metrics['mrr@10']:.4f}, "
+                      f"micro-recall@100 {metrics['micro_recall@100']:.4f}")
+    if loop.history:
+        console.print(f"  dev diagnostics at step {loop.history[-1]['step']:.0f}: "
+                      + plain(", ".join(f"{name} {value:.4f}" for name, value in loop.history[-1].items()
+                                        if name not in ("step", "loss", "dev"))))
+    if report.diagnostics is not None:
+        found = report.diagnostics
+        console.print(f"  {plain(report.dataset)} {report.eval_split} diagnostics ({found.queries} queries): "
+                      f"separation (mined) {_figure(found.separation_mined)}, separation (random) "
+                      f"{_figure(found.separation_random)}, silhouette {_figure(found.silhouette)}")
+        for name, why in found.not_applicable.items():
+            console.print(f"    {name}: {plain(why)}")
 
 
 @train_app.command("cross-encoder")
