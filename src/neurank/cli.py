@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from neurank.config import Settings, load_settings
 from neurank.errors import IndexNotFoundError, NeurankError, StoreError, redact
+from neurank.query.duo import load_duo
 from neurank.query.rerank import load_reranker
 from neurank.retrieval import DEFAULT_HYBRID_FUSION
 
@@ -116,6 +117,8 @@ ColbertOpt = Annotated[str | None, typer.Option(
     "--colbert-model", help="late-interaction model folder, or 'none' (default NEURANK_COLBERT_MODEL)")]
 RerankOpt = Annotated[str | None, typer.Option("--rerank-model",
                                                 help="cross-encoder folder (default NEURANK_RERANK_MODEL)")]
+DuoOpt = Annotated[str | None, typer.Option("--duo-model",
+                                             help="pairwise model folder for +duo (default NEURANK_DUO_MODEL)")]
 FirstStageWeightOpt = Annotated[float | None, typer.Option(
     "--first-stage-weight", help="share of the first-stage score in a reranked hit's score (0: cross-encoder only)")]
 
@@ -354,6 +357,7 @@ def search(
     mode: Annotated[str, typer.Option(help="bm25, sparse, dense, hybrid (every stage the index has), or a set "
                                            "such as bm25+dense")] = "hybrid",
     rerank_model: RerankOpt = None,
+    duo_model: DuoOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     k: Annotated[int, typer.Option(help="hits to return")] = 10,
     depth: Annotated[int, typer.Option(help="hits per stage before fusion and rerank")] = 100,
@@ -374,8 +378,8 @@ def search(
     with handled():
         settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
                                  dense_model=dense_model, colbert_model=colbert_model, rerank_model=rerank_model,
-                                 rerank_first_stage_weight=first_stage_weight)
-        searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings))
+                                 rerank_first_stage_weight=first_stage_weight, duo_model=duo_model)
+        searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings), duo=load_duo(settings))
         plan = searcher.plan(mode, k=k, depth=depth, fusion=fusion_from(fusion, combination, weights, rank_constant))
         result = searcher.search(query, plan, explain=explain)
     if as_json:
@@ -415,9 +419,10 @@ def eval_command(
     dataset: Annotated[Path, typer.Option(help="BEIR-layout folder")],
     split: Annotated[str, typer.Option(help="qrels split")] = "test",
     modes: Annotated[str, typer.Option(help="comma-separated: bm25, sparse, dense, hybrid or a set such as "
-                                            "bm25+dense, each optionally +colbert and/or +rerank")] = (
+                                            "bm25+dense, each optionally +colbert, +rerank and/or +duo")] = (
         "bm25,sparse,dense,hybrid"),
     rerank_model: RerankOpt = None,
+    duo_model: DuoOpt = None,
     colbert_model: ColbertOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     store: StoreOpt = None,
@@ -442,7 +447,7 @@ def eval_command(
         if run:
             reports = evaluate_runs(dataset, run, split=split, diagnostics=diagnostics)
         else:
-            settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
+            settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model, duo_model=duo_model,
                                      colbert_model=colbert_model, rerank_first_stage_weight=first_stage_weight)
             fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
             target = index_for_eval(dataset, settings)
@@ -450,12 +455,12 @@ def eval_command(
 
             n_queries = len(load_qrels(dataset, split)) * len(mode_list)
             with progress_bar(f"queries ({split})", n_queries) as advance:
-                reranker = load_reranker(settings)
+                reranker, duo = load_reranker(settings), load_duo(settings)
                 reports = evaluate_modes(dataset, mode_list, target, settings, split=split,
-                                         fusion=fusion_spec, reranker=reranker,
+                                         fusion=fusion_spec, reranker=reranker, duo=duo,
                                          runs_dir=settings.home / "runs", on_query=advance, diagnostics=diagnostics)
             if diagnostics:
-                models = diagnose_models(dataset, target, target.searcher(reranker), mode_list, split)
+                models = diagnose_models(dataset, target, target.searcher(reranker, duo=duo), mode_list, split)
     if as_json:
         by_mode = {mode: report.to_dict() for mode, report in reports.items()}
         emit_json({"modes": by_mode, "models": models} if diagnostics else by_mode)
@@ -677,7 +682,8 @@ def models_export(
 
 
 train_app = typer.Typer(no_args_is_help=True,
-                        help="Train cross-encoder, dense, sparse and late-interaction models on a BEIR dataset.")
+                        help="Train cross-encoder, pairwise, dense, sparse and late-interaction models on a BEIR "
+                             "dataset.")
 app.add_typer(train_app, name="train")
 
 TrainDatasetOpt = Annotated[Path, typer.Option("--dataset", help="BEIR folder with qrels/train.tsv (and dev.tsv)")]
@@ -768,6 +774,29 @@ def train_cross_encoder_command(
         return CrossEncoderOptions(loss=loss, temperature=temperature or 1.0)  # type: ignore[arg-type]
 
     run_trainer(train_cross_encoder, DEFAULTS, options, locals(), as_json)
+
+
+@train_app.command("duo")
+def train_duo_command(
+    dataset: TrainDatasetOpt, out: TrainOutOpt, base: BaseOpt = None, steps: StepsOpt = None,
+    batch_size: BatchOpt = None, n_negatives: NegativesOpt = None, learning_rate: LrOpt = None,
+    max_length: MaxLengthOpt = None, seed: SeedOpt = None, eval_every: EvalEveryOpt = None,
+    patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
+    range_min: RangeMinOpt = None, range_max: RangeMaxOpt = None, dev_depth: DevDepthOpt = None,
+    eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
+    threads: ThreadsOpt = None, device: DeviceOpt = None, precision: PrecisionOpt = None,
+    head_learning_rate: Annotated[float | None, typer.Option("--head-lr", help="learning rate of the new head")] = (
+        None),
+    query_length: Annotated[int, typer.Option(help="query tokens kept in each (query, a, b) input")] = 64,
+    runtime: RuntimeOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """A pairwise (duoBERT) reranker from --base's encoder: P(a more relevant than b), RankNet on ordered pairs."""
+    from neurank.train.duo import DEFAULTS, DuoOptions, train_duo
+
+    def options() -> DuoOptions:
+        return DuoOptions(query_length=query_length)
+
+    run_trainer(train_duo, DEFAULTS, options, locals(), as_json)
 
 
 @train_app.command("calibrate")

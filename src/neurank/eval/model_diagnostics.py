@@ -2,7 +2,8 @@
 
 Separation accuracy judges a scorer, so every model gets it: BM25 (its score as the store computes it), the
 learned-sparse encoder (Σ query weight × document weight), the dense encoder (its similarity), the
-cross-encoder (the scores its stage ranks by). The silhouette needs one vector per
+cross-encoder and the pairwise model (the scores their stage ranks by; the pairwise model's SYM-SUM over the
+query's positives and negatives together). The silhouette needs one vector per
 text: the dense encoder only. Recall@N and micro-recall@N belong to the modes (`evaluate_modes`). Mined
 negatives come from BM25's ranking of each query, as training mines them by default.
 """
@@ -37,7 +38,8 @@ def model_diagnostics(dataset: Path, target: SearchTarget, searcher: Searcher, m
     mined, _ = run_mode(searcher, bm25, queries)
     first_stage: dict[str, ScoredIds] = {qid: list(scores.items()) for qid, scores in mined.items()}
     used: set[str] = {stage.name for plan in plans for stage in plan.stages}
-    scorers = _scorers(target, searcher, used, rerank=any(plan.rerank_depth for plan in plans), corpus=corpus)
+    scorers = _scorers(target, searcher, used, rerank=any(plan.rerank_depth for plan in plans),
+                       duo=any(plan.duo_depth for plan in plans), corpus=corpus)
     results = {}
     for name, (score, embedder, why) in scorers.items():
         if on_model:
@@ -47,7 +49,7 @@ def model_diagnostics(dataset: Path, target: SearchTarget, searcher: Searcher, m
     return results
 
 
-def _scorers(target: SearchTarget, searcher: Searcher, used: set[str], *, rerank: bool,
+def _scorers(target: SearchTarget, searcher: Searcher, used: set[str], *, rerank: bool, duo: bool,
              corpus: Mapping[str, str]) -> dict[str, tuple[Scorer, Embedder | None, str]]:
     encoders = target.encoders
     scorers: dict[str, tuple[Scorer, Embedder | None, str]] = {}
@@ -60,6 +62,9 @@ def _scorers(target: SearchTarget, searcher: Searcher, used: set[str], *, rerank
         scorers["dense"] = (_dense(encoders.dense), encoders.dense, "")
     if rerank and searcher.reranker is not None:
         scorers["rerank"] = (searcher.reranker.scores, None, f"a cross-encoder {_PAIRS}")
+    if duo and searcher.duo is not None:
+        scorers["duo"] = (searcher.duo.scores, None, "a pairwise model scores (query, passage, passage) triples: it "
+                                                     "has no embedding space")
     return scorers
 
 

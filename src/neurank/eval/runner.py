@@ -18,6 +18,7 @@ from neurank.eval.metrics import evaluate
 from neurank.eval.runs import Run, read_run, write_run
 from neurank.ingest.inline import IngestSummary, ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
+from neurank.query.duo import DUO_OFF_NOTE, DuoReranker
 from neurank.query.late_interaction import COLBERT_OFF_NOTE
 from neurank.query.plan import RetrievalPlan
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
@@ -75,6 +76,7 @@ def evaluate_modes(
     split: str = "test",
     fusion: Fusion | None = None,
     reranker: Reranker | None = None,
+    duo: DuoReranker | None = None,
     depth: int = 100,
     rerank_depth: int | None = None,
     runs_dir: Path | None = None,
@@ -87,13 +89,15 @@ def evaluate_modes(
     Every mode is planned and checked against the index and the encoders before the first query runs.
     """
     fusion = fusion or DEFAULT_HYBRID_FUSION
-    searcher = target.searcher(reranker)
+    searcher = target.searcher(reranker, duo=duo)
     plans = {mode: mode_plan(searcher, mode, depth=depth, rerank_depth=rerank_depth, fusion=fusion)
              for mode in modes}
     if reranker is None and any(plan.rerank_depth for plan in plans.values()):
         raise ConfigError(f"{RERANK_OFF_NOTE}; a '+rerank' mode cannot be evaluated without one")
     if searcher.late_interaction is None and any(plan.colbert_depth for plan in plans.values()):
         raise ConfigError(f"{COLBERT_OFF_NOTE}; a '+colbert' mode cannot be evaluated without one")
+    if duo is None and any(plan.duo_depth for plan in plans.values()):
+        raise ConfigError(f"{DUO_OFF_NOTE}; a '+duo' mode cannot be evaluated without one")
     qrels = load_qrels(dataset, split)
     queries = {qid: text for qid, text in load_queries(dataset).items() if qid in qrels}
     reports: dict[str, ModeReport] = {}
@@ -102,15 +106,16 @@ def evaluate_modes(
         reports[mode] = ModeReport(mode, scored(qrels, run, diagnostics), statistics.median(latencies), len(queries))
         if runs_dir is not None:
             write_run(runs_dir / f"{dataset.name}-{split}-{mode}.trec", run, tag=f"neurank-{mode}",
-                      metadata=run_metadata(plan, target.encoders, settings, reranker))
+                      metadata=run_metadata(plan, target.encoders, settings, reranker, duo))
     return reports
 
 
 def run_metadata(plan: RetrievalPlan, encoders: EncoderBundle, settings: Settings,
-                 reranker: Reranker | None) -> dict[str, Any]:
+                 reranker: Reranker | None, duo: DuoReranker | None = None) -> dict[str, Any]:
     return {
         "plan": repr(plan),
-        "models": {**encoders.models(), **({"rerank": reranker.fingerprint} if reranker else {})},
+        "models": {**encoders.models(), **({"rerank": reranker.fingerprint} if reranker else {}),
+                   **({"duo": duo.fingerprint} if duo else {})},
         "runtime": settings.runtime,
         "int8": settings.int8,
         "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b},

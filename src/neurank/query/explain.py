@@ -1,4 +1,5 @@
-"""Why a hit scored: the BM25 terms that matched and the learned-sparse tokens that contributed most."""
+"""Why a hit scored: the BM25 terms that matched, the learned-sparse tokens that contributed most, late
+interaction's token matches, and the pairwise model's preferences against the other reordered hits."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class Explanation:
     """(token, query weight, stored document weight, contribution = their product), largest first."""
     colbert: list[tuple[str, str, float]] = field(default_factory=list)
     """Late interaction, one per query token in order: (query token, document token it matched, similarity)."""
+    duo: list[tuple[str, float]] = field(default_factory=list)
+    """The duo stage: (other reordered hit, P(this hit more relevant than it)), in the other hits' prior order."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -25,6 +28,7 @@ class Explanation:
             "sparse_tokens": [{"token": t, "query_weight": q, "doc_weight": d, "score": s}
                               for t, q, d, s in self.sparse_tokens],
             "colbert": [{"query_token": q, "document_token": d, "similarity": s} for q, d, s in self.colbert],
+            "duo": [{"other": other, "probability": p} for other, p in self.duo],
         }
 
     def render(self) -> str:
@@ -34,6 +38,10 @@ class Explanation:
         if self.colbert:
             words = [(q, d, s) for q, d, s in self.colbert if not (q.startswith("[") and q.endswith("]"))]
             line += " | colbert: " + ", ".join(f"{q}→{d} {s:.2f}" for q, d, s in words)
+        if self.duo:
+            wins = sum(p > 0.5 for _, p in self.duo)
+            line += f" | duo: preferred to {wins} of {len(self.duo)} (" + ", ".join(
+                f"{other} {p:.2f}" for other, p in self.duo) + ")"
         return line
 
 
@@ -50,9 +58,9 @@ def sparse_contributions(query_tokens: Mapping[str, float], doc_tokens: Mapping[
 
 def explain_hit(store: Store, index: str, query: str, doc_id: str, stored: StoredDocument | None,
                 query_tokens: Mapping[str, float], colbert: list[tuple[str, str, float]] | None = None,
-                top: int = 5) -> Explanation:
+                duo: list[tuple[str, float]] | None = None, top: int = 5) -> Explanation:
     """The BM25 terms (asked of the store) and the SPLADE tokens (from the stored weights) behind one hit, with
-    the late-interaction alignment when that stage scored it."""
+    the late-interaction alignment and the pairwise preferences when those stages scored it."""
     terms = sorted(store.explain_bm25(index, query, doc_id).items(), key=lambda item: -item[1])[:top]
     doc_tokens = dict(stored.sparse.get("splade", {})) if stored else {}
-    return Explanation(terms, sparse_contributions(query_tokens, doc_tokens, top), colbert or [])
+    return Explanation(terms, sparse_contributions(query_tokens, doc_tokens, top), colbert or [], duo or [])

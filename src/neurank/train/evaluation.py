@@ -24,6 +24,7 @@ from neurank.eval.diagnostics import Scorer
 from neurank.eval.metrics import evaluate
 from neurank.eval.runner import evaluate_modes, scored
 from neurank.onnx_models.bundle import EncoderBundle
+from neurank.query.duo import DuoReranker
 from neurank.query.rerank import Reranker
 from neurank.retrieval import ScoredIds
 from neurank.train.first_stage import indexed
@@ -40,6 +41,7 @@ class EvalSetup:
     modes: tuple[str, ...]
     encoders: EncoderBundle
     reranker: Reranker | None = None
+    duo: DuoReranker | None = None
     late_interaction: Any = None
     """A `LateInteractionEncoder`: adds the mode `bm25+colbert`, BM25's top `LATE_DEPTH` reordered by MaxSim."""
 
@@ -73,7 +75,7 @@ def final_evaluation(dataset: Path, setup: EvalSetup, settings: Settings, *, spl
     total = len(load_qrels(dataset, split)) * len(setup.modes)
     with tqdm(total=total, disable=not progress, desc=f"evaluate on {split}", unit="query") as bar:
         reports = evaluate_modes(dataset, setup.modes, target, settings, split=split,
-                                 reranker=setup.reranker, runs_dir=runs_dir, on_query=bar.update,
+                                 reranker=setup.reranker, duo=setup.duo, runs_dir=runs_dir, on_query=bar.update,
                                  diagnostics=True)
     results: dict[str, dict[str, Any]] = {mode: report.to_dict() for mode, report in reports.items()}
     if setup.late_interaction is not None:
