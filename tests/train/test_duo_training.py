@@ -120,6 +120,8 @@ def test_a_trained_duo_folder_serves_the_duo_stage(trained_duo: Path, tiny_beir:
     assert all({"bm25", "duo"} <= set(hit.stages) for hit in head) and all("duo" not in hit.stages for hit in tail)
     scores = [hit.stages["duo"].raw for hit in head]
     assert scores == sorted(scores, reverse=True) and sum(scores) == pytest.approx(4 * 3, abs=1e-4)
+    # The reordered hits take the scores of the ranks they land on: scores still decrease into the tail.
+    assert [hit.score for hit in result.hits] == [hit.score for hit in bm25.hits]
     assert result.explanations is not None
     preferences = result.explanations[0].duo
     assert len(preferences) == 3 and {other for other, _ in preferences} == {hit.id for hit in head[1:]}

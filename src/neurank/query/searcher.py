@@ -291,8 +291,11 @@ class Searcher:
                   preferences: dict[str, list[tuple[str, float]]]) -> list[Hit]:
         """Reorder the top `duo_depth` hits by SYM-SUM of the pairwise model's preferences; the rest keep their order.
 
-        `preferences` receives, per reordered hit, (other hit, P(this hit more relevant than the other)): what
-        an explanation shows. A hit whose document is gone follows the reordered ones.
+        SYM-SUM only compares the hits of one list, so it goes into `stages["duo"]`; each reordered hit's `score`
+        becomes the score its new rank had before, which keeps the scores decreasing into the untouched tail
+        (a run file or a metric orders hits by score). `preferences` receives, per reordered hit, (other hit,
+        P(this hit more relevant than the other)): what an explanation shows. A hit whose document is gone
+        follows the reordered ones.
         """
         assert self.duo is not None
         head, tail = hits[: plan.duo_depth], hits[plan.duo_depth:]
@@ -304,8 +307,11 @@ class Searcher:
         for i, hit_id in enumerate(ids):
             preferences[hit_id] = [(other, float(matrix[i, j])) for j, other in enumerate(ids) if j != i]
         scores = sym_sum(matrix).astype(np.float32)
-        rescored = Rescored(scores, scores, [None] * len(kept))
-        return _reordered([hit for hit, _ in kept], rescored, "duo") + gone + tail
+        by_rank = sorted((hit.score for hit, _ in kept), reverse=True)
+        reordered = _reordered([hit for hit, _ in kept], Rescored(scores, scores, [None] * len(kept)), "duo")
+        for hit, score in zip(reordered, by_rank, strict=True):
+            hit.score = score
+        return reordered + gone + tail
 
 
 class _Documents:
