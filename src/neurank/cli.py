@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from neurank.config import Settings, load_settings
 from neurank.errors import IndexNotFoundError, NeurankError, StoreError, redact
+from neurank.query.duo import load_duo
 from neurank.query.rerank import load_reranker
 from neurank.retrieval import DEFAULT_HYBRID_FUSION
 
@@ -116,6 +117,8 @@ ColbertOpt = Annotated[str | None, typer.Option(
     "--colbert-model", help="late-interaction model folder, or 'none' (default NEURANK_COLBERT_MODEL)")]
 RerankOpt = Annotated[str | None, typer.Option("--rerank-model",
                                                 help="cross-encoder folder (default NEURANK_RERANK_MODEL)")]
+DuoOpt = Annotated[str | None, typer.Option("--duo-model",
+                                             help="pairwise model folder for +duo (default NEURANK_DUO_MODEL)")]
 FirstStageWeightOpt = Annotated[float | None, typer.Option(
     "--first-stage-weight", help="share of the first-stage score in a reranked hit's score (0: cross-encoder only)")]
 
@@ -369,6 +372,7 @@ def search(
     mode: Annotated[str, typer.Option(help="bm25, sparse, dense, hybrid (every stage the index has), or a set "
                                            "such as bm25+dense")] = "hybrid",
     rerank_model: RerankOpt = None,
+    duo_model: DuoOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     k: Annotated[int, typer.Option(help="hits to return")] = 10,
     depth: Annotated[int | None, typer.Option(help="hits per stage before fusion and rerank (default 100, or the "
@@ -390,8 +394,8 @@ def search(
     with handled():
         settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
                                  dense_model=dense_model, colbert_model=colbert_model, rerank_model=rerank_model,
-                                 rerank_first_stage_weight=first_stage_weight)
-        searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings))
+                                 rerank_first_stage_weight=first_stage_weight, duo_model=duo_model)
+        searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings), duo=load_duo(settings))
         fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
         plan = searcher.plan(mode, k=k, depth=depth or default_depth(fusion_spec), fusion=fusion_spec)
         result = searcher.search(query, plan, explain=explain)
@@ -432,9 +436,10 @@ def eval_command(
     dataset: Annotated[Path, typer.Option(help="BEIR-layout folder")],
     split: Annotated[str, typer.Option(help="qrels split")] = "test",
     modes: Annotated[str, typer.Option(help="comma-separated: bm25, sparse, dense, hybrid or a set such as "
-                                            "bm25+dense, each optionally +colbert and/or +rerank")] = (
+                                            "bm25+dense, each optionally +colbert, +rerank and/or +duo")] = (
         "bm25,sparse,dense,hybrid"),
     rerank_model: RerankOpt = None,
+    duo_model: DuoOpt = None,
     colbert_model: ColbertOpt = None,
     first_stage_weight: FirstStageWeightOpt = None,
     store: StoreOpt = None,
@@ -445,17 +450,21 @@ def eval_command(
     rank_constant: RankConstantOpt = 60,
     run: Annotated[list[Path] | None, typer.Option(
         "--run", help="score this TREC run file instead of searching (repeatable; --modes is ignored)")] = None,
+    diagnostics: Annotated[bool, typer.Option(
+        "--diagnostics", help="add Recall@10, micro-recall@10/@100 per mode, and per model separation accuracy "
+                              "(mined and random negatives) and silhouette")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and p50 latency per mode, on a BEIR dataset's split."""
     from neurank.eval.runner import evaluate_modes, evaluate_runs
 
     mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    models: dict[str, Any] = {}
     with handled():
         if run:
-            reports = evaluate_runs(dataset, run, split=split)
+            reports = evaluate_runs(dataset, run, split=split, diagnostics=diagnostics)
         else:
-            settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model,
+            settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model, duo_model=duo_model,
                                      colbert_model=colbert_model, rerank_first_stage_weight=first_stage_weight)
             fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
             target = index_for_eval(dataset, settings)
@@ -463,12 +472,16 @@ def eval_command(
 
             n_queries = len(load_qrels(dataset, split)) * len(mode_list)
             with progress_bar(f"queries ({split})", n_queries) as advance:
+                reranker, duo = load_reranker(settings), load_duo(settings)
                 reports = evaluate_modes(dataset, mode_list, target, settings, split=split,
                                          fusion=fusion_spec, depth=default_depth(fusion_spec),
-                                         reranker=load_reranker(settings),
-                                         runs_dir=settings.home / "runs", on_query=advance)
+                                         reranker=reranker, duo=duo,
+                                         runs_dir=settings.home / "runs", on_query=advance, diagnostics=diagnostics)
+            if diagnostics:
+                models = diagnose_models(dataset, target, target.searcher(reranker, duo=duo), mode_list, split)
     if as_json:
-        emit_json({mode: report.to_dict() for mode, report in reports.items()})
+        by_mode = {mode: report.to_dict() for mode, report in reports.items()}
+        emit_json({"modes": by_mode, "models": models} if diagnostics else by_mode)
         return
     table = Table(title=Text(f"{dataset.name} ({split}, {next(iter(reports.values())).queries} queries)"))
     for column in ("mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms"):
@@ -478,6 +491,41 @@ def eval_command(
         latency = "—" if report.latency_ms_p50 is None else f"{report.latency_ms_p50:.1f}"
         table.add_row(Text(mode), f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}", latency)
     console.print(table)
+    if diagnostics and reports:
+        console.print(diagnostics_tables(reports, models))
+
+
+def diagnose_models(dataset: Path, target: SearchTarget, searcher: Any, modes: list[str], split: str
+                    ) -> dict[str, Any]:
+    from neurank.eval.datasets import read_passages
+    from neurank.eval.model_diagnostics import model_diagnostics
+
+    with console.status("diagnostics") as status:
+        found = model_diagnostics(dataset, target, searcher, modes, split=split,
+                                  corpus=read_passages(dataset),
+                                  on_model=lambda name: status.update(f"diagnostics of {name}"))
+    return {name: diagnosis.to_dict() for name, diagnosis in found.items()}
+
+
+def diagnostics_tables(reports: dict[str, Any], models: dict[str, Any]) -> Group:
+    """Recall per mode, then separation and silhouette per model ('n/a' where a diagnostic does not apply)."""
+    recall = Table(title="recall per mode")
+    keys = [key for key in next(iter(reports.values())).metrics if "recall@" in key]
+    for column in ("mode", *keys):
+        recall.add_column(column, justify="left" if column == "mode" else "right")
+    for mode, report in reports.items():
+        recall.add_row(Text(mode), *(f"{report.metrics[key]:.4f}" for key in keys))
+    per_model = Table(title="diagnostics per model")
+    for column in ("model", "separation (mined)", "separation (random)", "silhouette"):
+        per_model.add_column(column, justify="left" if column == "model" else "right")
+    for name, found in models.items():
+        per_model.add_row(Text(name), *(_figure(found[key]) for key in
+                                        ("separation_mined", "separation_random", "silhouette")))
+    return Group(recall, per_model)
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 @index_app.command("info")
@@ -658,7 +706,8 @@ def models_export(
 
 
 train_app = typer.Typer(no_args_is_help=True,
-                        help="Train cross-encoder, dense, sparse and late-interaction models on a BEIR dataset.")
+                        help="Train cross-encoder, pairwise, dense, sparse and late-interaction models on a BEIR "
+                             "dataset.")
 app.add_typer(train_app, name="train")
 
 TrainDatasetOpt = Annotated[Path, typer.Option("--dataset", help="BEIR folder with qrels/train.tsv (and dev.tsv)")]
@@ -713,7 +762,19 @@ def run_trainer(train: Any, defaults: Any, options: Any, flags: dict[str, Any], 
                   + (" (stopped early)" if loop.stopped_early else "") + (" (time limit)" if loop.timed_out else ""))
     for mode, metrics in (report.evaluation or {}).items():
         console.print(f"  {plain(report.dataset)} {report.eval_split} {plain(mode)}: nDCG@10 {metrics['ndcg@10']:.4f}, "
-                      f"Recall@100 {metrics['recall@100']:.4f}, MRR@10 {metrics['mrr@10']:.4f}")
+                      f"Recall@100 {metrics['recall@100']:.4f}, MRR@10 {metrics['mrr@10']:.4f}, "
+                      f"micro-recall@100 {metrics['micro_recall@100']:.4f}")
+    if loop.history:
+        console.print(f"  dev diagnostics at step {loop.history[-1]['step']:.0f}: "
+                      + plain(", ".join(f"{name} {value:.4f}" for name, value in loop.history[-1].items()
+                                        if name not in ("step", "loss", "dev"))))
+    if report.diagnostics is not None:
+        found = report.diagnostics
+        console.print(f"  {plain(report.dataset)} {report.eval_split} diagnostics ({found.queries} queries): "
+                      f"separation (mined) {_figure(found.separation_mined)}, separation (random) "
+                      f"{_figure(found.separation_random)}, silhouette {_figure(found.silhouette)}")
+        for name, why in found.not_applicable.items():
+            console.print(f"    {name}: {plain(why)}")
 
 
 @train_app.command("cross-encoder")
@@ -737,6 +798,29 @@ def train_cross_encoder_command(
         return CrossEncoderOptions(loss=loss, temperature=temperature or 1.0)  # type: ignore[arg-type]
 
     run_trainer(train_cross_encoder, DEFAULTS, options, locals(), as_json)
+
+
+@train_app.command("duo")
+def train_duo_command(
+    dataset: TrainDatasetOpt, out: TrainOutOpt, base: BaseOpt = None, steps: StepsOpt = None,
+    batch_size: BatchOpt = None, n_negatives: NegativesOpt = None, learning_rate: LrOpt = None,
+    max_length: MaxLengthOpt = None, seed: SeedOpt = None, eval_every: EvalEveryOpt = None,
+    patience: PatienceOpt = None, time_limit_minutes: TimeLimitOpt = None, negatives_from: MineOpt = None,
+    range_min: RangeMinOpt = None, range_max: RangeMaxOpt = None, dev_depth: DevDepthOpt = None,
+    eval_split: EvalSplitOpt = None, resume: ResumeOpt = True,
+    threads: ThreadsOpt = None, device: DeviceOpt = None, precision: PrecisionOpt = None,
+    head_learning_rate: Annotated[float | None, typer.Option("--head-lr", help="learning rate of the new head")] = (
+        None),
+    query_length: Annotated[int, typer.Option(help="query tokens kept in each (query, a, b) input")] = 64,
+    runtime: RuntimeOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """A pairwise (duoBERT) reranker from --base's encoder: P(a more relevant than b), RankNet on ordered pairs."""
+    from neurank.train.duo import DEFAULTS, DuoOptions, train_duo
+
+    def options() -> DuoOptions:
+        return DuoOptions(query_length=query_length)
+
+    run_trainer(train_duo, DEFAULTS, options, locals(), as_json)
 
 
 @train_app.command("calibrate")

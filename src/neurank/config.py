@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     rerank_int8: bool | None = Field(
         default=None, description="run the cross-encoder's int8 export; None: as `int8` says (a cross-encoder "
                                   "loses more to int8 than the encoders do, see docs/BENCHMARKS.md)")
+    duo_model: str | None = Field(
+        default=None, description="pairwise (duoBERT) model folder for the duo stage, run at the rerank's precision")
     colbert_model: str | None = Field(
         default=None, description="late-interaction (ColBERT) model folder; None or 'none': no token vectors")
     colbert_query_length: int = Field(default=32, ge=4, description="query tokens, padded with [MASK] to this")

@@ -247,6 +247,16 @@ def test_early_stopping_keeps_the_best_weights(tmp_path: Path) -> None:
     assert (tmp_path / BEST).is_file()
 
 
+def test_dev_figures_beside_the_metric_go_into_the_history_and_the_metric_alone_decides(tmp_path: Path) -> None:
+    module = torch.nn.Linear(2, 1)
+    results = iter([(0.5, {"separation_mined": 0.25}), (0.4, {"separation_mined": 0.75})])
+    config = LoopConfig(steps=2, learning_rate=0.1, warmup=0.0, eval_every=1, patience=0)
+    report = fit(module, lambda step: module(torch.ones(2)).sum(), lambda: next(results), config, tmp_path,
+                 fingerprint="d", progress=False)
+    assert [(h["step"], h["dev"], h["separation_mined"]) for h in report.history] == [(1, 0.5, 0.25), (2, 0.4, 0.75)]
+    assert (report.best_step, report.best_metric) == (1, 0.5)
+
+
 def test_the_head_trains_at_its_own_rate(tmp_path: Path) -> None:
     module = torch.nn.ModuleDict({"body": torch.nn.Linear(2, 2), "classifier": torch.nn.Linear(2, 1)})
     before = {name: value.clone() for name, value in module.state_dict().items()}
@@ -277,6 +287,12 @@ def test_cross_encoder_folder_runs_in_the_rerank_stage(trained_cross_encoder: Pa
     report = json.loads((out / REPORT_FILE).read_text())
     assert report["loop"]["steps"] == 4 and report["export"]["parity"]["int8_passed"]
     assert set(report["evaluation"]) == {"bm25", "bm25+rerank"}
+    assert {"recall@10", "micro_recall@10", "micro_recall@100"} <= set(report["evaluation"]["bm25+rerank"])
+    assert [set(entry) for entry in report["loop"]["history"]] == [
+        {"step", "loss", "dev", "separation_mined", "separation_random", "recall@10", "micro_recall@10"}] * 2
+    diagnostics = report["diagnostics"]
+    assert diagnostics["queries"] == 6 and 0 <= diagnostics["separation_mined"] <= 1
+    assert diagnostics["silhouette"] is None and "cross-encoder" in diagnostics["not_applicable"]["silhouette"]
     saved = json.loads((out / CALIBRATION_FILE).read_text())
     calibration = saved["first_stages"]["bm25"]
     assert calibration["first_stage_weight"] in WEIGHTS and len(calibration["by_weight"]) == len(WEIGHTS)
@@ -307,6 +323,8 @@ def test_dense_distils_the_cross_encoder_and_loads(trained_cross_encoder: Path, 
     report = train_dense(tiny_beir, tmp_path / "dense", module_settings, smoke_config(tiny_dense, steps=2),
                          options, progress=False)
     assert set(report.evaluation or {}) == {"dense"}
+    assert report.diagnostics is not None and report.diagnostics.silhouette is not None
+    assert -1 <= report.diagnostics.silhouette <= 1 and "silhouette" in report.loop.history[-1]
     encoder = DenseEncoder(str(tmp_path / "dense"), home=tmp_path / "elsewhere", runtime="onnx", int8=True)
     vectors = encoder.encode_queries(["does vitamin D help?"])
     assert vectors.shape == (1, 32) and np.isclose(np.linalg.norm(vectors[0]), 1.0, atol=1e-3)

@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from neurank.documents import corpus_path
+from neurank.documents import Document, corpus_path, read_corpus
 from neurank.errors import InputError
 
-__all__ = ["BeirDataset", "Qrels", "available_splits", "load_qrels", "load_queries"]
+__all__ = ["BeirDataset", "Qrels", "available_splits", "load_qrels", "load_queries", "read_passages"]
 
 Qrels = dict[str, dict[str, int]]
 """query id → {document id: relevance grade}."""
@@ -71,6 +71,11 @@ def load_qrels(directory: Path | str, split: str) -> Qrels:
                 raise InputError(f"document {doc_id!r} is judged twice for query {query_id!r}", source=source)
             judged[doc_id] = grade
     return qrels
+
+
+def read_passages(dataset: Path) -> dict[str, str]:
+    """Document id → passage (title, then text) of every valid document of the dataset's corpus."""
+    return {doc.id: doc.passage for doc in read_corpus(dataset) if isinstance(doc, Document)}
 
 
 @dataclass(frozen=True, slots=True)

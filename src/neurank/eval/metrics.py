@@ -20,7 +20,7 @@ from ir_measures import Measure
 
 from neurank.errors import ConfigError, InputError
 
-__all__ = ["DEFAULT_MEASURES", "evaluate", "evaluate_per_query"]
+__all__ = ["DEFAULT_MEASURES", "evaluate", "evaluate_per_query", "ranked"]
 
 DEFAULT_MEASURES = ("nDCG@10", "R@100", "RR@10")
 _ALIASES = {"nDCG": "ndcg", "R": "recall", "RR": "mrr", "P": "precision", "AP": "map"}
@@ -50,11 +50,16 @@ def evaluate_per_query(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str,
     return per_query
 
 
+def ranked(scores: Mapping[str, float]) -> list[tuple[str, float]]:
+    """(document id, score) pairs in the order every measure sees them: score desc, then doc id asc."""
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
 def _as_ranking(run: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """The run with strictly decreasing scores that encode its ranking (score desc, then doc id asc)."""
+    """The run with strictly decreasing scores that encode its ranking (`ranked`)."""
     ranking: dict[str, dict[str, float]] = {}
     for query_id, scores in run.items():
-        ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        ordered = ranked(scores)
         if ordered:
             ranking[query_id] = {doc_id: float(len(ordered) - i) for i, (doc_id, _) in enumerate(ordered)}
     return ranking

@@ -12,11 +12,13 @@ from typing import Any
 from neurank.config import Settings
 from neurank.documents import read_corpus
 from neurank.errors import ConfigError
-from neurank.eval.datasets import load_qrels, load_queries
+from neurank.eval.datasets import Qrels, load_qrels, load_queries
+from neurank.eval.diagnostics import recall_metrics
 from neurank.eval.metrics import evaluate
-from neurank.eval.runs import read_run, write_run
+from neurank.eval.runs import Run, read_run, write_run
 from neurank.ingest.inline import IngestSummary, ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
+from neurank.query.duo import DUO_OFF_NOTE, DuoReranker
 from neurank.query.late_interaction import COLBERT_OFF_NOTE
 from neurank.query.plan import PlanFusion, RetrievalPlan
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
@@ -74,48 +76,61 @@ def evaluate_modes(
     split: str = "test",
     fusion: PlanFusion | None = None,
     reranker: Reranker | None = None,
+    duo: DuoReranker | None = None,
     depth: int = 100,
     rerank_depth: int | None = None,
     runs_dir: Path | None = None,
     on_query: Callable[[], None] | None = None,
+    diagnostics: bool = False,
 ) -> dict[str, ModeReport]:
-    """One report per mode: nDCG@10, Recall@100, MRR@10 and the p50 latency of a whole query.
+    """One report per mode: nDCG@10, Recall@100, MRR@10 and the p50 latency of a whole query; with
+    `diagnostics`, Recall@10 and micro-recall@10 and @100 too (`neurank.eval.diagnostics`).
 
     Every mode is planned and checked against the index and the encoders before the first query runs.
     """
     fusion = fusion or DEFAULT_HYBRID_FUSION
-    searcher = target.searcher(reranker)
+    searcher = target.searcher(reranker, duo=duo)
     plans = {mode: mode_plan(searcher, mode, depth=depth, rerank_depth=rerank_depth, fusion=fusion)
              for mode in modes}
     if reranker is None and any(plan.rerank_depth for plan in plans.values()):
         raise ConfigError(f"{RERANK_OFF_NOTE}; a '+rerank' mode cannot be evaluated without one")
     if searcher.late_interaction is None and any(plan.colbert_depth for plan in plans.values()):
         raise ConfigError(f"{COLBERT_OFF_NOTE}; a '+colbert' mode cannot be evaluated without one")
+    if duo is None and any(plan.duo_depth for plan in plans.values()):
+        raise ConfigError(f"{DUO_OFF_NOTE}; a '+duo' mode cannot be evaluated without one")
     qrels = load_qrels(dataset, split)
     queries = {qid: text for qid, text in load_queries(dataset).items() if qid in qrels}
     reports: dict[str, ModeReport] = {}
     for mode, plan in plans.items():
         run, latencies = run_mode(searcher, plan, queries, on_query)
-        reports[mode] = ModeReport(mode, evaluate(qrels, run), statistics.median(latencies), len(queries))
+        reports[mode] = ModeReport(mode, scored(qrels, run, diagnostics), statistics.median(latencies), len(queries))
         if runs_dir is not None:
             write_run(runs_dir / f"{dataset.name}-{split}-{mode}.trec", run, tag=f"neurank-{mode}",
-                      metadata=run_metadata(plan, target.encoders, settings, reranker))
+                      metadata=run_metadata(plan, target.encoders, settings, reranker, duo))
     return reports
 
 
 def run_metadata(plan: RetrievalPlan, encoders: EncoderBundle, settings: Settings,
-                 reranker: Reranker | None) -> dict[str, Any]:
+                 reranker: Reranker | None, duo: DuoReranker | None = None) -> dict[str, Any]:
     return {
         "plan": repr(plan),
-        "models": {**encoders.models(), **({"rerank": reranker.fingerprint} if reranker else {})},
+        "models": {**encoders.models(), **({"rerank": reranker.fingerprint} if reranker else {}),
+                   **({"duo": duo.fingerprint} if duo else {})},
         "runtime": settings.runtime,
         "int8": settings.int8,
         "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b},
     }
 
 
-def evaluate_runs(dataset: Path, runs: Sequence[Path], *, split: str = "test") -> dict[str, ModeReport]:
+def evaluate_runs(dataset: Path, runs: Sequence[Path], *, split: str = "test",
+                  diagnostics: bool = False) -> dict[str, ModeReport]:
     """Score TREC run files (an earlier `neurank eval`'s, or another system's) on `dataset`'s `split`, one report
     per file; every judged query counts, 0 where a run has nothing for it (as for a searched mode)."""
     qrels = load_qrels(dataset, split)
-    return {str(path): ModeReport(str(path), evaluate(qrels, read_run(path)), None, len(qrels)) for path in runs}
+    return {str(path): ModeReport(str(path), scored(qrels, read_run(path), diagnostics), None, len(qrels))
+            for path in runs}
+
+
+def scored(qrels: Qrels, run: Run, diagnostics: bool) -> dict[str, float]:
+    """The default measures of `run`, with the recall diagnostics when asked for."""
+    return {**evaluate(qrels, run), **(recall_metrics(qrels, run) if diagnostics else {})}

@@ -1,4 +1,5 @@
-"""Encoders (learned sparse, dense, cross, late interaction) on PyTorch or ONNX Runtime; export, int8, parity.
+"""Encoders (learned sparse, dense, cross, pairwise, late interaction) on PyTorch or ONNX Runtime; export, int8,
+parity.
 
     SparseEncoder("splade-tiny", home=home, runtime="onnx", int8=True).encode_documents(texts)
 
@@ -10,6 +11,7 @@ from neurank.onnx_models.base import EncoderStats
 from neurank.onnx_models.colbert import LateInteractionEncoder
 from neurank.onnx_models.cross import CrossEncoder
 from neurank.onnx_models.dense import DenseEncoder
+from neurank.onnx_models.duo import DuoEncoder
 from neurank.onnx_models.export import ExportReport, export_model
 from neurank.onnx_models.late_folder import LateInteractionConfig, read_late_interaction, save_late_interaction
 from neurank.onnx_models.parity import Comparison, ParityReport
@@ -23,6 +25,7 @@ __all__ = [
     "Comparison",
     "CrossEncoder",
     "DenseEncoder",
+    "DuoEncoder",
     "EncoderStats",
     "ExportReport",
     "LateInteractionConfig",

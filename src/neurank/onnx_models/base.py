@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neurank.errors import ConfigError
-from neurank.onnx_models.batching import Batch, padded_batches, tokenize
+from neurank.onnx_models.batching import Batch, Tokenized, padded_batches, tokenize
 from neurank.onnx_models.kinds import Kind
 from neurank.onnx_models.loading import LoadedModel, load
 from neurank.onnx_models.registry import ModelRef, resolve_model
@@ -88,8 +88,12 @@ class Encoder:
         if not texts:
             return
         loaded = self._model()
-        tokenized = tokenize(loaded.tokenizer, texts, self.max_length, pairs)
-        self._stats.texts += len(texts)
+        yield from self._run(tokenize(loaded.tokenizer, texts, self.max_length, pairs))
+
+    def _run(self, tokenized: Tokenized) -> Iterator[tuple[Batch, np.ndarray]]:
+        """Run the model over token-budget batches of inputs already tokenized (an encoder's own layout)."""
+        loaded = self._model()
+        self._stats.texts += len(tokenized.input_ids)
         self._stats.truncated += sum(tokenized.truncated)
         pad_id = loaded.tokenizer.pad_token_id or 0
         for batch in padded_batches(tokenized, self.batch_tokens, pad_id):
@@ -97,9 +101,14 @@ class Encoder:
 
     def _stacked(self, texts: Sequence[str], width: int, pairs: Sequence[str] | None = None) -> np.ndarray:
         """All outputs as one (len(texts), width) float32 array in input order."""
-        rows: np.ndarray | None = None
-        for batch, output in self._batches(texts, pairs):
-            if rows is None:
-                rows = np.empty((len(texts), output.shape[1]), dtype=np.float32)
-            rows[batch.positions] = output
-        return rows if rows is not None else np.empty((0, width), dtype=np.float32)
+        return stacked(self._batches(texts, pairs), len(texts), width)
+
+
+def stacked(batches: Iterator[tuple[Batch, np.ndarray]], rows: int, width: int) -> np.ndarray:
+    """The outputs of `batches` as one (rows, width) float32 array in input order."""
+    result: np.ndarray | None = None
+    for batch, output in batches:
+        if result is None:
+            result = np.empty((rows, output.shape[1]), dtype=np.float32)
+        result[batch.positions] = output
+    return result if result is not None else np.empty((0, width), dtype=np.float32)

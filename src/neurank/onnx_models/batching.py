@@ -72,3 +72,35 @@ def padded_batches(tokenized: Tokenized, budget: int, pad_id: int) -> Iterator[B
             attention_mask[row, :size] = 1
         yield Batch(positions, {"input_ids": input_ids, "attention_mask": attention_mask,
                                 "token_type_ids": token_type_ids})
+
+
+def tokenize_triples(tokenizer: Any, query: str, firsts: Sequence[str], seconds: Sequence[str], max_length: int,
+                     query_length: int) -> Tokenized:
+    """`[CLS] query [SEP] first [SEP] second [SEP]` per (first, second) pair, for a pairwise (duoBERT) model.
+
+    The query keeps at most `query_length` tokens; the two passages share what is left of `max_length`
+    equally (a shorter one lends its rest to the other), so the second passage is never cut away for the
+    first. Token types: 0 for `[CLS] query [SEP]`, 1 for both passages and their separators (BERT's pair
+    layout, extended). Each distinct passage is tokenized once.
+    """
+    if len(firsts) != len(seconds):
+        raise ValueError(f"{len(firsts)} first passages but {len(seconds)} second ones")
+    distinct = list(dict.fromkeys([query, *firsts, *seconds]))
+    # Nothing longer than `max_length` can fit: cutting there first keeps the cut detectable and saves work.
+    pieces = dict(zip(distinct, tokenizer(distinct, add_special_tokens=False, truncation=True, max_length=max_length,
+                                          return_attention_mask=False, return_token_type_ids=False)["input_ids"],
+                      strict=True))
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    question = pieces[query][:query_length]
+    room = max(max_length - len(question) - 4, 0)
+    ids, types, truncated = [], [], []
+    for first, second in zip(firsts, seconds, strict=True):
+        a, b = pieces[first], pieces[second]
+        keep_a = min(len(a), max(room // 2, room - len(b)))
+        keep_b = min(len(b), room - keep_a)
+        head = [cls, *question, sep]
+        tail = [*a[:keep_a], sep, *b[:keep_b], sep]
+        ids.append(head + tail)
+        types.append([0] * len(head) + [1] * len(tail))
+        truncated.append(len(pieces[query]) > len(question) or keep_a < len(a) or keep_b < len(b))
+    return Tokenized(ids, types, truncated)

@@ -50,7 +50,7 @@ Progress = Callable[[str], None]
 logger = logging.getLogger(__name__)
 
 _OUTPUT_NAMES: dict[Kind, str] = {"sparse": "sparse_weights", "dense": "sentence_embedding", "cross": "logits",
-                                  "colbert": "token_vectors"}
+                                  "colbert": "token_vectors", "duo": "logits"}
 _EXTERNAL_DATA_BYTES = 1_500_000_000
 """Above this the graph keeps its weights in a side file (protobuf stops at 2 GB)."""
 MAX_FP32_SHARE = 0.25
@@ -256,7 +256,7 @@ def _export_graph(module: Any, tokenizer: Any, kind: Kind, path: Path) -> None:
         module.model.set_attn_implementation("eager")
     names = graph_inputs(tokenizer)
     texts = ["a short example", "a longer example sentence for the exporter to trace through"]
-    pairs = ["a passage", "another passage that is a little longer"] if kind == "cross" else None
+    pairs = ["a passage", "another passage that is a little longer"] if kind in ("cross", "duo") else None
     example = tokenizer(texts, pairs, padding=True, return_tensors="pt", return_token_type_ids=True)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     size = sum(parameter.numel() * parameter.element_size() for parameter in module.parameters())

@@ -1,4 +1,5 @@
-"""What a model folder holds (masked LM, encoder, classifier, late interaction) and whether it can serve a kind."""
+"""What a model folder holds (masked LM, encoder, classifier, pairwise classifier, late interaction) and whether it
+can serve a kind."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from neurank.errors import ModelError
+from neurank.onnx_models.duo_folder import DUO_FILE, is_duo, read_duo
 from neurank.onnx_models.late_folder import is_late_interaction, read_late_interaction
 from neurank.onnx_models.registry import ModelRef
 
-Kind = Literal["sparse", "dense", "cross", "colbert"]
+Kind = Literal["sparse", "dense", "cross", "colbert", "duo"]
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -21,7 +23,8 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def model_kind(path: Path) -> Kind:
-    """What a folder holds: a masked LM is sparse, a classifier a cross-encoder, a token projection ColBERT."""
+    """What a folder holds: a masked LM is sparse, a classifier a cross-encoder (a pairwise model with `duo.json`),
+    a token projection ColBERT."""
     config = read_config(path)
     if is_late_interaction(path, config):
         return "colbert"
@@ -29,8 +32,13 @@ def model_kind(path: Path) -> Kind:
     if any(name.endswith("ForMaskedLM") for name in architectures):
         return "sparse"
     if any(name.endswith("ForSequenceClassification") for name in architectures):
-        return "cross"
+        return "duo" if is_duo(path) else "cross"
     return "dense"
+
+
+_WANTED = {"sparse": "a masked language model (*ForMaskedLM)",
+           "cross": "a sequence classifier (*ForSequenceClassification) scoring (query, passage) pairs",
+           "duo": f"a pairwise model (a *ForSequenceClassification with a {DUO_FILE})"}
 
 
 def check_kind(ref: ModelRef, kind: Kind) -> None:
@@ -40,15 +48,15 @@ def check_kind(ref: ModelRef, kind: Kind) -> None:
         read_late_interaction(ref.path)
         return
     found = model_kind(ref.path)
-    if kind in ("sparse", "cross") and found != kind:
-        wanted = "a masked language model (*ForMaskedLM)" if kind == "sparse" else \
-            "a sequence classifier (*ForSequenceClassification)"
-        raise ModelError(f"{ref.requested} is not {wanted}; its architectures are "
-                         f"{config.get('architectures')}")
-    if kind == "cross":
+    if kind in ("sparse", "cross", "duo") and found != kind:
+        raise ModelError(f"{ref.requested} is not {_WANTED[kind]}; its architectures are "
+                         f"{config.get('architectures')}{' and it has a duo.json' if found == 'duo' else ''}")
+    if kind in ("cross", "duo"):
         from transformers import AutoConfig
 
         labels = AutoConfig.from_pretrained(str(ref.path)).num_labels
         if labels != 1:
-            raise ModelError(f"{ref.requested} has num_labels={labels}; a cross-encoder needs exactly one "
-                             "logit (a relevance score)")
+            what = "pairwise model" if kind == "duo" else "cross-encoder"
+            raise ModelError(f"{ref.requested} has num_labels={labels}; a {what} needs exactly one logit")
+    if kind == "duo":
+        read_duo(ref.path)

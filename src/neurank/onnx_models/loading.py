@@ -81,7 +81,7 @@ def torch_module(ref: ModelRef, kind: Kind) -> Any:
     from neurank.onnx_models.graphs import EmbeddingPooling, Logits, SpladePooling, TokenVectors
 
     auto = {"sparse": AutoModelForMaskedLM, "dense": AutoModel, "cross": AutoModelForSequenceClassification,
-            "colbert": AutoModel}[kind]
+            "colbert": AutoModel, "duo": AutoModelForSequenceClassification}[kind]
     model = pretrained(auto, ref.path)
     module: SpladePooling | EmbeddingPooling | Logits | TokenVectors
     if kind == "colbert":

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neurank.onnx_models.batching import Batch, padded_batches, tokenize
+from neurank.onnx_models.batching import Batch, padded_batches, tokenize, tokenize_triples
+from neurank.onnx_models.duo_folder import DEFAULT_QUERY_LENGTH
 from neurank.onnx_models.kinds import Kind
 from neurank.onnx_models.runtimes import Backend
 from neurank.stores.scoring import maxsim
@@ -96,11 +97,20 @@ class ParityReport:
 
 
 def parity_batches(tokenizer: Any, kind: Kind) -> tuple[list[Batch], int]:
-    """The samples one by one, then all in one padded batch, at the encoders' default max_length."""
+    """The samples one by one, then all in one padded batch, at the encoders' default max_length.
+
+    A cross-encoder reads (`SAMPLE_QUERY`, sample) pairs; a pairwise model (`SAMPLE_QUERY`, sample, next sample)
+    triples, the long sample both first and second.
+    """
     max_length = min(512 if kind == "cross" else 256, int(getattr(tokenizer, "model_max_length", 512)))
-    pairs = SAMPLE_TEXTS if kind == "cross" else None
-    texts = [SAMPLE_QUERY] * len(SAMPLE_TEXTS) if kind == "cross" else SAMPLE_TEXTS
-    tokenized = tokenize(tokenizer, texts, max_length, pairs)
+    if kind == "duo":
+        seconds = [*SAMPLE_TEXTS[1:], SAMPLE_TEXTS[0]]
+        tokenized = tokenize_triples(tokenizer, SAMPLE_QUERY, SAMPLE_TEXTS, seconds, max_length,
+                                     DEFAULT_QUERY_LENGTH)
+    else:
+        pairs = SAMPLE_TEXTS if kind == "cross" else None
+        texts = [SAMPLE_QUERY] * len(SAMPLE_TEXTS) if kind == "cross" else SAMPLE_TEXTS
+        tokenized = tokenize(tokenizer, texts, max_length, pairs)
     pad_id = tokenizer.pad_token_id or 0
     alone = list(padded_batches(tokenized, 1, pad_id))
     together = list(padded_batches(tokenized, 1 << 30, pad_id))

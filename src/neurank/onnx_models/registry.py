@@ -27,7 +27,7 @@ _CONFIG_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
     "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model",
     "modules.json", "config_sentence_transformers.json", "sentence_bert_config.json",
-    "artifact.metadata",
+    "artifact.metadata", "duo.json",
 )
 _WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 _HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]

@@ -1,5 +1,6 @@
-"""Why a hit scored: the BM25 terms that matched, the learned-sparse tokens that contributed most, and under
-learned fusion the features the model scored."""
+"""Why a hit scored: the BM25 terms that matched, the learned-sparse tokens that contributed most, late
+interaction's token matches, under learned fusion the features the model scored, and the pairwise model's
+preferences against the other reordered hits."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class Explanation:
     """Late interaction, one per query token in order: (query token, document token it matched, similarity)."""
     learned: LearnedHit | None = None
     """Under learned fusion: the model's score and each feature it scored the hit on (None: missing from a list)."""
+    duo: list[tuple[str, float]] = field(default_factory=list)
+    """The duo stage: (other reordered hit, P(this hit more relevant than it)), in the other hits' prior order."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -31,6 +34,7 @@ class Explanation:
             "colbert": [{"query_token": q, "document_token": d, "similarity": s} for q, d, s in self.colbert],
             **({"learned": {"score": self.learned.score, "features": self.learned.features}}
                if self.learned is not None else {}),
+            "duo": [{"other": other, "probability": p} for other, p in self.duo],
         }
 
     def render(self) -> str:
@@ -44,6 +48,10 @@ class Explanation:
             line += f" | learned fusion {self.learned.score:.4f} from " + ", ".join(
                 f"{name} {'—' if value is None else format(value, '.4g')}"
                 for name, value in self.learned.features.items())
+        if self.duo:
+            wins = sum(p > 0.5 for _, p in self.duo)
+            line += f" | duo: preferred to {wins} of {len(self.duo)} (" + ", ".join(
+                f"{other} {p:.2f}" for other, p in self.duo) + ")"
         return line
 
 
@@ -60,9 +68,9 @@ def sparse_contributions(query_tokens: Mapping[str, float], doc_tokens: Mapping[
 
 def explain_hit(store: Store, index: str, query: str, doc_id: str, stored: StoredDocument | None,
                 query_tokens: Mapping[str, float], colbert: list[tuple[str, str, float]] | None = None,
-                top: int = 5) -> Explanation:
+                duo: list[tuple[str, float]] | None = None, top: int = 5) -> Explanation:
     """The BM25 terms (asked of the store) and the SPLADE tokens (from the stored weights) behind one hit, with
-    the late-interaction alignment when that stage scored it."""
+    the late-interaction alignment and the pairwise preferences when those stages scored it."""
     terms = sorted(store.explain_bm25(index, query, doc_id).items(), key=lambda item: -item[1])[:top]
     doc_tokens = dict(stored.sparse.get("splade", {})) if stored else {}
-    return Explanation(terms, sparse_contributions(query_tokens, doc_tokens, top), colbert or [])
+    return Explanation(terms, sparse_contributions(query_tokens, doc_tokens, top), colbert or [], duo=duo or [])

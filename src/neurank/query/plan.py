@@ -5,14 +5,15 @@ Validated when built, with OpenSearch's own rules (neural-search `HybridQueryBui
 with `arithmetic_mean`, weights one per sub-query in [0, 1] summing to 1 ± 0.01, `rank_constant` in [1, 10000],
 no more hits than a search's result window.
 
-A mode names the first stages, then the rescoring stages: `FIRST[+colbert][+rerank]`. FIRST is `bm25`,
+A mode names the first stages, then the rescoring stages: `FIRST[+colbert][+rerank][+duo]`. FIRST is `bm25`,
 `sparse` or `dense` alone; an explicit set joined by `+` (`bm25+dense`, `bm25+sparse+dense`), fused with weights
 in the set's order; or `hybrid`, every first stage the index and the configured encoders have (BM25 + sparse +
 dense on a full index, BM25 + dense where no sparse model is configured). `+colbert` rescores the top
 `colbert_depth` first-stage hits by late interaction (MaxSim); `+rerank` rescores the top `rerank_depth` with
 the cross-encoder, after late interaction when both are there (a cascade: the cheap stage narrows, the costly one
-orders the few). Under a learned fusion (`neurank.query.learned_fusion`) every stage's scores are the model's
-features instead, and the plan must have exactly the stages and depth the model was trained on.
+orders the few); `+duo` reorders the top `duo_depth` of what came before by pairwise preferences (`query/duo.py`).
+Under a learned fusion (`neurank.query.learned_fusion`) every stage's scores are the model's features instead,
+and the plan must have exactly the stages and depth the model was trained on.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ STAGE_NAMES: tuple[StageName, ...] = ("bm25", "sparse", "dense")
 HYBRID = "hybrid"
 COLBERT = "colbert"
 RERANK = "rerank"
+DUO = "duo"
 MODES_HELP = ("bm25, sparse, dense, hybrid (every stage the index has), or a set such as bm25+dense, each "
-              "optionally followed by +colbert and/or +rerank")
+              "optionally followed by +colbert, +rerank and/or +duo")
 PlanFusion = Fusion | LearnedFusion
 """OpenSearch's fusion (rrf, or a normalization and a mean), or a trained model (`neurank.query.learned_fusion`)."""
+DUO_DEPTH = 10
+"""Hits the pairwise model reorders unless told otherwise: it judges k(k−1) ordered pairs."""
 CASCADE_RERANK_DEPTH = 20
 """Hits the cross-encoder rescores after late interaction, unless told otherwise: late interaction has already
 ordered the top 100 at a few milliseconds, so the costly model only settles the head."""
@@ -46,22 +50,27 @@ class Mode:
     first: str
     colbert: bool = False
     rerank: bool = False
+    duo: bool = False
 
     @classmethod
     def parse(cls, mode: str) -> Mode:
         parts = [part.strip() for part in mode.split("+")]
+        duo = len(parts) > 1 and parts[-1] == DUO
+        if duo:
+            parts.pop()
         rerank = len(parts) > 1 and parts[-1] == RERANK
         if rerank:
             parts.pop()
         colbert = len(parts) > 1 and parts[-1] == COLBERT
         if colbert:
             parts.pop()
-        if COLBERT in parts or RERANK in parts:
-            raise PlanError(f"mode {mode!r}: +colbert and +rerank come after the first stages, in that order")
-        return cls("+".join(parts), colbert, rerank)
+        if COLBERT in parts or RERANK in parts or DUO in parts:
+            raise PlanError(f"mode {mode!r}: +colbert, +rerank and +duo come after the first stages, in that order")
+        return cls("+".join(parts), colbert, rerank, duo)
 
     def __str__(self) -> str:
-        return "+".join([self.first, *([COLBERT] if self.colbert else []), *([RERANK] if self.rerank else [])])
+        return "+".join([self.first, *([COLBERT] if self.colbert else []), *([RERANK] if self.rerank else []),
+                         *([DUO] if self.duo else [])])
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +95,8 @@ class RetrievalPlan:
     """How many fused hits the cross-encoder rescores; 0 turns reranking off."""
     colbert_depth: int = 0
     """How many first-stage hits late interaction rescores (before the cross-encoder); 0 turns it off."""
+    duo_depth: int = 0
+    """How many hits, after every other stage, the pairwise model reorders; 0 turns it off."""
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -93,7 +104,8 @@ class RetrievalPlan:
         if len(self.stages) > MAX_SUB_QUERIES:
             raise PlanError(f"at most {MAX_SUB_QUERIES} sub-queries (OpenSearch hybrid limit), got {len(self.stages)}")
         check_size("k", self.k)
-        for name, value in (("rerank depth", self.rerank_depth), ("colbert depth", self.colbert_depth)):
+        for name, value in (("rerank depth", self.rerank_depth), ("colbert depth", self.colbert_depth),
+                            ("duo depth", self.duo_depth)):
             if value < 0:
                 raise PlanError(f"{name} must be >= 0, got {value}")
             if value:
@@ -127,12 +139,13 @@ class RetrievalPlan:
     @classmethod
     def for_mode(cls, mode: str, *, available: Sequence[StageName] = STAGE_NAMES, k: int = 10, depth: int = 100,
                  fusion: PlanFusion | None = None, rerank_depth: int | None = None, colbert_depth: int | None = None,
-                 sparse_field: str = "splade") -> RetrievalPlan:
+                 sparse_field: str = "splade", duo_depth: int | None = None) -> RetrievalPlan:
         """The plan of `mode` (see the module docstring) over the `available` stages, each `max(depth, k)` deep.
 
         Late interaction, when the mode names it, rescores `colbert_depth` hits (default `depth`); the
         cross-encoder, when the mode names it, `rerank_depth` (default `depth`, or CASCADE_RERANK_DEPTH after late
-        interaction). A stage the mode does not name does not run, whatever its depth.
+        interaction); the pairwise model, when the mode names it, `duo_depth` (default DUO_DEPTH). A stage the mode
+        does not name does not run, whatever its depth.
         """
         check_size("k", k)
         check_size("depth", depth)
@@ -142,7 +155,7 @@ class RetrievalPlan:
         late = (colbert_depth or depth) if parsed.colbert else 0
         rerank = (rerank_depth or (CASCADE_RERANK_DEPTH if late else depth)) if parsed.rerank else 0
         return cls(stages=stages, fusion=fusion or DEFAULT_HYBRID_FUSION, k=k, rerank_depth=rerank,
-                   colbert_depth=late)
+                   colbert_depth=late, duo_depth=(duo_depth or DUO_DEPTH) if parsed.duo else 0)
 
 
 def stage_set(mode: str, available: Sequence[StageName] = STAGE_NAMES) -> tuple[StageName, ...]:

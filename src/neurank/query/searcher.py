@@ -19,6 +19,7 @@ import numpy as np
 from neurank.documents import Hit, StageScore
 from neurank.errors import ConfigError, IndexNotFoundError, InputError, PlanError
 from neurank.index_spec import COLBERT_ROLE, DENSE_ROLE, IndexSpec
+from neurank.query.duo import DUO_OFF_NOTE, DuoReranker, sym_sum
 from neurank.query.explain import Explanation, explain_hit
 from neurank.query.fusion import FusedHit, fuse
 from neurank.query.late_interaction import COLBERT_OFF_NOTE, alignment, late_interaction_stage
@@ -88,9 +89,11 @@ class Searcher:
     of another runtime, say), and every result says so in its notes.
     """
 
-    def __init__(self, target: SearchTarget, reranker: Reranker | None = None, *, check_models: bool = True) -> None:
+    def __init__(self, target: SearchTarget, reranker: Reranker | None = None, *, duo: DuoReranker | None = None,
+                 check_models: bool = True) -> None:
         self.target = target
         self.reranker = reranker
+        self.duo = duo
         self.check_models = check_models
         self._spec: IndexSpec | None = None
         self._overridden: list[str] = []
@@ -115,7 +118,8 @@ class Searcher:
         return ("bm25", *(("sparse",) if sparse else ()), *(("dense",) if dense else ()))
 
     def plan(self, mode: str, *, k: int = 10, depth: int = 100, fusion: PlanFusion | None = None,
-             rerank_depth: int | None = None, colbert_depth: int | None = None, implied: bool = True) -> RetrievalPlan:
+             rerank_depth: int | None = None, colbert_depth: int | None = None, duo_depth: int | None = None,
+             implied: bool = True) -> RetrievalPlan:
         """The plan of `mode` on this index, checked (see `neurank.query.plan` for modes and default depths).
 
         With `implied` (a search), the rescoring stages whose models are configured run even when the mode does
@@ -125,9 +129,10 @@ class Searcher:
         parsed = Mode.parse(mode)
         if implied:
             parsed = Mode(parsed.first, parsed.colbert or self.late_interaction is not None,
-                          parsed.rerank or self.reranker is not None)
+                          parsed.rerank or self.reranker is not None, parsed.duo or self.duo is not None)
         plan = RetrievalPlan.for_mode(str(parsed), available=self.available_stages(), k=k, depth=depth,
-                                      fusion=fusion, rerank_depth=rerank_depth, colbert_depth=colbert_depth)
+                                      fusion=fusion, rerank_depth=rerank_depth, colbert_depth=colbert_depth,
+                                      duo_depth=duo_depth)
         self.check(plan)
         return plan
 
@@ -217,6 +222,13 @@ class Searcher:
                 notes.append(LEARNED_FUSION_NOTE)
         else:
             hits = self._fused_and_rescored(query, plan, fusion, encodings, documents, timings, notes)
+        preferences: dict[str, list[tuple[str, float]]] = {}
+        if plan.duo_depth:
+            if self.duo is None:
+                notes.append(DUO_OFF_NOTE)
+            else:
+                with _timed(timings, "duo"):
+                    hits = self._pairwise(query, hits, plan, documents, preferences)
         hits = hits[: plan.k]
         if with_documents:
             for hit, stored in zip(hits, documents.of([hit.id for hit in hits]), strict=True):
@@ -232,7 +244,8 @@ class Searcher:
                 explanations = [
                     explain_hit(self.target.store, self.target.index, query, hit.id, stored, tokens,
                                 alignment(colbert, query_tokens, encodings.colbert(), stored)
-                                if stored is not None and "colbert" in hit.stages else None)
+                                if stored is not None and "colbert" in hit.stages else None,
+                                preferences.get(hit.id))
                     for hit, stored in zip(hits, stored_docs, strict=True)]
                 for hit, explanation in zip(hits, explanations, strict=True):
                     if hit.id in learned:
@@ -278,7 +291,7 @@ class Searcher:
         if plan.is_hybrid and isinstance(store, FusingStore) and store.fuses(fusion):
             with _timed(timings, "search"):
                 queries = [self._sub_query(stage, query, encodings) for stage in plan.stages]
-                size = max(plan.k, plan.rerank_depth, plan.colbert_depth)
+                size = max(plan.k, plan.rerank_depth, plan.colbert_depth, plan.duo_depth)
                 fused = store.search_fused(self.target.index, queries, fusion, size=size)
             hits = [Hit(doc_id, score) for doc_id, score in fused]
             notes.append(SERVER_FUSION_NOTE.format(site=store.fused_by(fusion)))
@@ -346,6 +359,32 @@ class Searcher:
                                          [doc.document.passage for _, doc in kept],
                                          first_stage=plan.rerank_first_stage)
         return _reordered([hit for hit, _ in kept], rescored, "rerank") + tail
+
+    def _pairwise(self, query: str, hits: list[Hit], plan: RetrievalPlan, documents: _Documents,
+                  preferences: dict[str, list[tuple[str, float]]]) -> list[Hit]:
+        """Reorder the top `duo_depth` hits by SYM-SUM of the pairwise model's preferences; the rest keep their order.
+
+        SYM-SUM only compares the hits of one list, so it goes into `stages["duo"]`; each reordered hit's `score`
+        becomes the score its new rank had before, which keeps the scores decreasing into the untouched tail
+        (a run file or a metric orders hits by score). `preferences` receives, per reordered hit, (other hit,
+        P(this hit more relevant than the other)): what an explanation shows. A hit whose document is gone
+        follows the reordered ones.
+        """
+        assert self.duo is not None
+        head, tail = hits[: plan.duo_depth], hits[plan.duo_depth:]
+        stored = documents.of([hit.id for hit in head])
+        kept = [(hit, doc) for hit, doc in zip(head, stored, strict=True) if doc is not None]
+        gone = [hit for hit, doc in zip(head, stored, strict=True) if doc is None]
+        matrix = self.duo.preferences(query, [doc.document.passage for _, doc in kept])
+        ids = [hit.id for hit, _ in kept]
+        for i, hit_id in enumerate(ids):
+            preferences[hit_id] = [(other, float(matrix[i, j])) for j, other in enumerate(ids) if j != i]
+        scores = sym_sum(matrix).astype(np.float32)
+        by_rank = sorted((hit.score for hit, _ in kept), reverse=True)
+        reordered = _reordered([hit for hit, _ in kept], Rescored(scores, scores, [None] * len(kept)), "duo")
+        for hit, score in zip(reordered, by_rank, strict=True):
+            hit.score = score
+        return reordered + gone + tail
 
 
 class _Documents:

@@ -10,6 +10,7 @@ from neurank.onnx_models.bundle import EncoderBundle
 from neurank.stores import Store, open_store
 
 if TYPE_CHECKING:
+    from neurank.query.duo import DuoReranker
     from neurank.query.rerank import Reranker
     from neurank.query.searcher import Searcher
 
@@ -27,7 +28,8 @@ class SearchTarget:
         """The configured store, index (or `index`) and encoders; nothing is opened or loaded yet."""
         return cls(open_store(settings), index or settings.index, EncoderBundle.from_settings(settings))
 
-    def searcher(self, reranker: Reranker | None = None, *, check_models: bool = True) -> Searcher:
+    def searcher(self, reranker: Reranker | None = None, *, duo: DuoReranker | None = None,
+                 check_models: bool = True) -> Searcher:
         from neurank.query.searcher import Searcher
 
-        return Searcher(self, reranker, check_models=check_models)
+        return Searcher(self, reranker, duo=duo, check_models=check_models)

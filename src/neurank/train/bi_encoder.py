@@ -66,6 +66,13 @@ class BiEncoderTrainee:
     def finish(self, data: TrainingData, folder: Path, settings: Settings) -> dict[str, Any]:
         return {}
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), d) without gradients: the vectors the diagnostics cluster."""
+        return inference(self.module, self.encode, texts).numpy()
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode_queries(texts)
+
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
         vectors = inference(self.module, self.encode, [query, *passages])
         if self.similarity == "cosine":

@@ -84,6 +84,9 @@ class ColbertOptions:
 
 class ColbertTrainee:
     kind: ClassVar[str] = "colbert"
+    embedder: ClassVar[None] = None
+    no_embeddings: ClassVar[str] = ("late interaction keeps one vector per token, not one per text: the silhouette "
+                                    "of query/positive clusters does not apply")
 
     def __init__(self, base: Path, *, max_length: int, options: ColbertOptions, teacher: Scorer | None) -> None:
         from transformers import AutoModel

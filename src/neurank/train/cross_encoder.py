@@ -62,6 +62,9 @@ class CrossEncoderOptions:
 
 class CrossEncoderTrainee:
     kind: ClassVar[str] = "cross"
+    embedder: ClassVar[None] = None
+    no_embeddings: ClassVar[str] = ("a cross-encoder scores (query, passage) pairs: it has no embedding space, so "
+                                    "the silhouette does not apply")
 
     def __init__(self, base: Path, *, max_length: int, options: CrossEncoderOptions) -> None:
         from transformers import AutoModelForSequenceClassification

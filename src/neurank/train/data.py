@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from neurank.config import Settings
-from neurank.documents import Document, read_corpus
 from neurank.errors import ConfigError, InputError
-from neurank.eval.datasets import Qrels, available_splits, load_qrels, load_queries
+from neurank.eval.datasets import Qrels, available_splits, load_qrels, load_queries, read_passages
 from neurank.query.rerank import DEFAULT_RERANK_DEPTH
 from neurank.retrieval import ScoredIds
 from neurank.train.config import TrainConfig
@@ -112,11 +111,6 @@ def training_split(dataset: Path, config: SplitConfig) -> tuple[Qrels, Qrels]:
     train, dev = split_queries(dataset, train_split=config.train_split, dev_split=config.dev_split,
                                dev_fraction=config.dev_fraction, seed=config.seed, exclude=list(exclude))
     return train, subsample(dev, config.dev_queries, config.seed)
-
-
-def read_passages(dataset: Path) -> dict[str, str]:
-    """Document id → passage (title, then text) of every valid document of the dataset's corpus."""
-    return {doc.id: doc.passage for doc in read_corpus(dataset) if isinstance(doc, Document)}
 
 
 def split_queries(directory: Path, *, train_split: str, dev_split: str, dev_fraction: float, seed: int,

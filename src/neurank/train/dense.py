@@ -59,6 +59,7 @@ class DenseOptions:
 
 class DenseTrainee(BiEncoderTrainee):
     kind: ClassVar[str] = "dense"
+    no_embeddings: ClassVar[str] = ""
 
     def __init__(self, base: Path, *, max_length: int, options: DenseOptions, teacher: Scorer | None) -> None:
         from transformers import AutoModel
@@ -75,6 +76,10 @@ class DenseTrainee(BiEncoderTrainee):
         self.base = base
         self.options = options
         self.teacher_scores = TeacherScores(teacher) if teacher is not None else None
+
+    @property
+    def embedder(self) -> DenseTrainee:
+        return self
 
     def extra_loss(self, groups: Sequence[Group], step: int, queries: Tensor, passages: Tensor) -> Tensor | float:
         if self.teacher_scores is None or not self.options.distill_weight:

@@ -10,7 +10,7 @@ MaxSim computed with `stores.scoring.maxsim` over the exported encoder's token v
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,15 +20,14 @@ from tqdm import tqdm
 
 from neurank.config import Settings
 from neurank.eval.datasets import Qrels, load_qrels
+from neurank.eval.diagnostics import Scorer
 from neurank.eval.metrics import evaluate
-from neurank.eval.runner import evaluate_modes
+from neurank.eval.runner import evaluate_modes, scored
 from neurank.onnx_models.bundle import EncoderBundle
+from neurank.query.duo import DuoReranker
 from neurank.query.rerank import Reranker
 from neurank.retrieval import ScoredIds
 from neurank.train.first_stage import indexed
-
-Scorer = Callable[[str, Sequence[str]], np.ndarray]
-"""(query, passages) → one relevance score per passage, higher is better."""
 
 DEV_MEASURE = "nDCG@10"
 LATE_DEPTH = 100
@@ -42,6 +41,7 @@ class EvalSetup:
     modes: tuple[str, ...]
     encoders: EncoderBundle
     reranker: Reranker | None = None
+    duo: DuoReranker | None = None
     late_interaction: Any = None
     """A `LateInteractionEncoder`: adds the mode `bm25+colbert`, BM25's top `LATE_DEPTH` reordered by MaxSim."""
 
@@ -49,13 +49,23 @@ class EvalSetup:
 def rerank_metric(score: Scorer, queries: Mapping[str, str], qrels: Qrels, runs: Mapping[str, ScoredIds],
                   corpus: Mapping[str, str], *, depth: int, measure: str = DEV_MEASURE) -> float:
     """`measure` of the top `depth` first-stage candidates of each judged query, reordered by `score`."""
+    return measure_of(qrels, rerank_run(score, queries, qrels, runs, corpus, depth=depth), measure)
+
+
+def measure_of(qrels: Qrels, run: Mapping[str, Mapping[str, float]], measure: str = DEV_MEASURE) -> float:
+    return next(iter(evaluate(qrels, run, (measure,)).values()))
+
+
+def rerank_run(score: Scorer, queries: Mapping[str, str], qrels: Qrels, runs: Mapping[str, ScoredIds],
+               corpus: Mapping[str, str], *, depth: int) -> dict[str, dict[str, float]]:
+    """The top `depth` first-stage candidates of each judged query, scored by `score`."""
     run: dict[str, dict[str, float]] = {}
     for query_id in qrels:
         doc_ids = [doc for doc, _ in runs.get(query_id, [])[:depth]]
         if doc_ids:
             scores = score(queries[query_id], [corpus[doc] for doc in doc_ids])
             run[query_id] = dict(zip(doc_ids, map(float, scores), strict=True))
-    return next(iter(evaluate(qrels, run, (measure,)).values()))
+    return run
 
 
 def final_evaluation(dataset: Path, setup: EvalSetup, settings: Settings, *, split: str,
@@ -65,7 +75,8 @@ def final_evaluation(dataset: Path, setup: EvalSetup, settings: Settings, *, spl
     total = len(load_qrels(dataset, split)) * len(setup.modes)
     with tqdm(total=total, disable=not progress, desc=f"evaluate on {split}", unit="query") as bar:
         reports = evaluate_modes(dataset, setup.modes, target, settings, split=split,
-                                 reranker=setup.reranker, runs_dir=runs_dir, on_query=bar.update)
+                                 reranker=setup.reranker, duo=setup.duo, runs_dir=runs_dir, on_query=bar.update,
+                                 diagnostics=True)
     results: dict[str, dict[str, Any]] = {mode: report.to_dict() for mode, report in reports.items()}
     if setup.late_interaction is not None:
         results["bm25+colbert"] = late_interaction_rerank(dataset, setup.late_interaction, settings, split=split,
@@ -99,15 +110,16 @@ def late_interaction_rerank(dataset: Path, encoder: Any, settings: Settings, *, 
         started = time.perf_counter()
         query = encoder.encode_queries([text])[0]
         docs = [doc for doc, _ in runs.get(query_id, [])]
-        scored = [doc for doc in docs if len(matrices[doc])]
-        scores = maxsim(query, [matrices[doc] for doc in scored])
+        with_vectors = [doc for doc in docs if len(matrices[doc])]
+        scores = maxsim(query, [matrices[doc] for doc in with_vectors])
         latencies.append((time.perf_counter() - started) * 1000)
         floor = float(scores.min()) if len(scores) else 0.0
         unscored = [doc for doc in docs if not len(matrices[doc])]
-        run[query_id] = {**dict(zip(scored, map(float, scores), strict=True)),
+        run[query_id] = {**dict(zip(with_vectors, map(float, scores), strict=True)),
                          **{doc: floor - 1.0 - rank for rank, doc in enumerate(unscored)}}
     if runs_dir is not None:
         write_run(runs_dir / f"{dataset.name}-{split}-bm25+colbert.trec", run, tag="neurank-bm25-colbert",
                   metadata={"first_stage": "bm25", "depth": depth, "colbert": encoder.fingerprint})
-    return {**evaluate(qrels, run), "latency_ms_p50": float(np.median(latencies)) if latencies else None,
+    return {**scored(qrels, run, diagnostics=True),
+            "latency_ms_p50": float(np.median(latencies)) if latencies else None,
             "without_token_vectors": sum(1 for doc in candidates if not len(matrices[doc]))}

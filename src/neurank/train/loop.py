@@ -1,9 +1,9 @@
 """The training loop the three trainers share: seed, progress, checkpoints and resume, early stopping.
 
 The loop knows nothing about models or data: it gets a module, a function giving the loss of step n, and a
-function giving the dev metric (higher is better). Batches must be a pure function of the step (see
-`train/data.py`), so the checkpoint holds only the module, optimizer, scheduler, torch RNGs and counters,
-and a resumed run takes the same path as an uninterrupted one.
+function giving the dev metric (higher is better), alone or with other dev figures to record beside it.
+Batches must be a pure function of the step (see `train/data.py`), so the checkpoint holds only the module,
+optimizer, scheduler, torch RNGs and counters, and a resumed run takes the same path as an uninterrupted one.
 
 Checkpoints live in one folder: `last.pt` (everything, written every `checkpoint_every` steps and after
 each evaluation) and `best.pt` (the weights of the best evaluation so far, restored at the end).
@@ -15,7 +15,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,8 @@ BEST = "best.pt"
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 Precision = Literal["fp32", "bf16"]
+DevResult = float | tuple[float, Mapping[str, float]]
+"""The dev metric that early stopping follows, or it and other figures the history records (diagnostics)."""
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
 
 
@@ -89,7 +91,8 @@ class LoopReport:
     seconds: float = 0.0
     resumed_from: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
-    """One entry per evaluation: step, mean training loss since the previous one, dev metric."""
+    """One entry per evaluation: step, mean training loss since the previous one, dev metric, and the other dev
+    figures `evaluate` returned."""
     losses: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,15 +108,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def fit(module: nn.Module, loss_at: Callable[[int], Tensor], evaluate: Callable[[], float], config: LoopConfig,
+def fit(module: nn.Module, loss_at: Callable[[int], Tensor], evaluate: Callable[[], DevResult], config: LoopConfig,
         checkpoints: Path, *, fingerprint: str, head: tuple[str, ...] = (), resume: bool = True,
         progress: bool = True, description: str = "training") -> LoopReport:
     """Train `module` for `config.steps` steps (or until early stopping or the time limit); end on its best weights.
 
-    `loss_at(step)` returns the loss of 0-based step `step`; `evaluate()` the dev metric, every
-    `eval_every` steps and at the end. Parameters whose names start with one of `head` train at
-    `config.head_learning_rate`. With `resume`, a `last.pt` in `checkpoints` made with the same `fingerprint`
-    is continued, one made with another raises `ConfigError`; without it, training starts over.
+    `loss_at(step)` returns the loss of 0-based step `step`; `evaluate()` the dev metric (or the metric and
+    other figures for the history), every `eval_every` steps and at the end. Parameters whose names start
+    with one of `head` train at `config.head_learning_rate`. With `resume`, a `last.pt` in `checkpoints` made
+    with the same `fingerprint` is continued, one made with another raises `ConfigError`; without it, training
+    starts over.
     """
     checkpoints.mkdir(parents=True, exist_ok=True)
     device = device_of(module)
@@ -164,11 +168,14 @@ def _finished(report: LoopReport, config: LoopConfig) -> bool:
     return report.steps >= config.steps or report.stopped_early or report.timed_out
 
 
-def _evaluate(module: nn.Module, evaluate: Callable[[], float], report: LoopReport, config: LoopConfig,
+def _evaluate(module: nn.Module, evaluate: Callable[[], DevResult], report: LoopReport, config: LoopConfig,
               checkpoints: Path, window: list[float]) -> None:
     """Score the dev split; keep the weights when they beat the best so far, count a miss otherwise."""
-    metric = float(evaluate())
-    report.history.append({"step": report.steps, "loss": sum(window) / max(len(window), 1), "dev": metric})
+    result = evaluate()
+    value, figures = result if isinstance(result, tuple) else (result, {})
+    metric = float(value)
+    report.history.append({"step": report.steps, "loss": sum(window) / max(len(window), 1), "dev": metric,
+                           **{name: float(figure) for name, figure in figures.items()}})
     if report.best_metric is None or metric > report.best_metric:
         report.best_metric, report.best_step = metric, report.steps
         _atomic_save(module.state_dict(), checkpoints / BEST)

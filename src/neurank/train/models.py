@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from neurank.errors import ConfigError
 
+T = TypeVar("T")
 SCORE_BATCH = 32
 """Texts per forward pass when scoring without gradients (the dev metric)."""
 
@@ -46,8 +47,9 @@ def save_tokenizer(tokenizer: Any, folder: Path, *, max_length: int) -> None:
     tokenizer.save_pretrained(str(folder))
 
 
-def inference(module: nn.Module, forward: Callable[[list[str]], Tensor], texts: Sequence[str]) -> Tensor:
-    """`forward` over `texts` in chunks, in eval mode and without gradients; rows concatenated, float32."""
+def inference(module: nn.Module, forward: Callable[[list[T]], Tensor], texts: Sequence[T]) -> Tensor:
+    """`forward` over `texts` (or other inputs) in chunks, in eval mode and without gradients; rows concatenated,
+    float32."""
     module.eval()
     with torch.inference_mode():
         chunks = [forward(list(texts[i:i + SCORE_BATCH])) for i in range(0, len(texts), SCORE_BATCH)]

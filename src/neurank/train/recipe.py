@@ -19,16 +19,21 @@ import torch
 from torch import Tensor, nn
 
 from neurank.config import Settings
+from neurank.eval.datasets import load_qrels
+from neurank.eval.diagnostics import Diagnostics, Embedder, diagnose
 from neurank.onnx_models.export import Progress
 from neurank.onnx_models.registry import resolve_model
 from neurank.train.config import TrainConfig
 from neurank.train.data import Group, TrainingData, load_training_data
-from neurank.train.evaluation import DEV_MEASURE, EvalSetup, final_evaluation, rerank_metric
+from neurank.train.evaluation import DEV_MEASURE, EvalSetup, final_evaluation, measure_of, rerank_run
+from neurank.train.first_stage import first_stage_runs
 from neurank.train.loop import LoopReport, fit, seed_everything
 from neurank.train.models import training_device
 from neurank.train.output import export_into
 
 REPORT_FILE = "training.json"
+DEV_RECALL_AT = 10
+"""The dev diagnostics' Recall@N and micro-recall@N cutoff, over the reranked dev candidates."""
 CHECKPOINTS = "checkpoints"
 
 
@@ -55,6 +60,13 @@ class Trainee(Protocol):
     def finish(self, data: TrainingData, folder: Path, settings: Settings) -> dict[str, Any]:
         """Work on the saved and exported best weights, run as `settings` say; returns what the report records."""
 
+    @property
+    def embedder(self) -> Embedder | None:
+        """One vector per text, for the silhouette diagnostic; None where the model has no embedding space."""
+
+    no_embeddings: ClassVar[str]
+    """Why `embedder` is None (what the report says instead of a silhouette)."""
+
 
 @dataclass(slots=True)
 class TrainReport:
@@ -69,6 +81,8 @@ class TrainReport:
     export: dict[str, Any]
     eval_split: str | None
     evaluation: dict[str, dict[str, Any]] | None
+    diagnostics: Diagnostics | None
+    """The trained model's diagnostics on the evaluation split (dev ones are in `loop.history`)."""
     seconds: float
     finish: dict[str, Any]
     recipe: dict[str, Any]
@@ -79,7 +93,9 @@ class TrainReport:
             "kind": self.kind, "dataset": self.dataset, "base": self.base, "out": str(self.out),
             "train_queries": self.train_queries, "dev_queries": self.dev_queries, "dev_measure": self.dev_measure,
             "loop": self.loop.to_dict(), "export": self.export, "eval_split": self.eval_split,
-            "evaluation": self.evaluation, "seconds": round(self.seconds, 1), **self.finish, "recipe": self.recipe,
+            "evaluation": self.evaluation,
+            "diagnostics": None if self.diagnostics is None else self.diagnostics.to_dict(),
+            "seconds": round(self.seconds, 1), **self.finish, "recipe": self.recipe,
         }
 
 
@@ -106,7 +122,7 @@ def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings
         trainee.module,
         lambda step: trainee.loss(data.batch(step, batch_size=config.batch_size, n_negatives=config.n_negatives),
                                   step),
-        lambda: rerank_metric(trainee.score, data.queries, data.dev, data.runs, data.corpus, depth=config.dev_depth),
+        lambda: dev_evaluation(trainee, data, config),
         config.loop_config(),
         out / CHECKPOINTS,
         fingerprint=_fingerprint(trainee.kind, dataset, config, options, settings),
@@ -121,17 +137,44 @@ def run_training(make: Callable[[], Trainee], dataset: Path, out: Path, settings
     if export.onnx_int8 is None:
         settings = settings.model_copy(update={"int8": False})
     finished = trainee.finish(data, out, settings)
-    evaluation = None
+    evaluation = diagnostics = None
     if config.eval_split:
         tell(f"final evaluation on {dataset.name} ({config.eval_split})")
         evaluation = final_evaluation(dataset, trainee.evaluation(out, settings), settings,
                                       split=config.eval_split, runs_dir=out / "eval", progress=progress)
+        tell(f"diagnostics on {dataset.name} ({config.eval_split})")
+        diagnostics = split_diagnostics(trainee, dataset, data, settings, config)
     report = TrainReport(trainee.kind, dataset.name, config.base, out, len(data.examples), len(data.dev),
                          f"{DEV_MEASURE} of the first-stage top {config.dev_depth}, reranked", loop,
-                         export.to_dict(), config.eval_split, evaluation, time.perf_counter() - started, finished,
-                         {"config": asdict(config), "options": dict(options)})
+                         export.to_dict(), config.eval_split, evaluation, diagnostics,
+                         time.perf_counter() - started, finished, {"config": asdict(config), "options": dict(options)})
     (out / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     return report
+
+
+def dev_evaluation(trainee: Trainee, data: TrainingData, config: TrainConfig) -> tuple[float, dict[str, float]]:
+    """The dev metric, with the diagnostics of the model at this step (Recall@10 of the reranked candidates)."""
+    run = rerank_run(trainee.score, data.queries, data.dev, data.runs, data.corpus, depth=config.dev_depth)
+    found = diagnose(trainee.score, data.dev, data.queries, data.corpus, data.runs, embedder=trainee.embedder,
+                     why_no_embeddings=trainee.no_embeddings, run=run, cutoffs=(DEV_RECALL_AT,),
+                     skip=config.range_min, seed=config.seed)
+    return measure_of(data.dev, run), found.flat()
+
+
+def split_diagnostics(trainee: Trainee, dataset: Path, data: TrainingData, settings: Settings,
+                      config: TrainConfig) -> Diagnostics:
+    """The trained model's diagnostics on the evaluation split, negatives mined from the first stage it trained on.
+
+    Recall there belongs to the retrieval modes the final evaluation ran (`evaluation`), not to the model alone.
+    """
+    assert config.eval_split is not None
+    qrels = load_qrels(dataset, config.eval_split)
+    queries = {query_id: text for query_id, text in data.queries.items() if query_id in qrels}
+    runs = first_stage_runs(dataset, queries, settings, source=config.negatives_from, depth=config.range_max)
+    return diagnose(trainee.score, qrels, queries, data.corpus, runs, embedder=trainee.embedder,
+                    why_no_embeddings=trainee.no_embeddings,
+                    why_no_run="Recall@N and micro-recall@N of each mode are in `evaluation`",
+                    skip=config.range_min, seed=config.seed)
 
 
 def _fingerprint(kind: str, dataset: Path, config: TrainConfig, options: Mapping[str, Any],

@@ -50,6 +50,9 @@ class SparseOptions:
 
 class SparseTrainee(BiEncoderTrainee):
     kind: ClassVar[str] = "sparse"
+    embedder: ClassVar[None] = None
+    no_embeddings: ClassVar[str] = ("a learned-sparse model weighs vocabulary terms: its vectors are no embedding "
+                                    "space, so the silhouette does not apply")
 
     def __init__(self, base: Path, *, max_length: int, options: SparseOptions, warmup_steps: int) -> None:
         from transformers import AutoModelForMaskedLM
