@@ -6,7 +6,8 @@ statistics (N, df, avgdl) are exact over the live rows of all segments, and a te
 postings at query time, so scores equal one index built in one go: SCORING.md exactly, through
 `neurank.stores.scoring`. Rows are addressed by a slot (segment base + row), ascending with `seq`, so ties keep
 insertion order. Late-interaction token vectors stay compressed; a `LateInteractionQuery` decodes its
-candidates' records only.
+candidates' records only. A fuzzy text query expands each term over the snapshot's vocabulary (`fuzzy.py`) and
+scores the expansions as Lucene's blended rewrite does (docs/FUZZY.md).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from neurank.errors import StoreError
 from neurank.index_spec import SPARSE_FIELDS, IndexSpec
-from neurank.retrieval import LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
+from neurank.retrieval import Fuzzy, LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores import scoring
 from neurank.stores.analysis import Analyzer
 from neurank.stores.local.ann import HnswGraph
+from neurank.stores.local.fuzzy import FuzzyVocabulary
+from neurank.stores.local.ngrams import NgramField
 from neurank.stores.local.segment import Postings, Segment, gather_records
 from neurank.stores.tokens import decode
 
@@ -62,6 +66,8 @@ class MemoryIndex:
         self.seqs = np.concatenate([s.seqs for s in segments]) if segments else np.zeros(0, np.int64)
         """The seq of every slot (masked ones included), ascending."""
         self._row_of: dict[str, int] | None = None
+        self._vocabulary: FuzzyVocabulary | None = None
+        self._ngrams: NgramField | None = None
         self._statistics()
 
     def _statistics(self) -> None:
@@ -75,7 +81,9 @@ class MemoryIndex:
             doc_count += int(np.count_nonzero(lengths))
             total += int(lengths.sum())
             doc_freq += segment.freqs.doc_freq(width, ~live)
-        self.idf = scoring.bm25_idf(doc_freq, max(doc_count, 1))
+        self.doc_freq = doc_freq
+        self.doc_count = max(doc_count, 1)
+        self.idf = scoring.bm25_idf(doc_freq, self.doc_count)
         avgdl = scoring.bm25_avgdl(total, doc_count) if doc_count else np.float32(1)
         self.norm_inverse = scoring.bm25_norm_inverse(float(avgdl), self.spec.bm25_k1, self.spec.bm25_b)
 
@@ -91,11 +99,13 @@ class MemoryIndex:
         return self._row_of
 
     def _postings(
-        self, pick: Callable[[Segment], Postings], col: int
+        self, pick: Callable[[int, Segment], Postings], col: int
     ) -> Iterator[tuple[Segment, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per segment, the live entries of column `col`: (segment, rows, slots, values)."""
-        for segment, live, whole, base in zip(self.segments, self.live, self.whole, self.bases, strict=False):
-            postings = pick(segment)
+        """Per segment, the live entries of column `col` of the postings `pick(segment number, segment)`:
+        (segment, rows, slots, values)."""
+        for at, (segment, live, whole, base) in enumerate(zip(self.segments, self.live, self.whole, self.bases,
+                                                              strict=False)):
+            postings = pick(at, segment)
             span = postings.span(col)
             if span is None:
                 continue
@@ -114,13 +124,78 @@ class MemoryIndex:
         if col is None:
             return None
         weight = self.idf[col] if occurrences == 1 else scoring.bm25_weight(self.idf[col], occurrences)
+        return self._term_scores(col, weight)
+
+    def _term_scores(self, col: int, weight: ArrayLike) -> tuple[np.ndarray, np.ndarray] | None:
+        """(slots, scores) of one term column scored with the BM25 weight `weight` (boost · idf)."""
         parts = [(slots, scoring.bm25_term_score(weight, freqs, self.norm_inverse[segment.norms[rows]]))
-                 for segment, rows, slots, freqs in self._postings(lambda s: s.freqs, col)]
+                 for segment, rows, slots, freqs in self._postings(lambda _, s: s.freqs, col)]
         return _joined(parts)
 
-    def bm25_clauses(self, query: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    @property
+    def vocabulary(self) -> FuzzyVocabulary:
+        """The terms of this snapshot that have live documents (built on first use: only fuzzy queries need it)."""
+        if self._vocabulary is None:
+            width = self.doc_freq.size
+            self._vocabulary = FuzzyVocabulary(
+                (term, col) for term, col in list(self.terms.items()) if col < width and self.doc_freq[col] > 0)
+        return self._vocabulary
+
+    def _fuzzy_clause(self, term: str, occurrences: int, fuzzy: Fuzzy) -> tuple[np.ndarray, np.ndarray] | None:
+        """Lucene's `FuzzyQuery` with `TopTermsBlendedFreqScoringRewrite`: every expansion is a term query boosted
+        by its similarity (times the term's count in the query), all scored with the idf of the largest document
+        frequency among them (`BlendedTermQuery`), and summed as SHOULD clauses into one clause per query term."""
+        expanded = self.vocabulary.expand(term, fuzzy)
+        if not expanded:
+            return None
+        idf = scoring.bm25_idf(max(int(self.doc_freq[col]) for col, _ in expanded), self.doc_count)
+        parts = [clause for col, boost in expanded
+                 if (clause := self._term_scores(col, scoring.bm25_weight(
+                     idf, max(boost, np.float32(0)) * np.float32(occurrences)))) is not None]
+        return _summed(parts)
+
+    @property
+    def ngrams(self) -> NgramField:
+        """The `content.ngram` subfield of this snapshot (derived on first use); refused when the index has none."""
+        if not self.spec.ngram:
+            raise StoreError("[match] on content.ngram refused: the index has no n-gram subfield (created with "
+                             "ngram 0); create it with NEURANK_NGRAM=3 to match n-grams")
+        if self._ngrams is None:
+            self._ngrams = NgramField(self.spec.ngram, self.terms, self.doc_freq.size, self.segments, self.live,
+                                      self.spec.bm25_k1, self.spec.bm25_b)
+        return self._ngrams
+
+    def _ngram_clause(self, term: str, occurrences: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """`SynonymQuery` of the term's grams on `content.ngram`: one BM25 score per document on the summed gram
+        frequency, with the idf of the grams' largest document frequency (`ngrams.py`)."""
+        field = self.ngrams
+        found = field.query_grams(term)
+        if found is None:
+            return None
+        cols, idf = found
+        parts = [(slots, values) for col in cols
+                 for _, _, slots, values in self._postings(lambda at, _: field.postings[at], col)]
+        summed = _summed(parts)  # the frequencies of the term's grams, added per document
+        if summed is None:
+            return None
+        slots, freqs = summed
+        norms = np.concatenate(field.norms)[slots]
+        return slots, scoring.bm25_term_score(scoring.bm25_weight(idf, occurrences), freqs, field.norm_inverse[norms])
+
+    def text_clauses(self, query: TextQuery) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The SHOULD clauses of a text query: one per analyzed term; with `ngram`, the `match` on `content` and the
+        one on `content.ngram` each summed into one clause, as the two clauses of a `bool.should`."""
+        clauses = list(self.bm25_clauses(query.text, query.fuzzy).values())
+        if not query.ngram:
+            return clauses
+        counts = Counter(self.analyzer.analyze(query.text))
+        grams = [clause for term, count in counts.items() if (clause := self._ngram_clause(term, count)) is not None]
+        return [summed for summed in (_summed(clauses), _summed(grams)) if summed is not None]
+
+    def bm25_clauses(self, query: str, fuzzy: Fuzzy | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """One SHOULD clause per distinct analyzed query term: the term's own, or its fuzzy expansion's."""
         clauses = {
-            term: self._bm25_clause(term, count)
+            term: self._bm25_clause(term, count) if fuzzy is None else self._fuzzy_clause(term, count, fuzzy)
             for term, count in Counter(self.analyzer.analyze(query)).items()
         }
         return {term: clause for term, clause in clauses.items() if clause is not None}
@@ -136,19 +211,15 @@ class MemoryIndex:
             if col is None:
                 continue
             clause = _joined([(slots, scoring.linear(values, weight))
-                              for _, _, slots, values in self._postings(lambda s: s.features[name], col)])
+                              for _, _, slots, values in self._postings(lambda _, s: s.features[name], col)])
             if clause is not None:
                 clauses.append(clause)
         return clauses
 
     def top(self, clauses: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> ScoredIds:
         """Sum the SHOULD clauses per document and keep the k best."""
-        if not clauses:
-            return []
-        docs, scores = scoring.should_sum(
-            np.concatenate([d for d, _ in clauses]), np.concatenate([s for _, s in clauses])
-        )
-        return self.best(docs, scores, k)
+        summed = _summed(clauses)
+        return [] if summed is None else self.best(*summed, k)
 
     def best(self, slots: np.ndarray, scores: np.ndarray, k: int) -> ScoredIds:
         """The k best (slot, score) pairs by score, ties in insertion order; `slots` must be ascending."""
@@ -176,7 +247,7 @@ class MemoryIndex:
     def search(self, query: SubQuery) -> ScoredIds:
         """One sub-query's k best hits."""
         if isinstance(query, TextQuery):
-            return self.top(list(self.bm25_clauses(query.text).values()), query.k)
+            return self.top(self.text_clauses(query), query.k)
         if isinstance(query, SparseQuery):
             return self.top(self.sparse_clauses(query.field, query.tokens), query.k)
         if isinstance(query, LateInteractionQuery):
@@ -270,6 +341,13 @@ class MemoryIndex:
             if at < slots.size and slots[at] == slot:
                 explained[term] = float(scores[at])
         return explained
+
+
+def _summed(clauses: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """SHOULD clauses summed into one (a boolean query's float32 score, used as a clause one level up)."""
+    if not clauses:
+        return None
+    return scoring.should_sum(np.concatenate([d for d, _ in clauses]), np.concatenate([s for _, s in clauses]))
 
 
 def _joined(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
