@@ -8,7 +8,8 @@ gets the boost `1 − edits / min(len(term), len(query term))` in float32 (1 for
 below 0 still takes a place and scores 0. docs/FUZZY.md says what the local store reproduces exactly.
 
 Candidates come from buckets of terms by length (a match differs in length by at most `max_edits`), each sorted
-so that the prefix is a range found by bisection; rapidfuzz computes the distances of what is left in C.
+so that the prefix is a range found by bisection, then pass a character-histogram bound computed in numpy over the
+whole range; rapidfuzz computes the distances of the few left in C.
 """
 
 from __future__ import annotations
@@ -25,42 +26,59 @@ from neurank.retrieval import Fuzzy
 F32 = np.float32
 
 
+HISTOGRAM_BINS = 32
+"""Characters are counted in 32 bins (code point mod 32) for the prefilter: a shared bin only weakens it."""
+
+
+def histogram(term: str) -> np.ndarray:
+    """How many characters of `term` fall in each bin."""
+    return np.bincount(np.fromiter((ord(char) % HISTOGRAM_BINS for char in term), np.int64, len(term)),
+                       minlength=HISTOGRAM_BINS).astype(np.int16)
+
+
 class FuzzyVocabulary:
-    """The terms one snapshot can match (those with live documents), grouped by length; read-only once built."""
+    """The terms one snapshot can match (those with live documents), grouped by length and sorted within a length,
+    each with its character histogram; read-only once built."""
 
     def __init__(self, terms: Iterable[tuple[str, int]]) -> None:
         by_length: dict[int, list[tuple[str, int]]] = {}
         for term, col in terms:
             by_length.setdefault(len(term), []).append((term, col))
-        self._buckets = {length: ([t for t, _ in sorted(pairs)], np.array([c for _, c in sorted(pairs)], np.int64))
-                         for length, pairs in by_length.items()}
+        self._buckets: dict[int, tuple[list[str], np.ndarray, np.ndarray]] = {}
+        for length, pairs in by_length.items():
+            pairs.sort()
+            words = [t for t, _ in pairs]
+            counts = np.stack([histogram(word) for word in words])
+            self._buckets[length] = (words, np.array([c for _, c in pairs], np.int64), counts)
 
-    def candidates(self, prefix: str, lengths: range) -> tuple[list[str], np.ndarray]:
-        """The terms that start with `prefix` and have a length in `lengths`, with their column ids."""
+    def candidates(self, term: str, prefix: str, max_edits: int) -> tuple[list[str], np.ndarray]:
+        """The terms that start with `prefix`, differ in length from `term` by at most `max_edits`, and whose character
+        histograms differ from its by at most 2 per edit (a substitution moves two counts, an insertion or a deletion
+        one, a transposition none), with their column ids."""
+        wanted = histogram(term)
         terms: list[str] = []
         cols: list[np.ndarray] = []
-        for length in lengths:
+        for length in range(max(len(term) - max_edits, len(prefix), 1), len(term) + max_edits + 1):
             bucket = self._buckets.get(length)
             if bucket is None:
                 continue
-            words, ids = bucket
+            words, ids, counts = bucket
             low, high = (bisect.bisect_left(words, prefix), bisect.bisect_left(words, _past(prefix))) if prefix else (
                 0, len(words))
-            terms.extend(words[low:high])
-            cols.append(ids[low:high])
+            near = np.flatnonzero(np.abs(counts[low:high] - wanted).sum(axis=1) <= 2 * max_edits)
+            terms.extend(words[low + i] for i in near.tolist())
+            cols.append(ids[low:high][near])
         return terms, np.concatenate(cols) if cols else np.zeros(0, np.int64)
 
     def expand(self, term: str, fuzzy: Fuzzy) -> list[tuple[int, np.float32]]:
         """(column id, boost) of the index terms `term` expands to, best first, at most `max_expansions`."""
         max_edits = fuzzy.max_edits(term)
-        prefix = term[: fuzzy.prefix_length]
-        terms, cols = self.candidates(prefix, range(max(len(term) - max_edits, len(prefix), 1),
-                                                    len(term) + max_edits + 1))
+        terms, cols = self.candidates(term, term[: fuzzy.prefix_length], max_edits)
         if not terms:
             return []
+        # the candidates share the prefix, so their distance to the term is that of the rest (Lucene's automaton)
         metric = OSA if fuzzy.transpositions else Levenshtein
-        edits = cdist([term[len(prefix):]], [t[len(prefix):] for t in terms], scorer=metric.distance,
-                      score_cutoff=max_edits, dtype=np.int32, workers=1)[0]
+        edits = cdist([term], terms, scorer=metric.distance, score_cutoff=max_edits, dtype=np.int32, workers=1)[0]
         matched = np.flatnonzero(edits <= max_edits)
         scored = sorted((-similarity(int(edits[i]), len(terms[i]), len(term)), terms[i], int(cols[i]))
                         for i in matched.tolist())
