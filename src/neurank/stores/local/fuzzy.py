@@ -8,8 +8,8 @@ gets the boost `1 − edits / min(len(term), len(query term))` in float32 (1 for
 below 0 still takes a place and scores 0. docs/FUZZY.md says what the local store reproduces exactly.
 
 Candidates come from buckets of terms by length (a match differs in length by at most `max_edits`), each sorted
-so that the prefix is a range found by bisection, then pass a character-histogram bound computed in numpy over the
-whole range; rapidfuzz computes the distances of the few left in C.
+so that the prefix is a range found by bisection, then pass two bounds computed in numpy over the whole range (the
+set of characters, then their histogram); rapidfuzz computes the distances of the few left in C.
 """
 
 from __future__ import annotations
@@ -36,6 +36,14 @@ def histogram(term: str) -> np.ndarray:
                        minlength=HISTOGRAM_BINS).astype(np.int16)
 
 
+def character_set(term: str) -> np.uint64:
+    """The characters of `term` as a 64-bit set (code point mod 64): a cheaper, weaker bound checked first."""
+    bits = 0
+    for char in term:
+        bits |= 1 << (ord(char) % 64)
+    return np.uint64(bits)
+
+
 class FuzzyVocabulary:
     """The terms one snapshot can match (those with live documents), grouped by length and sorted within a length,
     each with its character histogram; read-only once built."""
@@ -44,30 +52,32 @@ class FuzzyVocabulary:
         by_length: dict[int, list[tuple[str, int]]] = {}
         for term, col in terms:
             by_length.setdefault(len(term), []).append((term, col))
-        self._buckets: dict[int, tuple[list[str], np.ndarray, np.ndarray]] = {}
+        self._buckets: dict[int, tuple[list[str], np.ndarray, np.ndarray, np.ndarray]] = {}
         for length, pairs in by_length.items():
             pairs.sort()
             words = [t for t, _ in pairs]
-            counts = np.stack([histogram(word) for word in words])
-            self._buckets[length] = (words, np.array([c for _, c in pairs], np.int64), counts)
+            self._buckets[length] = (words, np.array([c for _, c in pairs], np.int64),
+                                     np.stack([histogram(word) for word in words]),
+                                     np.array([character_set(word) for word in words], np.uint64))
 
     def candidates(self, term: str, prefix: str, max_edits: int) -> tuple[list[str], np.ndarray]:
         """The terms that start with `prefix`, differ in length from `term` by at most `max_edits`, and whose character
-        histograms differ from its by at most 2 per edit (a substitution moves two counts, an insertion or a deletion
-        one, a transposition none), with their column ids."""
-        wanted = histogram(term)
+        sets and histograms differ from its by at most 2 per edit (a substitution moves two counts, an insertion or
+        a deletion one, a transposition none), with their column ids."""
+        wanted, chars = histogram(term), character_set(term)
         terms: list[str] = []
         cols: list[np.ndarray] = []
         for length in range(max(len(term) - max_edits, len(prefix), 1), len(term) + max_edits + 1):
             bucket = self._buckets.get(length)
             if bucket is None:
                 continue
-            words, ids, counts = bucket
+            words, ids, counts, sets = bucket
             low, high = (bisect.bisect_left(words, prefix), bisect.bisect_left(words, _past(prefix))) if prefix else (
                 0, len(words))
-            near = np.flatnonzero(np.abs(counts[low:high] - wanted).sum(axis=1) <= 2 * max_edits)
-            terms.extend(words[low + i] for i in near.tolist())
-            cols.append(ids[low:high][near])
+            near = low + np.flatnonzero(np.bitwise_count(sets[low:high] ^ chars) <= 2 * max_edits)
+            near = near[np.abs(counts[near] - wanted).sum(axis=1) <= 2 * max_edits]
+            terms.extend(words[i] for i in near.tolist())
+            cols.append(ids[near])
         return terms, np.concatenate(cols) if cols else np.zeros(0, np.int64)
 
     def expand(self, term: str, fuzzy: Fuzzy) -> list[tuple[int, np.float32]]:
