@@ -86,3 +86,10 @@ def test_fuzziness_is_checked_and_builds_the_fuzzy_options(monkeypatch: pytest.M
         load_settings()
     assert "NEURANK_FUZZINESS: fuzziness 'AUTO:5,2'" in str(caught.value)
     assert "NEURANK_FUZZY_MAX_EXPANSIONS='0'" in str(caught.value)
+
+
+def test_an_ngram_size_outside_the_range_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(ngram=3).ngram == 3
+    monkeypatch.setenv("NEURANK_NGRAM", "1")
+    with pytest.raises(ConfigError, match="NEURANK_NGRAM: n-grams of 1 characters"):
+        load_settings()

@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from neurank.errors import ConfigError, PlanError, redact
-from neurank.index_spec import TokenCompression
+from neurank.index_spec import MAX_NGRAM, MIN_NGRAM, TokenCompression
 from neurank.retrieval import MAX_EXPANSIONS, Fuzzy
 
 Runtime = Literal["torch", "onnx"]
@@ -118,8 +118,8 @@ class Settings(BaseSettings):
     fuzzy_max_expansions: int = Field(default=50, ge=1, le=MAX_EXPANSIONS,
                                       description="index terms a fuzzy query term expands to, at most")
     fuzzy_transpositions: bool = Field(default=True, description="a swap of adjacent characters is one edit")
-    ngram: int = Field(default=0, description="new indexes: character n-grams of this size in a `content.ngram` "
-                                              "subfield (2-5; 0: none)")
+    ngram: int = Field(default=0, description=f"new indexes: character n-grams of this size in a `content.ngram` "
+                                              f"subfield ({MIN_NGRAM}-{MAX_NGRAM}; 0: none)")
     ngram_match: bool = Field(default=False, description="BM25 also matches the query's n-grams (needs `ngram`)")
 
     engine: Engine | None = Field(
@@ -181,6 +181,13 @@ class Settings(BaseSettings):
             return Fuzzy(fuzziness).fuzziness
         except PlanError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("ngram")
+    @classmethod
+    def _ngram_size_is_usable(cls, size: int) -> int:
+        if size != 0 and not MIN_NGRAM <= size <= MAX_NGRAM:
+            raise ValueError(f"n-grams of {size} characters: use 0 (none) or a size in [{MIN_NGRAM}, {MAX_NGRAM}]")
+        return size
 
     @field_validator("broker_url")
     @classmethod
