@@ -257,3 +257,36 @@ def test_every_index_command_works_with_an_elasticsearch_url(bm25_env: dict[str,
     report = run("eval", "--dataset", str(small_beir), "--modes", "bm25", "--json")
     assert 0.3 < report["bm25"]["ndcg@10"] <= 1.0
     assert invoke("index", "drop", f"beir-{small_beir.name}").exit_code == ExitCode.OK
+
+
+def test_fuzziness_from_a_flag_or_the_environment_matches_typos(bm25_env: dict[str, str], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = write_corpus(tmp_path / "docs.jsonl", {"_id": "s", "text": "statins lower cholesterol"},
+                          {"_id": "w", "text": "wind turbines"})
+    run("ingest", str(corpus), "--json")
+    assert run("search", "cholestrol", "--mode", "bm25", "--json")["hits"] == []
+    fuzzy = run("search", "cholestrol", "--mode", "bm25", "--fuzziness", "AUTO", "--json")["hits"]
+    assert [hit["id"] for hit in fuzzy] == ["s"]
+    assert run("search", "cholestrol", "--mode", "bm25", "--fuzziness", "AUTO", "--prefix-length", "8",
+               "--json")["hits"] == []  # the typo is within the first eight letters
+    monkeypatch.setenv("NEURANK_FUZZINESS", "2")
+    assert [hit["id"] for hit in run("search", "statnis", "--mode", "bm25", "--json")["hits"]] == ["s"]
+    assert run("search", "statnis", "--mode", "bm25", "--no-transpositions", "--max-expansions", "1",
+               "--json")["hits"][0]["id"] == "s"
+    refused = invoke("search", "statnis", "--mode", "bm25", "--fuzziness", "3")
+    assert refused.exit_code == ExitCode.USAGE
+    assert "--fuzziness" in refused.stderr and "edit distance 0, 1 or 2" in refused.stderr
+
+
+def test_eval_with_fuzziness_recovers_typod_queries(bm25_env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "typod"
+    (folder / "qrels").mkdir(parents=True)
+    write_corpus(folder / "corpus.jsonl", {"_id": "s", "text": "statins lower cholesterol"},
+                 {"_id": "w", "text": "wind turbines make electricity"})
+    write_corpus(folder / "queries.jsonl", {"_id": "1", "text": "cholestrol"}, {"_id": "2", "text": "trubines"})
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\ts\t1\n2\tw\t1\n")
+    exact = run("eval", "--dataset", str(folder), "--modes", "bm25", "--json")["bm25"]
+    fuzzy = run("eval", "--dataset", str(folder), "--modes", "bm25", "--fuzziness", "AUTO", "--json")["bm25"]
+    assert (exact["ndcg@10"], fuzzy["ndcg@10"]) == (0.0, 1.0)
+    metadata = json.loads((Path(bm25_env["NEURANK_HOME"]) / "runs" / "typod-test-bm25.trec.json").read_text())
+    assert metadata["fuzziness"] == "AUTO"

@@ -71,3 +71,25 @@ def test_run_records_live_in_redis_whichever_the_broker(monkeypatch: pytest.Monk
     assert "s3cret" not in str(caught.value)
     monkeypatch.setenv("NEURANK_LEDGER_URL", "redis://host:6379/3")
     assert load_settings(broker_url="pyamqp://host//").ledger_redis_url() == "redis://host:6379/3"
+
+
+def test_fuzziness_is_checked_and_builds_the_fuzzy_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().fuzzy() is None
+    monkeypatch.setenv("NEURANK_FUZZINESS", "auto")
+    monkeypatch.setenv("NEURANK_FUZZY_PREFIX_LENGTH", "2")
+    fuzzy = load_settings().fuzzy()
+    assert fuzzy is not None and (fuzzy.fuzziness, fuzzy.prefix_length, fuzzy.max_expansions) == ("AUTO", 2, 50)
+    assert load_settings(fuzziness="none").fuzzy() is None
+    monkeypatch.setenv("NEURANK_FUZZINESS", "AUTO:5,2")
+    monkeypatch.setenv("NEURANK_FUZZY_MAX_EXPANSIONS", "0")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "NEURANK_FUZZINESS: fuzziness 'AUTO:5,2'" in str(caught.value)
+    assert "NEURANK_FUZZY_MAX_EXPANSIONS='0'" in str(caught.value)
+
+
+def test_an_ngram_size_outside_the_range_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(ngram=3).ngram == 3
+    monkeypatch.setenv("NEURANK_NGRAM", "1")
+    with pytest.raises(ConfigError, match="NEURANK_NGRAM: n-grams of 1 characters"):
+        load_settings()

@@ -123,6 +123,18 @@ FirstStageWeightOpt = Annotated[float | None, typer.Option(
     "--first-stage-weight", help="share of the first-stage score in a reranked hit's score (0: cross-encoder only)")]
 
 
+FuzzinessOpt = Annotated[str | None, typer.Option(
+    "--fuzziness", help="BM25 matches terms fuzzily: AUTO, AUTO:low,high, 0, 1 or 2 edits (default NEURANK_FUZZINESS)")]
+PrefixLengthOpt = Annotated[int | None, typer.Option(
+    "--prefix-length", help="leading characters a fuzzy match keeps (default NEURANK_FUZZY_PREFIX_LENGTH, 0)")]
+MaxExpansionsOpt = Annotated[int | None, typer.Option(
+    "--max-expansions", help="index terms one fuzzy term expands to (default NEURANK_FUZZY_MAX_EXPANSIONS, 50)")]
+TranspositionsOpt = Annotated[bool | None, typer.Option(
+    "--transpositions/--no-transpositions", help="a swap of adjacent characters is one edit (default: yes)")]
+NgramOpt = Annotated[bool | None, typer.Option(
+    "--ngram/--no-ngram", help="BM25 also matches character n-grams (an index made with NEURANK_NGRAM)")]
+
+
 def settings_from(**overrides: Any) -> Settings:
     """Environment first (NEURANK_*), then the flags that were given; a bad value is a `ConfigError`."""
     return load_settings(**overrides)
@@ -386,6 +398,11 @@ def search(
     combination: CombinationOpt = DEFAULT_HYBRID_FUSION.combination,
     weights: WeightsOpt = None,
     rank_constant: RankConstantOpt = 60,
+    fuzziness: FuzzinessOpt = None,
+    prefix_length: PrefixLengthOpt = None,
+    max_expansions: MaxExpansionsOpt = None,
+    transpositions: TranspositionsOpt = None,
+    ngram: NgramOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search an index; every hit carries each stage's raw and normalized score."""
@@ -394,10 +411,14 @@ def search(
     with handled():
         settings = settings_from(store=store, index=index, runtime=runtime, sparse_model=sparse_model,
                                  dense_model=dense_model, colbert_model=colbert_model, rerank_model=rerank_model,
-                                 rerank_first_stage_weight=first_stage_weight, duo_model=duo_model)
+                                 rerank_first_stage_weight=first_stage_weight, duo_model=duo_model,
+                                 fuzziness=fuzziness, fuzzy_prefix_length=prefix_length,
+                                 fuzzy_max_expansions=max_expansions, fuzzy_transpositions=transpositions,
+                                 ngram_match=ngram)
         searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings), duo=load_duo(settings))
         fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
-        plan = searcher.plan(mode, k=k, depth=depth or default_depth(fusion_spec), fusion=fusion_spec)
+        plan = searcher.plan(mode, k=k, depth=depth or default_depth(fusion_spec), fusion=fusion_spec,
+                             fuzzy=settings.fuzzy(), ngram=settings.ngram_match)
         result = searcher.search(query, plan, explain=explain)
     if as_json:
         emit_json(result.to_dict())
@@ -453,6 +474,11 @@ def eval_command(
     diagnostics: Annotated[bool, typer.Option(
         "--diagnostics", help="add Recall@10, micro-recall@10/@100 per mode, and per model separation accuracy "
                               "(mined and random negatives) and silhouette")] = False,
+    fuzziness: FuzzinessOpt = None,
+    prefix_length: PrefixLengthOpt = None,
+    max_expansions: MaxExpansionsOpt = None,
+    transpositions: TranspositionsOpt = None,
+    ngram: NgramOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and p50 latency per mode, on a BEIR dataset's split."""
@@ -465,7 +491,10 @@ def eval_command(
             reports = evaluate_runs(dataset, run, split=split, diagnostics=diagnostics)
         else:
             settings = settings_from(store=store, runtime=runtime, rerank_model=rerank_model, duo_model=duo_model,
-                                     colbert_model=colbert_model, rerank_first_stage_weight=first_stage_weight)
+                                     colbert_model=colbert_model, rerank_first_stage_weight=first_stage_weight,
+                                     fuzziness=fuzziness, fuzzy_prefix_length=prefix_length,
+                                     fuzzy_max_expansions=max_expansions, fuzzy_transpositions=transpositions,
+                                     ngram_match=ngram)
             fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
             target = index_for_eval(dataset, settings)
             from neurank.eval.datasets import load_qrels

@@ -10,8 +10,9 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from neurank.errors import ConfigError, redact
-from neurank.index_spec import TokenCompression
+from neurank.errors import ConfigError, PlanError, redact
+from neurank.index_spec import MAX_NGRAM, MIN_NGRAM, TokenCompression
+from neurank.retrieval import MAX_EXPANSIONS, Fuzzy
 
 Runtime = Literal["torch", "onnx"]
 """What runs the encoders: PyTorch, or ONNX Runtime on exported graphs."""
@@ -112,6 +113,16 @@ class Settings(BaseSettings):
 
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
+    fuzziness: str | None = Field(
+        default=None, description="BM25 matches query terms fuzzily: AUTO, AUTO:low,high, 0, 1 or 2 edits; None: "
+                                  "exactly")
+    fuzzy_prefix_length: int = Field(default=0, ge=0, description="leading characters a fuzzy match keeps as typed")
+    fuzzy_max_expansions: int = Field(default=50, ge=1, le=MAX_EXPANSIONS,
+                                      description="index terms a fuzzy query term expands to, at most")
+    fuzzy_transpositions: bool = Field(default=True, description="a swap of adjacent characters is one edit")
+    ngram: int = Field(default=0, description=f"new indexes: character n-grams of this size in a `content.ngram` "
+                                              f"subfield ({MIN_NGRAM}-{MAX_NGRAM}; 0: none)")
+    ngram_match: bool = Field(default=False, description="BM25 also matches the query's n-grams (needs `ngram`)")
 
     engine: Engine | None = Field(
         default=None, description="the engine behind an http(s) store URL; None: ask it once (GET /)")
@@ -163,6 +174,23 @@ class Settings(BaseSettings):
             check_store_url(url)
         return url
 
+    @field_validator("fuzziness")
+    @classmethod
+    def _fuzziness_is_known(cls, fuzziness: str | None) -> str | None:
+        if fuzziness is None or fuzziness.strip().lower() in {"", "none"}:
+            return None
+        try:
+            return Fuzzy(fuzziness).fuzziness
+        except PlanError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("ngram")
+    @classmethod
+    def _ngram_size_is_usable(cls, size: int) -> int:
+        if size != 0 and not MIN_NGRAM <= size <= MAX_NGRAM:
+            raise ValueError(f"n-grams of {size} characters: use 0 (none) or a size in [{MIN_NGRAM}, {MAX_NGRAM}]")
+        return size
+
     @field_validator("broker_url")
     @classmethod
     def _broker_url_is_usable(cls, url: str) -> str:
@@ -190,6 +218,12 @@ class Settings(BaseSettings):
     def store_url(self) -> str:
         """The store to use: the configured one, else a local store under `home`."""
         return self.store or f"local:{self.home / 'store'}"
+
+    def fuzzy(self) -> Fuzzy | None:
+        """The fuzzy options of the bm25 stage; None when `fuzziness` is unset (terms match exactly)."""
+        if self.fuzziness is None:
+            return None
+        return Fuzzy(self.fuzziness, self.fuzzy_prefix_length, self.fuzzy_max_expansions, self.fuzzy_transpositions)
 
     def ingest_options(self) -> IngestOptions:
         """The queued-ingestion knobs, read and checked only here, so a bad one stops only the commands that use it."""

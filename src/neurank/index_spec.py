@@ -34,6 +34,8 @@ COLBERT_ROLE = "colbert"
 MODEL_ROLES: tuple[str, ...] = (*SPARSE_FIELDS, DENSE_ROLE, COLBERT_ROLE)
 MAX_DIMENSION = 16_000
 """k-NN's limit on `knn_vector.dimension` for the lucene and faiss engines."""
+MIN_NGRAM, MAX_NGRAM = 2, 5
+"""Sizes of the character n-grams an index may add (single characters match almost everything)."""
 MODEL_FIELDS: tuple[str, ...] = ("models", "dense_dimension", "space_type", "colbert_dimension")
 """What a new index version may change: the models, and what follows from the dense one."""
 
@@ -62,6 +64,8 @@ class IndexSpec:
     """Dimension of the late-interaction token vectors; None: the index stores none."""
     token_compression: TokenCompression = "float16"
     """How the local store keeps token vectors on disk (docs/BENCHMARKS.md compares the three)."""
+    ngram: int = 0
+    """Character n-grams of this size of every analyzed term in a `content.ngram` subfield; 0: none."""
 
     def __post_init__(self) -> None:
         if self.language not in ANALYZERS:
@@ -81,6 +85,8 @@ class IndexSpec:
                               f"{', '.join(TOKEN_COMPRESSIONS)}")
         if not (math.isfinite(self.bm25_k1) and self.bm25_k1 >= 0 and 0 <= self.bm25_b <= 1):
             raise ConfigError(f"BM25 needs k1 >= 0 and b in [0, 1], got k1={self.bm25_k1}, b={self.bm25_b}")
+        if not (_is_int(self.ngram) and (self.ngram == 0 or MIN_NGRAM <= self.ngram <= MAX_NGRAM)):
+            raise ConfigError(f"ngram must be 0 (none) or an integer in [{MIN_NGRAM}, {MAX_NGRAM}], got {self.ngram!r}")
         for name, low in (("hnsw_m", 2), ("hnsw_ef_construction", 2), ("hnsw_ef_search", 2),
                           ("knn_approximate_threshold", 0), ("shards", 1), ("replicas", 0)):
             value = getattr(self, name)

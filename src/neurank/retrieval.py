@@ -5,12 +5,14 @@ a plan, decides whether the engine fuses or the client does, and fuses with `neu
 limits here are the engines' own, written once: OpenSearch's `hybrid` query takes at most 5 sub-queries
 (neural-search `HybridQueryBuilder`), a search returns at most `index.max_result_window` (10,000) hits, and
 Lucene's `FeatureField.newLinearQuery` (under `neural_sparse` and `rank_feature`) refuses query weights
-outside (0, 64]. The fusion rules are neural-search's (`ScoreCombinationUtil`, `RRFProcessorFactory`).
+outside (0, 64]. The fusion rules are neural-search's (`ScoreCombinationUtil`, `RRFProcessorFactory`). A
+fuzzy text query takes `match`'s fuzzy options with the engines' own rules (`Fuzziness`, `MatchQueryBuilder`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -41,12 +43,75 @@ def check_size(what: str, k: int) -> None:
         raise PlanError(f"{what} must be in [1, {MAX_RESULT_WINDOW}] (the result window of a search), got {k!r}")
 
 
+MAX_EDITS = 2
+"""Lucene's `LevenshteinAutomata.MAXIMUM_SUPPORTED_DISTANCE`: a fuzzy term matches at most 2 edits away."""
+MAX_EXPANSIONS = 1024
+"""Lucene's default `IndexSearcher.getMaxClauseCount()`, which caps `max_expansions` (`TopTermsRewrite`)."""
+_AUTO = re.compile(r"AUTO(?::(\d+),(\d+))?")
+AUTO_BOUNDS = (3, 6)
+"""`AUTO` alone: `AUTO:3,6`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fuzzy:
+    """`match`'s fuzzy options: each analyzed query term also matches the index terms within its edit distance.
+
+    `fuzziness` is `AUTO` (0 edits for terms of 1-2 characters, 1 for 3-5, 2 above), `AUTO:low,high` (0 below
+    `low`, 1 below `high`, else 2) or a fixed 0, 1 or 2, counted on the analyzed term (the stem) in code points,
+    as OpenSearch's and Elasticsearch's `Fuzziness.asDistance` do. The first `prefix_length` characters must match
+    exactly; `transpositions` counts a swap of adjacent characters as one edit (optimal string alignment) instead
+    of two (Levenshtein); each term expands to its `max_expansions` most similar index terms.
+    """
+
+    fuzziness: str = "AUTO"
+    prefix_length: int = 0
+    max_expansions: int = 50
+    transpositions: bool = True
+
+    def __post_init__(self) -> None:
+        text = str(self.fuzziness).strip().upper()
+        bounds = _auto_bounds(text)
+        if bounds is not None:
+            if bounds[0] > bounds[1]:
+                raise PlanError(f"fuzziness {self.fuzziness!r}: AUTO:low,high needs low <= high")
+            text = "AUTO" if bounds == AUTO_BOUNDS else f"AUTO:{bounds[0]},{bounds[1]}"
+        elif text not in {str(edits) for edits in range(MAX_EDITS + 1)}:
+            raise PlanError(f"fuzziness {self.fuzziness!r} is not AUTO, AUTO:low,high or an edit distance 0, 1 or 2")
+        object.__setattr__(self, "fuzziness", text)
+        if isinstance(self.prefix_length, bool) or not isinstance(self.prefix_length, int) or self.prefix_length < 0:
+            raise PlanError(f"a fuzzy prefix_length must be an integer >= 0, got {self.prefix_length!r}")
+        expansions = self.max_expansions
+        if isinstance(expansions, bool) or not isinstance(expansions, int) or not 1 <= expansions <= MAX_EXPANSIONS:
+            raise PlanError(f"max_expansions must be an integer in [1, {MAX_EXPANSIONS}] (Lucene's clause limit), "
+                            f"got {expansions!r}")
+
+    def max_edits(self, term: str) -> int:
+        """The edits `term` (an analyzed term) may differ by: `Fuzziness.asDistance`."""
+        bounds = _auto_bounds(self.fuzziness)
+        if bounds is None:
+            return int(self.fuzziness)
+        low, high = bounds
+        return 0 if len(term) < low else 1 if len(term) < high else 2
+
+
+def _auto_bounds(fuzziness: str) -> tuple[int, int] | None:
+    """(low, high) of `AUTO` / `AUTO:low,high`; None for a fixed edit distance."""
+    auto = _AUTO.fullmatch(fuzziness)
+    if auto is None:
+        return None
+    return (int(auto[1]), int(auto[2])) if auto[1] is not None else AUTO_BOUNDS
+
+
 @dataclass(frozen=True, slots=True)
 class TextQuery:
-    """BM25: `match` on the `content` field (title + text), scored with the index's k1 and b."""
+    """BM25: `match` on the `content` field (title + text), scored with the index's k1 and b; with `fuzzy`, each
+    query term is expanded to the index terms near it (Lucene's `FuzzyQuery`); with `ngram`, a `match` on the
+    `content.ngram` subfield is added (the index must have one)."""
 
     text: str
     k: int
+    fuzzy: Fuzzy | None = None
+    ngram: bool = False
 
     def __post_init__(self) -> None:
         check_size("a text query's k", self.k)

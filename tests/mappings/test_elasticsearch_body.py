@@ -11,7 +11,7 @@ from tests.es_spec import ELASTICSEARCH
 
 from neurank.index_spec import IndexSpec
 from neurank.mappings import EXPANSION_TERMS_FIELD, FieldTypes, elasticsearch_index_body, index_body, spec_from_meta
-from neurank.retrieval import Fusion, LateInteractionQuery, SparseQuery, SubQuery, TextQuery, VectorQuery
+from neurank.retrieval import Fusion, Fuzzy, LateInteractionQuery, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores.elasticsearch.dsl import fused_body, num_candidates, search_body
 
 VARIANTS = [
@@ -58,11 +58,12 @@ QUERIES: list[SubQuery] = [
     SparseQuery("splade", {"statin": 1.25, "cholesterol": 0.5}, 10),
     VectorQuery(np.array([0.5, -0.25, 1.0], dtype=np.float32), 10),
 ]
+FUZZY = TextQuery("statnis and cholestrol", 10, Fuzzy("2", prefix_length=1, max_expansions=10, transpositions=False))
 
 
 @pytest.mark.parametrize("sparse_vector", [True, False])
-@pytest.mark.parametrize("query", [*QUERIES, LateInteractionQuery(np.eye(2, 4, dtype=np.float32), ("a", "b"), 5)],
-                         ids=lambda q: type(q).__name__)
+@pytest.mark.parametrize("query", [*QUERIES, FUZZY, LateInteractionQuery(np.eye(2, 4, dtype=np.float32), ("a", "b"),
+                                                                          5)], ids=lambda q: type(q).__name__)
 def test_every_sub_query_is_a_valid_search_body(query: SubQuery, sparse_vector: bool) -> None:
     body = search_body(query, sparse_vector=sparse_vector, candidates=None)
     ELASTICSEARCH.validate("search", body)

@@ -6,7 +6,7 @@ import pytest
 
 from neurank.errors import PlanError
 from neurank.query.plan import CASCADE_RERANK_DEPTH, Mode, RetrievalPlan, Stage, stage_set
-from neurank.retrieval import MAX_SUB_QUERIES, Fusion
+from neurank.retrieval import MAX_SUB_QUERIES, Fusion, Fuzzy
 
 
 def test_at_most_five_sub_queries() -> None:
@@ -162,3 +162,13 @@ def test_modes_name_their_rescoring_stages() -> None:
 def test_rescoring_stages_come_last_in_order(mode: str) -> None:
     with pytest.raises(PlanError):
         RetrievalPlan.for_mode(mode)
+
+
+def test_only_the_bm25_stage_matches_fuzzily() -> None:
+    fuzzy = Fuzzy("AUTO", prefix_length=1)
+    plan = RetrievalPlan.for_mode("hybrid", fuzzy=fuzzy)
+    assert [(stage.name, stage.fuzzy) for stage in plan.stages] == [("bm25", fuzzy), ("sparse", None),
+                                                                    ("dense", None)]
+    assert RetrievalPlan.for_mode("bm25").stages[0].fuzzy is None
+    with pytest.raises(PlanError, match="only the bm25 stage"):
+        Stage("dense", fuzzy=fuzzy)

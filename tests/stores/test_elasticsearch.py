@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from neurank.config import Settings
 from neurank.index_spec import IndexSpec
 from neurank.mappings import EXPANSION_TERMS_FIELD
 from neurank.query.fusion import fuse
-from neurank.retrieval import Fusion, ScoredIds, SparseQuery, TextQuery, VectorQuery
+from neurank.retrieval import Fusion, Fuzzy, ScoredIds, SparseQuery, TextQuery, VectorQuery
 from neurank.stores import LocalStore, open_store
 from neurank.stores.elasticsearch import Capabilities, ElasticsearchStore
 from neurank.stores.elasticsearch.client import compatible_headers
@@ -185,3 +186,22 @@ def test_an_older_cluster_gets_rank_features_and_the_same_scores(noida_url: str,
     np.testing.assert_array_equal(scores(got), scores(expected))
     store.drop_index("older")
     recorder.validate_all_es()
+
+
+TYPO_DOCS = {"s": "Statins lower cholesterol", "w": "Wind turbines", "d": "Cholesterol in the diet", "x": "Statistics"}
+
+
+@pytest.mark.parametrize("query", [
+    TextQuery("cholestrol statnis", 10, Fuzzy()), TextQuery("cholestrol", 10, ngram=True),
+    TextQuery("trubines", 10, Fuzzy("2", prefix_length=1, transpositions=False)),
+], ids=["fuzzy", "ngram", "fuzzy-options"])
+def test_typo_tolerant_matches_find_what_the_local_store_finds(es_store: ElasticsearchStore, tmp_path: Path,
+                                                                query: TextQuery) -> None:
+    local = LocalStore(tmp_path / "store")
+    es_store.drop_index("typos")
+    for store in (es_store, local):
+        store.create_index("typos", IndexSpec(ngram=3))
+        store.upsert("typos", [encoded(doc_id, text) for doc_id, text in TYPO_DOCS.items()])
+    found = es_store.search("typos", [query])[0]
+    es_store.drop_index("typos")
+    assert found and set(ids(found)) == set(ids(local.search("typos", [query])[0]))

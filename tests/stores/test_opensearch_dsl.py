@@ -12,7 +12,7 @@ from tests.spec import validate, validate_msearch
 
 from neurank.errors import InputError, PlanError
 from neurank.mappings import search_pipeline_body
-from neurank.retrieval import DEFAULT_HYBRID_FUSION, SparseQuery, TextQuery, VectorQuery
+from neurank.retrieval import DEFAULT_HYBRID_FUSION, Fuzzy, SparseQuery, TextQuery, VectorQuery
 from neurank.stores.opensearch.dsl import (
     bm25_query,
     hybrid_body,
@@ -33,6 +33,8 @@ def sparse(tokens: Mapping[str, float], *, neural_sparse: bool, field: str = "sp
 
 QUERIES = {
     "bm25": bm25_query("cats and dogs"),
+    "bm25 fuzzy": bm25_query("cats and dgos", Fuzzy("AUTO:4,7", prefix_length=1, max_expansions=20,
+                                                    transpositions=False)),
     "neural_sparse": sparse(TOKENS, neural_sparse=True),
     "rank_feature": sparse(TOKENS, neural_sparse=False, field="deepct"),
     "knn": knn_query(VectorQuery(VECTOR, 50)),
@@ -48,7 +50,7 @@ def test_every_query_is_a_valid_search_and_msearch_body(name: str) -> None:
 
 
 def test_hybrid_of_every_stage_is_valid() -> None:
-    queries = [QUERIES[name] for name in ("bm25", "neural_sparse", "knn", "rank_feature")]
+    queries = [QUERIES[name] for name in ("bm25 fuzzy", "neural_sparse", "knn", "rank_feature")]
     body = hybrid_body(queries, size=10, pagination_depth=100)
     validate("search", body)
     assert body["query"]["hybrid"] == {"queries": queries, "pagination_depth": 100}
@@ -63,6 +65,12 @@ def test_hybrid_limits(count: int, depth: int) -> None:
 
 def test_bm25_matches_the_content_field() -> None:
     assert bm25_query("a b") == {"match": {"content": {"query": "a b"}}}
+
+
+def test_fuzzy_bm25_sends_every_option_and_leaves_the_rewrite_to_the_engine() -> None:
+    assert sub_query(TextQuery("a b", 10, Fuzzy()), neural_sparse=True) == {"match": {"content": {
+        "query": "a b", "fuzziness": "AUTO", "prefix_length": 0, "max_expansions": 50, "fuzzy_transpositions": True}}}
+    assert QUERIES["bm25 fuzzy"]["match"]["content"]["fuzziness"] == "AUTO:4,7"
 
 
 def test_neural_sparse_sends_raw_tokens_verbatim() -> None:

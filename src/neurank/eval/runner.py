@@ -24,7 +24,7 @@ from neurank.query.plan import PlanFusion, RetrievalPlan
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
 from neurank.query.searcher import Searcher
 from neurank.query.target import SearchTarget
-from neurank.retrieval import DEFAULT_HYBRID_FUSION
+from neurank.retrieval import DEFAULT_HYBRID_FUSION, Fuzzy
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +39,13 @@ class ModeReport:
         return {**self.metrics, "latency_ms_p50": self.latency_ms_p50}
 
 
-def mode_plan(searcher: Searcher, mode: str, *, depth: int, rerank_depth: int | None, fusion: PlanFusion
-              ) -> RetrievalPlan:
+def mode_plan(searcher: Searcher, mode: str, *, depth: int, rerank_depth: int | None, fusion: PlanFusion,
+              fuzzy: Fuzzy | None = None, ngram: bool = False) -> RetrievalPlan:
     """The checked plan of an eval mode: exactly the stages it names (`hybrid`, `bm25+dense+colbert`,
-    `hybrid+colbert+rerank`, …), whatever models are configured besides."""
-    return searcher.plan(mode, k=depth, depth=depth, fusion=fusion, rerank_depth=rerank_depth, implied=False)
+    `hybrid+colbert+rerank`, …), whatever models are configured besides; bm25 fuzzy with `fuzzy`, and matching
+    n-grams too with `ngram`."""
+    return searcher.plan(mode, k=depth, depth=depth, fusion=fusion, rerank_depth=rerank_depth, implied=False,
+                         fuzzy=fuzzy, ngram=ngram)
 
 
 def index_dataset(dataset: Path, target: SearchTarget, settings: Settings,
@@ -86,11 +88,13 @@ def evaluate_modes(
     """One report per mode: nDCG@10, Recall@100, MRR@10 and the p50 latency of a whole query; with
     `diagnostics`, Recall@10 and micro-recall@10 and @100 too (`neurank.eval.diagnostics`).
 
-    Every mode is planned and checked against the index and the encoders before the first query runs.
+    Every mode is planned and checked against the index and the encoders before the first query runs; bm25 matches
+    fuzzily, or n-grams too, when the settings say so (`fuzziness`, `ngram_match`).
     """
     fusion = fusion or DEFAULT_HYBRID_FUSION
     searcher = target.searcher(reranker, duo=duo)
-    plans = {mode: mode_plan(searcher, mode, depth=depth, rerank_depth=rerank_depth, fusion=fusion)
+    plans = {mode: mode_plan(searcher, mode, depth=depth, rerank_depth=rerank_depth, fusion=fusion,
+                             fuzzy=settings.fuzzy(), ngram=settings.ngram_match)
              for mode in modes}
     if reranker is None and any(plan.rerank_depth for plan in plans.values()):
         raise ConfigError(f"{RERANK_OFF_NOTE}; a '+rerank' mode cannot be evaluated without one")
@@ -119,6 +123,8 @@ def run_metadata(plan: RetrievalPlan, encoders: EncoderBundle, settings: Setting
         "runtime": settings.runtime,
         "int8": settings.int8,
         "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b},
+        "fuzziness": settings.fuzziness,
+        "ngram_match": settings.ngram_match,
     }
 
 

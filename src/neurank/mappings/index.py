@@ -31,6 +31,8 @@ from neurank.index_spec import COLBERT_ROLE, MODEL_ROLES, SPARSE_FIELDS, IndexSp
 CONTENT_FIELD = "content"
 EMBEDDING_FIELD = "embedding"
 TOKEN_COUNT_FIELD = f"{COLBERT_ROLE}_tokens"
+NGRAM_SUBFIELD = "ngram"
+"""`content.ngram`: the text's character n-grams, when the index spec asks for them."""
 EXPANSION_TERMS_FIELD = "expansion_terms"
 """A `keyword` array: the document's top terms of the expansion model, highest weight first."""
 
@@ -54,14 +56,42 @@ def spec_from_meta(meta: Mapping[str, Any] | None) -> IndexSpec | None:
 
 
 def shards_and_similarity(spec: IndexSpec) -> dict[str, Any]:
-    """`settings.index` both engines share: shards, replicas, and BM25 with the spec's k1/b as the default."""
-    return {
+    """`settings.index` both engines share: shards, replicas, BM25 with the spec's k1/b as the default, and the
+    n-gram analyzer when the spec has one."""
+    settings: dict[str, Any] = {
         "number_of_shards": spec.shards,
         "number_of_replicas": spec.replicas,
         "similarity": {
             "default": {"type": "BM25", "k1": spec.bm25_k1, "b": spec.bm25_b, "discount_overlaps": True},
         },
     }
+    if spec.ngram:
+        settings["analysis"] = ngram_analysis(spec)
+    return settings
+
+
+NGRAM_ANALYZER = "neurank_ngram"
+_LANGUAGE_FILTERS: Mapping[str, Mapping[str, dict[str, str] | None]] = {
+    # the built-in analyzers' chains, filter by filter (None: a built-in filter used by name)
+    "english": {"neurank_possessive": {"type": "stemmer", "language": "possessive_english"}, "lowercase": None,
+                "neurank_stop": {"type": "stop", "stopwords": "_english_"},
+                "neurank_stemmer": {"type": "stemmer", "language": "english"}},
+    "russian": {"lowercase": None, "neurank_stop": {"type": "stop", "stopwords": "_russian_"},
+                "neurank_stemmer": {"type": "stemmer", "language": "russian"}},
+    "standard": {"lowercase": None},
+}
+
+
+def ngram_analysis(spec: IndexSpec) -> dict[str, Any]:
+    """The `content.ngram` analyzer: the index language's own chain (standard tokenizer, then the filters of the
+    built-in analyzer), then n-grams of each term (min = max = `spec.ngram`, so the default `max_ngram_diff`
+    holds). The local store derives the same terms from its `content` postings (`stores/local/ngrams.py`)."""
+    chain = _LANGUAGE_FILTERS[spec.language]
+    filters: dict[str, dict[str, Any]] = {name: definition for name, definition in chain.items()
+                                          if definition is not None}
+    filters[NGRAM_ANALYZER] = {"type": "ngram", "min_gram": spec.ngram, "max_gram": spec.ngram}
+    analyzer = {"type": "custom", "tokenizer": "standard", "filter": [*chain, NGRAM_ANALYZER]}
+    return {"filter": filters, "analyzer": {NGRAM_ANALYZER: analyzer}}
 
 
 def _settings(spec: IndexSpec) -> dict[str, Any]:
@@ -82,7 +112,8 @@ def shared_properties(spec: IndexSpec, *, copy_to: bool = True) -> dict[str, Any
         "doc_id": _keyword(),
         "title": {**text, **copy},
         "text": {**text, **copy},
-        CONTENT_FIELD: text,
+        CONTENT_FIELD: {**text, "fields": {NGRAM_SUBFIELD: {"type": "text", "analyzer": NGRAM_ANALYZER}}}
+        if spec.ngram else text,
         "content_hash": _keyword(),
         "models": {"type": "object", "properties": {role: _keyword() for role in roles}},
         "source": _keyword(),

@@ -101,6 +101,7 @@ class EncoderBundle:
             bm25_b=settings.bm25_b,
             colbert_dimension=self.colbert.dim if self.colbert else None,
             token_compression=settings.token_compression,
+            ngram=settings.ngram,
         )
 
     @property

@@ -24,7 +24,7 @@ from typing import Literal, cast
 
 from neurank.errors import PlanError
 from neurank.query.learned_fusion import LearnedFusion
-from neurank.retrieval import DEFAULT_HYBRID_FUSION, MAX_SUB_QUERIES, Fusion, check_size
+from neurank.retrieval import DEFAULT_HYBRID_FUSION, MAX_SUB_QUERIES, Fusion, Fuzzy, check_size
 
 StageName = Literal["bm25", "sparse", "dense"]
 STAGE_NAMES: tuple[StageName, ...] = ("bm25", "sparse", "dense")
@@ -79,11 +79,17 @@ class Stage:
     k: int = 100
     field: str = "splade"
     """For the sparse stage: the `rank_features` field to query (`splade` or `deepct`)."""
+    fuzzy: Fuzzy | None = None
+    """For the bm25 stage: match query terms fuzzily (typo tolerance, as `match` with `fuzziness`)."""
+    ngram: bool = False
+    """For the bm25 stage: also match the character n-grams of the query terms (`content.ngram`)."""
 
     def __post_init__(self) -> None:
         if self.name not in STAGE_NAMES:
             raise PlanError(f"unknown stage {self.name!r}; choose one of {', '.join(STAGE_NAMES)}")
         check_size(f"stage {self.name}: k", self.k)
+        if (self.fuzzy is not None or self.ngram) and self.name != "bm25":
+            raise PlanError(f"stage {self.name}: only the bm25 stage matches terms fuzzily or by n-grams")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +145,10 @@ class RetrievalPlan:
     @classmethod
     def for_mode(cls, mode: str, *, available: Sequence[StageName] = STAGE_NAMES, k: int = 10, depth: int = 100,
                  fusion: PlanFusion | None = None, rerank_depth: int | None = None, colbert_depth: int | None = None,
-                 sparse_field: str = "splade", duo_depth: int | None = None) -> RetrievalPlan:
-        """The plan of `mode` (see the module docstring) over the `available` stages, each `max(depth, k)` deep.
+                 sparse_field: str = "splade", duo_depth: int | None = None, fuzzy: Fuzzy | None = None,
+                 ngram: bool = False) -> RetrievalPlan:
+        """The plan of `mode` (see the module docstring) over the `available` stages, each `max(depth, k)` deep;
+        the bm25 stage matches fuzzily with `fuzzy`, and n-grams too with `ngram`.
 
         Late interaction, when the mode names it, rescores `colbert_depth` hits (default `depth`); the
         cross-encoder, when the mode names it, `rerank_depth` (default `depth`, or CASCADE_RERANK_DEPTH after late
@@ -151,7 +159,8 @@ class RetrievalPlan:
         check_size("depth", depth)
         parsed = Mode.parse(mode)
         names = stage_set(parsed.first, available)
-        stages = tuple(Stage(name, k=max(depth, k), field=sparse_field) for name in names)
+        stages = tuple(Stage(name, k=max(depth, k), field=sparse_field, fuzzy=fuzzy if name == "bm25" else None,
+                             ngram=ngram and name == "bm25") for name in names)
         late = (colbert_depth or depth) if parsed.colbert else 0
         rerank = (rerank_depth or (CASCADE_RERANK_DEPTH if late else depth)) if parsed.rerank else 0
         return cls(stages=stages, fusion=fusion or DEFAULT_HYBRID_FUSION, k=k, rerank_depth=rerank,

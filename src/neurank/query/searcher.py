@@ -26,7 +26,16 @@ from neurank.query.late_interaction import COLBERT_OFF_NOTE, alignment, late_int
 from neurank.query.learned_fusion import LearnedFusion, LearnedHit, candidates, learned_ranking
 from neurank.query.plan import COLBERT, RERANK, Mode, PlanFusion, RetrievalPlan, Stage, StageName
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker, Rescored
-from neurank.retrieval import Fusion, LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
+from neurank.retrieval import (
+    Fusion,
+    Fuzzy,
+    LateInteractionQuery,
+    ScoredIds,
+    SparseQuery,
+    SubQuery,
+    TextQuery,
+    VectorQuery,
+)
 from neurank.stores.protocol import FusingStore, StoredDocument
 
 if TYPE_CHECKING:
@@ -119,8 +128,9 @@ class Searcher:
 
     def plan(self, mode: str, *, k: int = 10, depth: int = 100, fusion: PlanFusion | None = None,
              rerank_depth: int | None = None, colbert_depth: int | None = None, duo_depth: int | None = None,
-             implied: bool = True) -> RetrievalPlan:
-        """The plan of `mode` on this index, checked (see `neurank.query.plan` for modes and default depths).
+             implied: bool = True, fuzzy: Fuzzy | None = None, ngram: bool = False) -> RetrievalPlan:
+        """The plan of `mode` on this index, checked (see `neurank.query.plan` for modes and default depths); the
+        bm25 stage matches fuzzily with `fuzzy`, and n-grams too with `ngram`.
 
         With `implied` (a search), the rescoring stages whose models are configured run even when the mode does
         not name them, as `neurank search --rerank-model` always did; evaluation and calibration pass False and
@@ -132,7 +142,7 @@ class Searcher:
                           parsed.rerank or self.reranker is not None, parsed.duo or self.duo is not None)
         plan = RetrievalPlan.for_mode(str(parsed), available=self.available_stages(), k=k, depth=depth,
                                       fusion=fusion, rerank_depth=rerank_depth, colbert_depth=colbert_depth,
-                                      duo_depth=duo_depth)
+                                      duo_depth=duo_depth, fuzzy=fuzzy, ngram=ngram)
         self.check(plan)
         return plan
 
@@ -141,6 +151,9 @@ class Searcher:
 
         Late interaction without a model is not an error here: the search says the stage is off, as for the rerank.
         """
+        if any(stage.ngram for stage in plan.stages) and not self.spec.ngram:
+            raise PlanError(f"index {self.target.index!r} has no n-gram subfield: create it with NEURANK_NGRAM=3 "
+                            "(and ingest again) to match n-grams")
         for role, encoder in self._encoders_used(plan):
             built_with = self.spec.models.get(role)
             if built_with is None:
@@ -319,7 +332,7 @@ class Searcher:
     @staticmethod
     def _sub_query(stage: Stage, query: str, encodings: QueryEncodings) -> SubQuery:
         if stage.name == "bm25":
-            return TextQuery(query, stage.k)
+            return TextQuery(query, stage.k, stage.fuzzy, stage.ngram)
         if stage.name == "sparse":
             return SparseQuery(stage.field, encodings.tokens(stage.field), stage.k)
         return VectorQuery(encodings.vector(), stage.k)

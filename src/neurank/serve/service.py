@@ -119,7 +119,7 @@ class SearchService:
         """(the plan's metric label, the result's JSON)."""
         searcher, mode, implied = self.plan_mode(request)
         plan = searcher.plan(mode, k=request.k, depth=request.depth, fusion=self.fusion(request.fusion),
-                             implied=implied)
+                             implied=implied, fuzzy=self._settings.fuzzy(), ngram=self._settings.ngram_match)
         # The JSON carries no titles or texts (GET /documents has them): fetching them would be wasted work.
         result = searcher.search(request.query, plan, with_documents=False, explain=request.explain)
         return mode_label(plan), result.to_dict()

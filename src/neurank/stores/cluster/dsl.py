@@ -6,15 +6,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from neurank.errors import InputError
-from neurank.mappings.index import CONTENT_FIELD
-from neurank.retrieval import SparseQuery
+from neurank.mappings.index import CONTENT_FIELD, NGRAM_SUBFIELD
+from neurank.retrieval import Fuzzy, SparseQuery
 
 Body = dict[str, Any]
 
 
-def bm25_query(text: str) -> Body:
-    """BM25 on the one text field (SCORING.md §1)."""
-    return {"match": {CONTENT_FIELD: {"query": text}}}
+def bm25_query(text: str, fuzzy: Fuzzy | None = None, *, ngram: bool = False) -> Body:
+    """BM25 on the one text field (SCORING.md §1); with `fuzzy`, every option is sent, so that the engine's defaults
+    never decide (`fuzzy_rewrite` stays unset: the blended top terms of `FuzzyQuery`, docs/FUZZY.md); with `ngram`,
+    a `bool.should` of that and a `match` on the `content.ngram` subfield."""
+    match: Body = {"query": text}
+    if fuzzy is not None:
+        match |= {"fuzziness": fuzzy.fuzziness, "prefix_length": fuzzy.prefix_length,
+                  "max_expansions": fuzzy.max_expansions, "fuzzy_transpositions": fuzzy.transpositions}
+    words = {"match": {CONTENT_FIELD: match}}
+    if not ngram:
+        return words
+    return {"bool": {"should": [words, {"match": {f"{CONTENT_FIELD}.{NGRAM_SUBFIELD}": {"query": text}}}]}}
 
 
 def rank_feature_sum(query: SparseQuery) -> Body:

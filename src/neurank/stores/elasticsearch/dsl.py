@@ -79,7 +79,7 @@ def search_body(query: SubQuery, *, sparse_vector: bool, candidates: int | None)
 
 def _query(query: SubQuery, *, sparse_vector: bool) -> Body:
     if isinstance(query, TextQuery):
-        return bm25_query(query.text)
+        return bm25_query(query.text, query.fuzzy, ngram=query.ngram)
     if isinstance(query, SparseQuery):
         return sparse_vector_query(query, sparse_vector=sparse_vector)
     if isinstance(query, LateInteractionQuery):

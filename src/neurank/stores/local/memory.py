@@ -7,7 +7,9 @@ postings at query time (each row's norm-cache entry looked up once per snapshot)
 built in one go: SCORING.md exactly, through `neurank.stores.scoring`. Masked rows are scored with the others
 and dropped from the sums, so a query pays one pass per term and segment. Rows are addressed by a slot (segment
 base + row), ascending with `seq`, so ties keep insertion order. Late-interaction token vectors stay
-compressed; a `LateInteractionQuery` decodes its candidates' records only.
+compressed; a `LateInteractionQuery` decodes its candidates' records only. A fuzzy text query expands each
+term over the snapshot's vocabulary (`fuzzy.py`) and scores the expansions as Lucene's blended rewrite does
+(docs/FUZZY.md).
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from neurank.errors import StoreError
 from neurank.index_spec import SPARSE_FIELDS, IndexSpec
-from neurank.retrieval import LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
+from neurank.retrieval import Fuzzy, LateInteractionQuery, ScoredIds, SparseQuery, SubQuery, TextQuery, VectorQuery
 from neurank.stores import scoring
 from neurank.stores.analysis import Analyzer
 from neurank.stores.local.ann import HnswGraph, seq_bitmap
+from neurank.stores.local.fuzzy import FuzzyVocabulary
 from neurank.stores.local.manifest import SegmentFolder
+from neurank.stores.local.ngrams import NgramField
 from neurank.stores.local.segment import Postings, Segment
 from neurank.stores.tokens import decode
 
@@ -90,7 +95,9 @@ class MemoryIndex:
             doc_count += int(np.count_nonzero(lengths))
             total += int(lengths.sum())
             doc_freq += segment.doc_freq(width, live)
-        self.idf = scoring.bm25_idf(doc_freq, max(doc_count, 1))
+        self.doc_freq = doc_freq
+        self.doc_count = max(doc_count, 1)
+        self.idf = scoring.bm25_idf(doc_freq, self.doc_count)
         avgdl = scoring.bm25_avgdl(total, doc_count) if doc_count else np.float32(1)
         self.norm_inverse = scoring.bm25_norm_inverse(float(avgdl), self.spec.bm25_k1, self.spec.bm25_b)
         self.row_norm_inverse = [self.norm_inverse[segment.norms] for segment in self.segments]
@@ -109,10 +116,12 @@ class MemoryIndex:
             self._row_of = dict(zip(self.ids(slots), slots.tolist(), strict=True))
         return self._row_of
 
-    def _postings(self, pick: Callable[[Segment], Postings], col: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Per segment, the entries of column `col`, masked rows included: (segment number, rows, values)."""
+    def _postings(self, pick: Callable[[int, Segment], Postings], col: int
+                  ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Per segment, the entries of column `col` of the postings `pick(segment number, segment)`, masked rows
+        included: (segment number, rows, values)."""
         for at, segment in enumerate(self.segments):
-            postings = pick(segment)
+            postings = pick(at, segment)
             span = postings.span(col)
             if span is not None:
                 yield at, postings.docs[span], postings.values[span]
@@ -128,12 +137,74 @@ class MemoryIndex:
         if col is None:
             return []
         weight = self.idf[col] if occurrences == 1 else scoring.bm25_weight(self.idf[col], occurrences)
-        return [(self._slots(at, rows), scoring.bm25_term_score(weight, freqs, self.row_norm_inverse[at][rows]))
-                for at, rows, freqs in self._postings(lambda s: s.freqs, col)]
+        return self._term_parts(col, weight)
 
-    def _bm25(self, query: str) -> dict[str, Clauses]:
-        parts = {term: self._bm25_parts(term, count) for term, count in Counter(self.analyzer.analyze(query)).items()}
+    def _term_parts(self, col: int, weight: ArrayLike) -> Clauses:
+        """One term column's (slots, scores) per segment, scored with the BM25 weight `weight` (boost · idf)."""
+        return [(self._slots(at, rows), scoring.bm25_term_score(weight, freqs, self.row_norm_inverse[at][rows]))
+                for at, rows, freqs in self._postings(lambda _, s: s.freqs, col)]
+
+    def _bm25(self, query: str, fuzzy: Fuzzy | None = None) -> dict[str, Clauses]:
+        """Per distinct analyzed query term, its clause's parts: the term's own per segment, or its fuzzy
+        expansion's summed into one."""
+        parts = {term: self._bm25_parts(term, count) if fuzzy is None else self._fuzzy_parts(term, count, fuzzy)
+                 for term, count in Counter(self.analyzer.analyze(query)).items()}
         return {term: clause for term, clause in parts.items() if clause}
+
+    @cached_property
+    def vocabulary(self) -> FuzzyVocabulary:
+        """The terms of this snapshot that have live documents (built on first use: only fuzzy queries need it)."""
+        width = self.doc_freq.size
+        return FuzzyVocabulary(
+            (term, col) for term, col in list(self.terms.items()) if col < width and self.doc_freq[col] > 0)
+
+    def _fuzzy_parts(self, term: str, occurrences: int, fuzzy: Fuzzy) -> Clauses:
+        """Lucene's `FuzzyQuery` with `TopTermsBlendedFreqScoringRewrite`: every expansion is a term query boosted
+        by its similarity (times the term's count in the query), all scored with the idf of the largest document
+        frequency among them (`BlendedTermQuery`), and summed as SHOULD clauses into one clause per query term."""
+        expanded = self.vocabulary.expand(term, fuzzy)
+        if not expanded:
+            return []
+        idf = scoring.bm25_idf(max(int(self.doc_freq[col]) for col, _ in expanded), self.doc_count)
+        summed = _summed([part for col, boost in expanded for part in self._term_parts(
+            col, scoring.bm25_weight(idf, max(boost, np.float32(0)) * np.float32(occurrences)))])
+        return [] if summed is None else [summed]
+
+    @cached_property
+    def ngrams(self) -> NgramField:
+        """The `content.ngram` subfield of this snapshot (derived on first use); refused when the index has none."""
+        if not self.spec.ngram:
+            raise StoreError("[match] on content.ngram refused: the index has no n-gram subfield (created with "
+                             "ngram 0); create it with NEURANK_NGRAM=3 to match n-grams")
+        return NgramField(self.spec.ngram, self.terms, self.doc_freq.size, self.segments, self.live,
+                          self.spec.bm25_k1, self.spec.bm25_b)
+
+    def _ngram_clause(self, term: str, occurrences: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """`SynonymQuery` of the term's grams on `content.ngram`: one BM25 score per document on the summed gram
+        frequency, with the idf of the grams' largest document frequency (`ngrams.py`)."""
+        field = self.ngrams
+        found = field.query_grams(term)
+        if found is None:
+            return None
+        cols, idf = found
+        summed = _summed([(self._slots(at, rows), values) for col in cols  # the grams' frequencies, per document
+                          for at, rows, values in self._postings(lambda at, _: field.postings[at], col)])
+        if summed is None:
+            return None
+        slots, freqs = summed
+        norms = np.concatenate(field.norms)[slots]
+        return slots, scoring.bm25_term_score(scoring.bm25_weight(idf, occurrences), freqs, field.norm_inverse[norms])
+
+    def text_clauses(self, query: TextQuery) -> Clauses:
+        """The SHOULD clauses (or their parts per segment) of a text query: one per analyzed term; with `ngram`,
+        the `match` on `content` and the one on `content.ngram` each summed into one clause, as the two clauses of
+        a `bool.should`."""
+        clauses = [part for parts in self._bm25(query.text, query.fuzzy).values() for part in parts]
+        if not query.ngram:
+            return clauses
+        counts = Counter(self.analyzer.analyze(query.text))
+        grams = [clause for term, count in counts.items() if (clause := self._ngram_clause(term, count)) is not None]
+        return [summed for summed in (_summed(clauses), _summed(grams)) if summed is not None]
 
     def _sparse(self, name: str, query_tokens: Mapping[str, float]) -> Clauses:
         """SCORING.md §3: `neural_sparse` = one linear FeatureQuery per token, weight unquantized; (slots, scores)
@@ -141,16 +212,15 @@ class MemoryIndex:
         vocab = self.features[name]
         return [(self._slots(at, rows), scoring.linear(values, weight))
                 for token, weight in query_tokens.items() if (col := vocab.get(token)) is not None
-                for at, rows, values in self._postings(lambda s: s.features[name], col)]
+                for at, rows, values in self._postings(lambda _, s: s.features[name], col)]
 
     def top(self, clauses: Clauses, k: int) -> ScoredIds:
         """Sum the SHOULD clauses (or their parts per segment, in clause order) per document and keep the k best
         live ones."""
-        if not clauses:
+        summed = _summed(clauses)
+        if summed is None:
             return []
-        docs, scores = scoring.should_sum(
-            np.concatenate([d for d, _ in clauses]), np.concatenate([s for _, s in clauses])
-        )
+        docs, scores = summed
         if not self.whole:
             keep = self.live_slots[docs]
             docs, scores = docs[keep], scores[keep]
@@ -185,7 +255,7 @@ class MemoryIndex:
     def search(self, query: SubQuery) -> ScoredIds:
         """One sub-query's k best hits."""
         if isinstance(query, TextQuery):
-            return self.top([part for parts in self._bm25(query.text).values() for part in parts], query.k)
+            return self.top(self.text_clauses(query), query.k)
         if isinstance(query, SparseQuery):
             return self.top(self._sparse(query.field, query.tokens), query.k)
         if isinstance(query, LateInteractionQuery):
@@ -293,6 +363,13 @@ class MemoryIndex:
             if at < slots.size and slots[at] == slot:
                 explained[term] = float(scores[at])
         return explained
+
+
+def _summed(clauses: Clauses) -> tuple[np.ndarray, np.ndarray] | None:
+    """SHOULD clauses summed into one (a boolean query's float32 score, used as a clause one level up)."""
+    if not clauses:
+        return None
+    return scoring.should_sum(np.concatenate([d for d, _ in clauses]), np.concatenate([s for _, s in clauses]))
 
 
 def _joined(parts: Clauses) -> tuple[np.ndarray, np.ndarray]:

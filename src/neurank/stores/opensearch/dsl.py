@@ -65,7 +65,7 @@ def late_interaction_query(query: LateInteractionQuery) -> Query:
 def sub_query(query: SubQuery, *, neural_sparse: bool) -> Query:
     """The OpenSearch query of one sub-query."""
     if isinstance(query, TextQuery):
-        return bm25_query(query.text)
+        return bm25_query(query.text, query.fuzzy, ngram=query.ngram)
     if isinstance(query, SparseQuery):
         return sparse_query(query, neural_sparse=neural_sparse)
     if isinstance(query, LateInteractionQuery):
