@@ -122,10 +122,13 @@ def test_concurrent_searches_are_all_answered_and_share_encoder_batches(server: 
 
 def test_a_repeated_query_is_encoded_once(server: Server) -> None:
     hits = ("neurank_serve_cache_hits_total", (("encoder", "dense"),))
+    queued = ("neurank_serve_encoder_queue_seconds_count", (("encoder", "dense"),))
     before = samples(server, "neurank_serve_cache_hits").get(hits, 0)
     first = search(server, query="blood clots and aspirin", mode="dense", k=2).json()
+    waits = samples(server, "neurank_serve_encoder_queue_seconds")[queued]
     second = search(server, query="blood clots and aspirin", mode="dense", k=2).json()
     assert samples(server, "neurank_serve_cache_hits")[hits] == before + 1
+    assert samples(server, "neurank_serve_encoder_queue_seconds")[queued] == waits  # the hit skipped the queue
     assert first["hits"] == second["hits"]
 
 

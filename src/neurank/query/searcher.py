@@ -133,7 +133,7 @@ class Searcher:
 
         Late interaction without a model is not an error here: the search says the stage is off, as for the rerank.
         """
-        for role, encoder in self._encoders_used(plan):
+        for role, encoder in self.query_encoders(plan):
             built_with = self.spec.models.get(role)
             if built_with is None:
                 raise PlanError(f"index {self.target.index!r} holds no {role} field: it was built without a "
@@ -148,7 +148,7 @@ class Searcher:
                 if mismatch not in self._overridden:
                     self._overridden.append(mismatch)
 
-    def _encoders_used(self, plan: RetrievalPlan) -> list[tuple[str, Any]]:
+    def query_encoders(self, plan: RetrievalPlan) -> list[tuple[str, Any]]:
         """(model role, encoder) of every stage of `plan` that encodes the query."""
         encoders = self.target.encoders
         used: list[tuple[str, Any]] = []
