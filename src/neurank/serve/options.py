@@ -27,6 +27,10 @@ class ServeOptions(BaseSettings):
     cache_size: int = Field(default=4096, ge=0, description="query encodings kept (LRU); 0 turns the cache off")
     max_query_chars: int = Field(default=1000, ge=1, description="a longer query is refused with 422")
     retry_after_s: int = Field(default=1, ge=1, description="the Retry-After of a 429 or 503")
+    keep_alive_s: int = Field(
+        default=65, ge=1, description="how long an idle connection stays open: longer than clients and proxies "
+        "keep theirs (httpx 5 s, nginx and load balancers 60 s), so that the server never closes a connection "
+        "just as a client sends a request on it")
     api_key: SecretStr | None = Field(default=None, description="required (X-API-Key or Bearer) when set")
 
     @property
