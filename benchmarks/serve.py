@@ -44,6 +44,9 @@ class Cell:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
     rejected: int = 0
+    cpu_s: float = 0.0
+    """CPU time the server process used meanwhile (all its threads): what a search costs, however busy the
+    machine is."""
     errors: Counter[str] = field(default_factory=Counter)
     """By kind: the HTTP status, or the transport error's class and message."""
 
@@ -51,6 +54,7 @@ class Cell:
         self.seconds += other.seconds
         self.latencies_ms += other.latencies_ms
         self.rejected += other.rejected
+        self.cpu_s += other.cpu_s
         self.errors += other.errors
 
     def row(self, label: str, clients: int, rss_mib: float) -> str:
@@ -59,7 +63,7 @@ class Cell:
         p50, p95, p99 = (np.percentile(self.latencies_ms, q) if answered else float("nan") for q in (50, 95, 99))
         return (f"| {label} | {clients} | {answered / self.seconds:.1f} | {p50:.0f} | {p95:.0f} | {p99:.0f} | "
                 f"{p99 / p50:.1f} | {self.rejected / max(total, 1):.0%} | {errors / max(total, 1):.1%} | "
-                f"{rss_mib:.0f} |")
+                f"{1000 * self.cpu_s / max(answered, 1):.0f} | {rss_mib:.0f} |")
 
 
 ENCODER_METRICS = ("neurank_serve_encoder_batch_size", "neurank_serve_encoder_seconds",
@@ -94,6 +98,13 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time of process `pid` so far."""
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -191,8 +202,9 @@ def main() -> None:
         for clients in counts:
             for _ in range(args.rounds):  # the settings take turns, so a change in the machine's load hits both
                 for label, (url, pid) in running.items():
-                    before = encoder_totals(url)
+                    before, cpu_before = encoder_totals(url), cpu_seconds(pid)
                     cell = asyncio.run(load(url, queries, args.mode, clients, args.seconds / args.rounds))
+                    cell.cpu_s = cpu_seconds(pid) - cpu_before
                     encoders.setdefault((label, clients), Counter()).update(encoder_totals(url) - before)
                     cells.setdefault((label, clients), Cell(0.0)).absorb(cell)
                     memory[label, clients] = rss_mib(pid)
@@ -214,8 +226,9 @@ def print_tables(labels: list[str], counts: list[int], cells: dict[tuple[str, in
                  encoders: dict[tuple[str, int], Counter[tuple[str, str]]], memory: dict[tuple[str, int], float]
                  ) -> None:
     """The rows per setting and client count, the errors by kind, and the encoder calls behind the rows."""
-    print("\n| batching | clients | searches/s | p50 ms | p95 ms | p99 ms | p99/p50 | 429 | errors | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| batching | clients | searches/s | p50 ms | p95 ms | p99 ms | p99/p50 | 429 | errors | "
+          "server CPU ms per search | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(cells[label, clients].row(label, clients, memory[label, clients]) for label in labels
                     for clients in counts))
     failures = [f"{label}, {clients} clients: {count} × {kind}" for label in labels for clients in counts
