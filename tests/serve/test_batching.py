@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,6 @@ from neurank.serve.batching import EncodingCache, MicroBatcher, SharedEncoders
 from neurank.serve.limits import DeadlineExceeded, InFlightLimit, Overloaded
 from neurank.serve.metrics import ServeMetrics
 from neurank.serve.options import ServeOptions, check_bind, is_loopback
-from neurank.serve.service import encoder_threads
 
 
 class Recorder:
@@ -149,15 +147,6 @@ def test_a_search_starts_all_its_encodings_at_once_and_a_cached_one_skips_the_qu
     queued = metrics.registry.get_sample_value("neurank_serve_encoder_queue_seconds_count", {"encoder": "dense"})
     hits = metrics.registry.get_sample_value("neurank_serve_cache_hits_total", {"encoder": "dense"})
     assert (queued, hits, batch_samples(metrics, "dense")) == (1, 1, (1, 1))  # the hit never queued
-
-
-def test_batched_encoders_share_the_cores_unless_threads_are_set(tmp_path: Path) -> None:
-    both = Settings(home=tmp_path)  # SPLADE and MiniLM: two models run side by side
-    cores = os.cpu_count() or 1
-    assert encoder_threads(both, ServeOptions()).threads == max(1, cores // 2)
-    assert encoder_threads(Settings(home=tmp_path, sparse_model="none"), ServeOptions()).threads == cores
-    assert encoder_threads(both, ServeOptions(batch_size=1)).threads is None  # unbatched: as everywhere else
-    assert encoder_threads(Settings(home=tmp_path, threads=3), ServeOptions()).threads == 3
 
 
 def test_the_in_flight_limit_refuses_at_once_and_holds_a_late_slot() -> None:

@@ -1,12 +1,12 @@
 """Query encoding shared by concurrent searches: a dynamic batcher per encoder and an LRU cache of encodings.
 
-A model call on a few queries costs little more than on one, so the texts that concurrent searches need go to
-each encoder together. Nothing waits for a time window: an idle encoder runs a lone text at once, and the texts
-that arrive while it runs form its next call, so batches grow with the load and shrink back when it falls (the
-dynamic batching of Triton with no queue delay). Each encoder runs one call at a time on its own thread, its
-intra-op threads having the cores. A search starts every encoding it needs at once (`SharedEncoders.started`),
-so its encoders run side by side; a cached encoding never enters a queue. The wrapped encoders keep the
-encoders' interface, so the Searcher runs unchanged on a bundle of them; the CLI never builds one.
+Where a model call has a fixed cost (a GPU, a large model), the texts that concurrent searches need are worth
+sending to each encoder together; on a CPU the batcher at least bounds the model calls to one per encoder at a
+time. Nothing waits for a time window: an idle encoder runs a lone text at once, and the texts that arrive while
+it runs form its next call, so batches grow with the load and shrink back when it falls (the dynamic batching of
+Triton with no queue delay). A search starts every encoding it needs at once (`SharedEncoders.started`), so its
+encoders run side by side; a cached encoding never enters a queue. The wrapped encoders keep the encoders'
+interface, so the Searcher runs unchanged on a bundle of them; the CLI never builds one.
 """
 
 from __future__ import annotations

@@ -6,14 +6,12 @@ Every search of the process shares the encoders through `SharedEncoders` (batche
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from neurank.config import Settings
 from neurank.errors import IndexNotFoundError
-from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.plan import Mode, RetrievalPlan
 from neurank.query.rerank import load_reranker
 from neurank.query.searcher import Searcher
@@ -40,7 +38,7 @@ class SearchService:
     """The loaded models and store behind the API; building it loads nothing (`warm_up` does)."""
 
     def __init__(self, settings: Settings, options: ServeOptions, observer: EncodingObserver) -> None:
-        configured = SearchTarget.from_settings(encoder_threads(settings, options))
+        configured = SearchTarget.from_settings(settings)
         self.encoders = SharedEncoders(configured.encoders, options, observer)
         self.store = configured.store
         self.index = configured.index
@@ -120,20 +118,6 @@ class SearchService:
 
     def close(self) -> None:
         self.encoders.close()
-
-
-def encoder_threads(settings: Settings, options: ServeOptions) -> Settings:
-    """`settings` with the encoders' threads sized for batching, unless NEURANK_THREADS sets them.
-
-    Batched, each model runs one call at a time on its own thread, side by side with the other models a search
-    starts at once: they share the cores instead of each claiming all of them for its intra-op threads.
-    """
-    if settings.threads is not None or not options.batching:
-        return settings
-    bundle = EncoderBundle.from_settings(settings)
-    models = {(type(encoder), encoder.model) for encoder in (*bundle.sparse_encoders().values(), bundle.dense,
-                                                             bundle.colbert) if encoder is not None}
-    return settings.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // max(1, len(models)))})
 
 
 def mode_label(plan: RetrievalPlan) -> str:
