@@ -6,9 +6,10 @@ Each setting has its own `neurank serve` process on the loopback (query cache of
 its query); closed-loop clients (httpx, asyncio) search for `--seconds` per client count and setting, the two
 settings taking turns in `--rounds` slices so that a shared machine's changing load falls on both alike. A
 client sends its next query as soon as the last one is answered, and after a 429 waits the Retry-After the
-server gave. The
-index must exist (`neurank ingest DATASET --index NAME`). `--soak-seconds` then samples the server's resident
-memory under `--soak-clients` clients.
+server gave. The index must exist (`neurank ingest DATASET --index NAME`). Besides the rows: the errors by
+kind, and per row the encoder calls the servers' `/metrics` counted (texts per call, time per call, a text's
+wait for its call). `--soak-seconds` then samples a server's resident memory every 10 s under `--soak-clients`
+clients (`--clients ''` for the soak alone).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from common import header
 from neurank.eval.datasets import load_qrels, load_queries
@@ -41,27 +44,67 @@ class Cell:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
     rejected: int = 0
-    errors: int = 0
+    cpu_s: float = 0.0
+    """CPU time the server process used meanwhile (all its threads): what a search costs, however busy the
+    machine is."""
+    errors: Counter[str] = field(default_factory=Counter)
+    """By kind: the HTTP status, or the transport error's class and message."""
 
     def absorb(self, other: Cell) -> None:
         self.seconds += other.seconds
         self.latencies_ms += other.latencies_ms
         self.rejected += other.rejected
+        self.cpu_s += other.cpu_s
         self.errors += other.errors
 
     def row(self, label: str, clients: int, rss_mib: float) -> str:
-        answered = len(self.latencies_ms)
-        total = answered + self.rejected + self.errors
+        answered, errors = len(self.latencies_ms), self.errors.total()
+        total = answered + self.rejected + errors
         p50, p95, p99 = (np.percentile(self.latencies_ms, q) if answered else float("nan") for q in (50, 95, 99))
         return (f"| {label} | {clients} | {answered / self.seconds:.1f} | {p50:.0f} | {p95:.0f} | {p99:.0f} | "
-                f"{p99 / p50:.1f} | {self.rejected / max(total, 1):.0%} | {self.errors / max(total, 1):.1%} | "
-                f"{rss_mib:.0f} |")
+                f"{p99 / p50:.1f} | {self.rejected / max(total, 1):.0%} | {errors / max(total, 1):.1%} | "
+                f"{1000 * self.cpu_s / max(answered, 1):.0f} | {rss_mib:.0f} |")
+
+
+ENCODER_METRICS = ("neurank_serve_encoder_batch_size", "neurank_serve_encoder_seconds",
+                   "neurank_serve_encoder_queue_seconds")
+
+
+def encoder_totals(url: str) -> Counter[tuple[str, str]]:
+    """(sample name, encoder) → value of the server's encoder calls and waits, as /metrics counts them so far."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return Counter({(sample.name, sample.labels["encoder"]): sample.value
+                    for family in text_string_to_metric_families(text) if family.name in ENCODER_METRICS
+                    for sample in family.samples if sample.name.endswith(("_sum", "_count"))})
+
+
+def encoder_rows(label: str, clients: int, seconds: float, totals: Counter[tuple[str, str]]) -> list[str]:
+    """Per encoder: calls per second, texts per call, ms per call and per text, and a text's mean wait."""
+    rows = []
+    for encoder in sorted({encoder for _, encoder in totals}):
+        calls = totals["neurank_serve_encoder_batch_size_count", encoder]
+        texts = totals["neurank_serve_encoder_batch_size_sum", encoder]
+        busy_s = totals["neurank_serve_encoder_seconds_sum", encoder]
+        waited = totals["neurank_serve_encoder_queue_seconds_count", encoder]
+        wait_ms = 1000 * totals["neurank_serve_encoder_queue_seconds_sum", encoder] / waited if waited else 0.0
+        if calls:
+            rows.append(f"| {label} | {clients} | {encoder} | {calls / seconds:.1f} | {texts / calls:.2f} | "
+                        f"{1000 * busy_s / calls:.1f} | {1000 * busy_s / texts:.1f} | {busy_s / seconds:.0%} | "
+                        f"{wait_ms:.1f} |")
+    return rows
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time of process `pid` so far."""
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -107,8 +150,8 @@ async def load(url: str, queries: list[str], mode: str, clients: int, seconds: f
             try:
                 response = await http.post("/search", json={"query": queries[i % len(queries)], "mode": mode,
                                                             "k": 10})
-            except httpx.TransportError:  # a dropped connection is an error the client saw, not a crash here
-                cell.errors += 1
+            except httpx.TransportError as exc:  # a dropped connection is an error the client saw, not a crash here
+                cell.errors[f"{type(exc).__name__}: {exc}"] += 1
                 continue
             finally:
                 i += clients
@@ -118,7 +161,7 @@ async def load(url: str, queries: list[str], mode: str, clients: int, seconds: f
                 cell.rejected += 1
                 await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
             else:
-                cell.errors += 1
+                cell.errors[f"HTTP {response.status_code}"] += 1
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
@@ -131,22 +174,25 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, required=True, help="BEIR folder: its test queries are sent")
     parser.add_argument("--index", required=True)
     parser.add_argument("--mode", default="hybrid")
-    parser.add_argument("--clients", default="1,4,16,64")
+    parser.add_argument("--clients", default="1,4,16,64", help="client counts, one row each; '' for a soak alone")
     parser.add_argument("--seconds", type=float, default=30.0, help="per client count and setting")
     parser.add_argument("--rounds", type=int, default=3, help="turns the two settings take within those seconds")
     parser.add_argument("--max-in-flight", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=16, help="batching on; off is 1")
     parser.add_argument("--soak-seconds", type=float, default=0.0)
     parser.add_argument("--soak-clients", type=int, default=16)
+    parser.add_argument("--soak-setting", choices=("batching on", "batching off"), default="batching on")
     args = parser.parse_args()
 
     qrels = load_qrels(args.dataset, "test")
     queries = [text for qid, text in load_queries(args.dataset).items() if qid in qrels]
-    counts = [int(count) for count in args.clients.split(",")]
+    counts = [int(count) for count in args.clients.split(",") if count]
     settings = {"batching on": args.batch_size, "batching off": 1}
     cells: dict[tuple[str, int], Cell] = {}
+    encoders: dict[tuple[str, int], Counter[tuple[str, str]]] = {}
     memory: dict[tuple[str, int], float] = {}
     soak: list[tuple[float, float]] = []
+    load_before = os.getloadavg()
     with ExitStack() as servers:
         running = {label: servers.enter_context(server(args.index, {
             "NEURANK_SERVE_BATCH_SIZE": str(batch_size), "NEURANK_SERVE_CACHE_SIZE": "0",
@@ -156,24 +202,57 @@ def main() -> None:
         for clients in counts:
             for _ in range(args.rounds):  # the settings take turns, so a change in the machine's load hits both
                 for label, (url, pid) in running.items():
+                    before, cpu_before = encoder_totals(url), cpu_seconds(pid)
                     cell = asyncio.run(load(url, queries, args.mode, clients, args.seconds / args.rounds))
+                    cell.cpu_s = cpu_seconds(pid) - cpu_before
+                    encoders.setdefault((label, clients), Counter()).update(encoder_totals(url) - before)
                     cells.setdefault((label, clients), Cell(0.0)).absorb(cell)
                     memory[label, clients] = rss_mib(pid)
+        load_rows = os.getloadavg()
         if args.soak_seconds:
-            soak = asyncio.run(soaked(*running["batching on"], queries, args))
-    rows = [cells[label, clients].row(label, clients, memory[label, clients]) for label in settings
-            for clients in counts]
+            soak = asyncio.run(soaked(*running[args.soak_setting], queries, args))
+    load_after = os.getloadavg()
     print(header(f"mode {args.mode}, {len(queries)} queries cycled, {args.seconds:g} s per row in {args.rounds} "
                  f"turns, query cache off, max in flight {args.max_in_flight}, batch size {args.batch_size} (off: 1)"))
-    print()
-    print("| batching | clients | searches/s | p50 ms | p95 ms | p99 ms | p99/p50 | 429 | errors | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print("\n".join(rows))
+    print(f"- load average (1, 5, 15 min): {_load(load_before)} before, {_load(load_rows)} after the rows"
+          + (f", {_load(load_after)} after the soak" if soak else ""))
+    if counts:
+        print_tables(list(settings), counts, cells, encoders, memory)
     if soak:
-        rss = [mib for _, mib in soak]
-        print(f"\nsoak, {args.soak_clients} clients for {args.soak_seconds:g} s, batching on: RSS first "
-              f"{rss[0]:.0f} MiB, median {statistics.median(rss):.0f}, last {rss[-1]:.0f}, max {max(rss):.0f} "
-              f"({len(rss)} samples)")
+        print_soak(args, soak)
+
+
+def print_tables(labels: list[str], counts: list[int], cells: dict[tuple[str, int], Cell],
+                 encoders: dict[tuple[str, int], Counter[tuple[str, str]]], memory: dict[tuple[str, int], float]
+                 ) -> None:
+    """The rows per setting and client count, the errors by kind, and the encoder calls behind the rows."""
+    print("\n| batching | clients | searches/s | p50 ms | p95 ms | p99 ms | p99/p50 | 429 | errors | "
+          "server CPU ms per search | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(cells[label, clients].row(label, clients, memory[label, clients]) for label in labels
+                    for clients in counts))
+    failures = [f"{label}, {clients} clients: {count} × {kind}" for label in labels for clients in counts
+                for kind, count in cells[label, clients].errors.most_common()]
+    if failures:
+        print("\nerrors:\n" + "\n".join(f"- {failure}" for failure in failures))
+    print("\nencoder calls (the servers' /metrics):\n")
+    print("| batching | clients | encoder | calls/s | texts per call | ms per call | ms per text | busy | "
+          "text's wait ms |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(row for label in labels for clients in counts
+                    for row in encoder_rows(label, clients, cells[label, clients].seconds, encoders[label, clients])))
+
+
+def print_soak(args: argparse.Namespace, soak: list[tuple[float, float]]) -> None:
+    rss = [mib for _, mib in soak]
+    print(f"\nsoak, {args.soak_clients} clients for {args.soak_seconds:g} s, {args.soak_setting}: RSS first "
+          f"{rss[0]:.0f} MiB, median {statistics.median(rss):.0f}, last {rss[-1]:.0f}, max {max(rss):.0f} "
+          f"({len(rss)} samples)")
+    print("RSS MiB every 10 s: " + " ".join(f"{mib:.0f}" for mib in rss))
+
+
+def _load(averages: tuple[float, float, float]) -> str:
+    return ", ".join(f"{value:.1f}" for value in averages)
 
 
 async def soaked(url: str, pid: int, queries: list[str], args: argparse.Namespace) -> list[tuple[float, float]]:

@@ -92,8 +92,8 @@ def stop(server: Server) -> None:
 
 @pytest.fixture(scope="session")
 def server(served_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Defaults, but a batch window wide enough that concurrent searches surely share batches."""
-    started = start_server(served_settings, tmp_path_factory.mktemp("logs") / "serve.log", batch_wait_ms="20")
+    """The defaults (batching on, the cache on)."""
+    started = start_server(served_settings, tmp_path_factory.mktemp("logs") / "serve.log")
     yield started
     stop(started)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 
 import httpx
 import pytest
@@ -124,10 +126,13 @@ def test_concurrent_searches_are_all_answered_and_share_encoder_batches(server: 
 
 def test_a_repeated_query_is_encoded_once(server: Server) -> None:
     hits = ("neurank_serve_cache_hits_total", (("encoder", "dense"),))
+    queued = ("neurank_serve_encoder_queue_seconds_count", (("encoder", "dense"),))
     before = samples(server, "neurank_serve_cache_hits").get(hits, 0)
     first = search(server, query="blood clots and aspirin", mode="dense", k=2).json()
+    waits = samples(server, "neurank_serve_encoder_queue_seconds")[queued]
     second = search(server, query="blood clots and aspirin", mode="dense", k=2).json()
     assert samples(server, "neurank_serve_cache_hits")[hits] == before + 1
+    assert samples(server, "neurank_serve_encoder_queue_seconds")[queued] == waits  # the hit skipped the queue
     assert first["hits"] == second["hits"]
 
 
@@ -164,3 +169,18 @@ def test_beyond_the_in_flight_limit_searches_get_429_at_once(guarded: Server) ->
     assert "all 1 search slots are busy" in rejected.json()["error"]
     counted = samples(guarded, "neurank_serve_rejected", {"X-API-Key": API_KEY})
     assert counted[("neurank_serve_rejected_total", (("reason", "overload"),))] == statuses.count(429)
+
+
+def test_an_idle_connection_outlives_the_clients_keep_alive(server: Server) -> None:
+    """httpx drops an idle connection after 5 s; a server that closed it at the same moment could drop a request
+    the client was just sending on it, so the server keeps it longer (NEURANK_SERVE_KEEP_ALIVE_S)."""
+    host, port = httpx.URL(server.url).host, httpx.URL(server.url).port
+    request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, port), timeout=30) as connection:
+        for pause_s in (0.0, 6.0):
+            time.sleep(pause_s)
+            connection.sendall(request)
+            answer = b""
+            while not answer.endswith(b'{"status":"alive"}') and (chunk := connection.recv(65536)):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'{"status":"alive"}'), answer

@@ -154,7 +154,7 @@ class Searcher:
         if any(stage.ngram for stage in plan.stages) and not self.spec.ngram:
             raise PlanError(f"index {self.target.index!r} has no n-gram subfield: create it with NEURANK_NGRAM=3 "
                             "(and ingest again) to match n-grams")
-        for role, encoder in self._encoders_used(plan):
+        for role, encoder in self.query_encoders(plan):
             built_with = self.spec.models.get(role)
             if built_with is None:
                 raise PlanError(f"index {self.target.index!r} holds no {role} field: it was built without a "
@@ -183,12 +183,12 @@ class Searcher:
 
     def fingerprints(self, plan: RetrievalPlan) -> dict[str, str]:
         """Model role → fingerprint of every model whose scores `plan` produces (what a learned fusion reads)."""
-        used = {role: str(encoder.fingerprint) for role, encoder in self._encoders_used(plan)}
+        used = {role: str(encoder.fingerprint) for role, encoder in self.query_encoders(plan)}
         if plan.rerank_depth and self.reranker is not None:
             used[RERANK] = str(self.reranker.fingerprint)
         return used
 
-    def _encoders_used(self, plan: RetrievalPlan) -> list[tuple[str, Any]]:
+    def query_encoders(self, plan: RetrievalPlan) -> list[tuple[str, Any]]:
         """(model role, encoder) of every stage of `plan` that encodes the query."""
         encoders = self.target.encoders
         used: list[tuple[str, Any]] = []

@@ -1,19 +1,26 @@
-"""Query encoding shared by concurrent searches: a micro-batcher per encoder and an LRU cache of encodings.
+"""Query encoding shared by concurrent searches: a dynamic batcher per encoder and an LRU cache of encodings.
 
-A model call on one query costs almost as much as on sixteen, so the texts that concurrent searches ask for
-within a few milliseconds go to each encoder as one batch, on the batcher's own thread. The wrapped encoders
-keep the encoders' interface, so the Searcher runs unchanged on a bundle of them; the CLI never builds one.
+Where a model call has a fixed cost (a GPU, a large model), the texts that concurrent searches need are worth
+sending to each encoder together; on a CPU the batcher at least bounds the model calls to one per encoder at a
+time. Nothing waits for a time window: an idle encoder runs a lone text at once, and the texts that arrive while
+it runs form its next call, so batches grow with the load and shrink back when it falls (the dynamic batching of
+Triton with no queue delay). A search starts every encoding it needs at once (`SharedEncoders.started`), so its
+encoders run side by side; a cached encoding never enters a queue. The wrapped encoders keep the encoders'
+interface, so the Searcher runs unchanged on a bundle of them; the CLI never builds one.
 """
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,30 +32,39 @@ _STOP = None
 
 
 class EncodingObserver(Protocol):
-    """Told of every batch and cache lookup (the service's metrics)."""
+    """Told of every model call, every text's wait for one, and every cache lookup (the service's metrics)."""
 
-    def batch(self, encoder: str, size: int) -> None: ...
+    def batch(self, encoder: str, size: int, seconds: float) -> None: ...
+
+    def queued(self, encoder: str, seconds: float) -> None: ...
 
     def cache_lookup(self, encoder: str, hit: bool) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    text: str
+    future: Future[Any]
+    since: float
+
+
 class MicroBatcher:
-    """Collects texts from any number of threads for at most `max_wait_s` or `max_batch` texts, then encodes
-    them in one call on its own thread; each caller gets a Future of its text's encoding."""
+    """One encoder's queue and the thread that serves it: each call takes every text queued by the time it
+    starts (at most `max_batch`); each caller gets a Future of its text's encoding."""
 
     def __init__(self, encode: Callable[[list[str]], Sequence[Any]], *, name: str, max_batch: int,
-                 max_wait_s: float, on_batch: Callable[[int], None] = lambda _: None) -> None:
+                 observer: EncodingObserver) -> None:
         self._encode = encode
+        self._name = name
         self._max_batch = max_batch
-        self._max_wait_s = max_wait_s
-        self._on_batch = on_batch
-        self._queue: queue.SimpleQueue[tuple[str, Future[Any]] | None] = queue.SimpleQueue()
+        self._observer = observer
+        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"neurank-batcher-{name}", daemon=True)
         self._thread.start()
 
     def submit(self, text: str) -> Future[Any]:
         future: Future[Any] = Future()
-        self._queue.put((text, future))
+        self._queue.put(_Queued(text, future, time.perf_counter()))
         return future
 
     def close(self) -> None:
@@ -59,10 +75,9 @@ class MicroBatcher:
     def _run(self) -> None:
         while (first := self._queue.get()) is not _STOP:
             batch, stopping = [first], False
-            deadline = time.monotonic() + self._max_wait_s
             while len(batch) < self._max_batch:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
@@ -73,17 +88,21 @@ class MicroBatcher:
             if stopping:
                 return
 
-    def _answer(self, batch: list[tuple[str, Future[Any]]]) -> None:
-        texts = list(dict.fromkeys(text for text, _ in batch))
-        self._on_batch(len(texts))
+    def _answer(self, batch: list[_Queued]) -> None:
+        start = time.perf_counter()
+        for item in batch:
+            self._observer.queued(self._name, start - item.since)
+        texts = list(dict.fromkeys(item.text for item in batch))
         try:
             encoded = dict(zip(texts, self._encode(texts), strict=True))
         except Exception as exc:  # every waiting search gets the model's error, not a hang
-            for _, future in batch:
-                future.set_exception(exc)
+            for item in batch:
+                item.future.set_exception(exc)
             return
-        for text, future in batch:
-            future.set_result(encoded[text])
+        finally:
+            self._observer.batch(self._name, len(texts), time.perf_counter() - start)
+        for item in batch:
+            item.future.set_result(encoded[item.text])
 
 
 class EncodingCache:
@@ -111,42 +130,71 @@ class EncodingCache:
                 self._items.popitem(last=False)
 
 
+_STARTED: ContextVar[Mapping[tuple[str, str], Future[Any]]] = ContextVar(
+    "neurank_started_encodings", default=MappingProxyType({}))
+"""The encodings the running search started ahead, by (encoder name, text): each thread runs one search."""
+
+
 class SharedQueryEncoder:
     """`encoder` whose `encode_queries` goes through the cache and the batcher; anything else is the encoder's own.
 
     Without a batcher (batching off) the calling thread encodes its own misses.
     """
 
-    def __init__(self, encoder: Any, name: str, cache: EncodingCache, batcher: MicroBatcher | None,
+    def __init__(self, encoder: Any, name: str, cache: EncodingCache, batch_size: int,
                  observer: EncodingObserver) -> None:
         self._encoder = encoder
-        self._name = name
+        self.name = name
         self._cache = cache
-        self._batcher = batcher
         self._observer = observer
+        self._fingerprint: str | None = None
+        self._batcher = None if batch_size <= 1 else MicroBatcher(self._encode, name=name, max_batch=batch_size,
+                                                                  observer=observer)
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self._encoder, attribute)
 
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = str(self._encoder.fingerprint)
+        return self._fingerprint
+
+    def start(self, text: str) -> Future[Any] | None:
+        """`text`'s encoding: found in the cache, or queued on the batcher; None when the caller must encode it."""
+        cached = self._cache.get((self.fingerprint, text))
+        self._observer.cache_lookup(self.name, cached is not None)
+        if cached is not None:
+            found: Future[Any] = Future()
+            found.set_result(cached)
+            return found
+        return None if self._batcher is None else self._batcher.submit(text)
+
     def encode_queries(self, texts: Sequence[str]) -> list[Any]:
-        fingerprint = self._encoder.fingerprint
-        found = [self._cache.get((fingerprint, text)) for text in texts]
-        for value in found:
-            self._observer.cache_lookup(self._name, value is not None)
-        missing = list(dict.fromkeys(text for text, value in zip(texts, found, strict=True) if value is None))
-        if missing:
-            if self._batcher is None:
-                self._observer.batch(self._name, len(missing))
-                fresh = dict(zip(missing, self._encoder.encode_queries(missing), strict=True))
-            else:
-                futures = [self._batcher.submit(text) for text in missing]
-                fresh = {text: future.result() for text, future in zip(missing, futures, strict=True)}
-            for text, value in fresh.items():
-                if isinstance(value, np.ndarray):
-                    value.flags.writeable = False  # shared by every search that asks for the same text
-                self._cache.put((fingerprint, text), value)
-            found = [fresh[text] if value is None else value for text, value in zip(texts, found, strict=True)]
-        return found
+        started = _STARTED.get()
+        futures = {text: started.get((self.name, text)) or self.start(text) for text in dict.fromkeys(texts)}
+        missing = [text for text, future in futures.items() if future is None]
+        encoded = dict(zip(missing, self._encode(missing), strict=True)) if missing else {}
+        encoded.update((text, future.result()) for text, future in futures.items() if future is not None)
+        return [encoded[text] for text in texts]
+
+    def _encode(self, texts: list[str]) -> list[Any]:
+        """The model's encodings of `texts`, frozen and cached (every search that asks for a text shares them)."""
+        if self._batcher is None:
+            start = time.perf_counter()
+            values = list(self._encoder.encode_queries(texts))
+            self._observer.batch(self.name, len(texts), time.perf_counter() - start)
+        else:
+            values = list(self._encoder.encode_queries(texts))
+        for text, value in zip(texts, values, strict=True):
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+            self._cache.put((self.fingerprint, text), value)
+        return values
+
+    def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
 
 
 class SharedEncoders:
@@ -154,21 +202,23 @@ class SharedEncoders:
 
     def __init__(self, encoders: EncoderBundle, options: ServeOptions, observer: EncodingObserver) -> None:
         self.cache = EncodingCache(options.cache_size)
-        self._batchers: list[MicroBatcher] = []
-        wrapped: dict[str, Any] = {}
-        for name in ("splade", "deepct", "dense", "colbert"):
-            encoder = getattr(encoders, name)
-            if encoder is None:
-                continue
-            batcher = None
-            if options.batching:
-                batcher = MicroBatcher(encoder.encode_queries, name=name, max_batch=options.batch_size,
-                                       max_wait_s=options.batch_wait_ms / 1000,
-                                       on_batch=functools.partial(observer.batch, name))
-                self._batchers.append(batcher)
-            wrapped[name] = SharedQueryEncoder(encoder, name, self.cache, batcher, observer)
-        self.bundle = EncoderBundle(**wrapped)
+        self._wrapped = {name: SharedQueryEncoder(encoder, name, self.cache, options.batch_size, observer)
+                         for name in ("splade", "deepct", "dense", "colbert")
+                         if (encoder := getattr(encoders, name)) is not None}
+        self.bundle = EncoderBundle(**self._wrapped)
+
+    @contextmanager
+    def started(self, text: str, encoders: Iterable[Any]) -> Iterator[None]:
+        """Within the block, this thread's search finds `text` already going through each of `encoders` (wrapped
+        ones of `bundle`), all at once instead of one after the other."""
+        futures = {(encoder.name, text): future for encoder in encoders
+                   if isinstance(encoder, SharedQueryEncoder) and (future := encoder.start(text)) is not None}
+        token = _STARTED.set(futures)
+        try:
+            yield
+        finally:
+            _STARTED.reset(token)
 
     def close(self) -> None:
-        for batcher in self._batchers:
-            batcher.close()
+        for encoder in self._wrapped.values():
+            encoder.close()

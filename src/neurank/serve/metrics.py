@@ -12,10 +12,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class ServeMetrics:
-    """Request latency per mode and per stage, searches in flight, rejections, encoder batches, cache lookups."""
+    """Request latency per mode and per stage, searches in flight, rejections, encoder calls and the time texts
+    wait for them, cache lookups."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -29,13 +31,22 @@ class ServeMetrics:
                                 ["reason"], registry=self.registry)
         self.batch_sizes = Histogram("neurank_serve_encoder_batch_size", "query texts per encoder call",
                                      ["encoder"], buckets=BATCH_BUCKETS, registry=self.registry)
+        self.encoder_seconds = Histogram("neurank_serve_encoder_seconds", "time of one encoder call", ["encoder"],
+                                         buckets=WAIT_BUCKETS, registry=self.registry)
+        self.queue_seconds = Histogram("neurank_serve_encoder_queue_seconds",
+                                       "how long a query text waited for its encoder call to start", ["encoder"],
+                                       buckets=WAIT_BUCKETS, registry=self.registry)
         self.cache_hits = Counter("neurank_serve_cache_hits_total", "query encodings found in the cache",
                                   ["encoder"], registry=self.registry)
         self.cache_misses = Counter("neurank_serve_cache_misses_total", "query encodings computed",
                                     ["encoder"], registry=self.registry)
 
-    def batch(self, encoder: str, size: int) -> None:
+    def batch(self, encoder: str, size: int, seconds: float) -> None:
         self.batch_sizes.labels(encoder).observe(size)
+        self.encoder_seconds.labels(encoder).observe(seconds)
+
+    def queued(self, encoder: str, seconds: float) -> None:
+        self.queue_seconds.labels(encoder).observe(seconds)
 
     def cache_lookup(self, encoder: str, hit: bool) -> None:
         (self.cache_hits if hit else self.cache_misses).labels(encoder).inc()

@@ -23,12 +23,14 @@ class ServeOptions(BaseSettings):
     max_in_flight: int = Field(default=16, ge=1, le=1024, description="searches running at once; more get 429")
     deadline_ms: float = Field(default=10_000.0, gt=0, description="a search that takes longer is answered 504")
     batch_size: int = Field(default=16, ge=1, le=256,
-                            description="query texts per encoder call across requests; 1 turns batching off")
-    batch_wait_ms: float = Field(default=3.0, ge=0, le=100,
-                                 description="how long the first query of a batch waits for others to join")
+                            description="most query texts per encoder call across requests; 1 turns batching off")
     cache_size: int = Field(default=4096, ge=0, description="query encodings kept (LRU); 0 turns the cache off")
     max_query_chars: int = Field(default=1000, ge=1, description="a longer query is refused with 422")
     retry_after_s: int = Field(default=1, ge=1, description="the Retry-After of a 429 or 503")
+    keep_alive_s: int = Field(
+        default=65, ge=1, description="how long an idle connection stays open: longer than clients and proxies "
+        "keep theirs (httpx 5 s, nginx and load balancers 60 s), so that the server never closes a connection "
+        "just as a client sends a request on it")
     api_key: SecretStr | None = Field(default=None, description="required (X-API-Key or Bearer) when set")
     fusion_model: str | None = Field(
         default=None, description="a learned fusion folder (`neurank train fusion`): what a request's "

@@ -28,8 +28,9 @@ def serve(settings: Settings, options: ServeOptions, *, host: str, port: int, wo
     if workers < 1:
         raise ConfigError(f"--workers {workers}: at least one worker process is needed")
     if workers == 1:
-        uvicorn.run(create_app(settings, options), host=host, port=port, access_log=False)
+        uvicorn.run(create_app(settings, options), host=host, port=port, access_log=False,
+                    timeout_keep_alive=options.keep_alive_s)
         return
     os.environ.update({"NEURANK_STORE": settings.store_url(), "NEURANK_INDEX": settings.index})
     uvicorn.run(f"{app_from_environment.__module__}:{app_from_environment.__name__}", factory=True, host=host,
-                port=port, workers=workers, access_log=False)
+                port=port, workers=workers, access_log=False, timeout_keep_alive=options.keep_alive_s)

@@ -120,8 +120,9 @@ class SearchService:
         searcher, mode, implied = self.plan_mode(request)
         plan = searcher.plan(mode, k=request.k, depth=request.depth, fusion=self.fusion(request.fusion),
                              implied=implied, fuzzy=self._settings.fuzzy(), ngram=self._settings.ngram_match)
-        # The JSON carries no titles or texts (GET /documents has them): fetching them would be wasted work.
-        result = searcher.search(request.query, plan, with_documents=False, explain=request.explain)
+        with self.encoders.started(request.query, [encoder for _, encoder in searcher.query_encoders(plan)]):
+            # The JSON carries no titles or texts (GET /documents has them): fetching them would be wasted work.
+            result = searcher.search(request.query, plan, with_documents=False, explain=request.explain)
         return mode_label(plan), result.to_dict()
 
     def document(self, doc_id: str, index: str | None = None) -> dict[str, Any] | None:
