@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import dies_with_pytest
 
 from neurank.config import Settings
 from neurank.documents import Document
@@ -65,7 +66,8 @@ def start_server(settings: Settings, log: Path, **serve_env: str) -> Server:
            "NEURANK_THREADS": "1", **{f"NEURANK_SERVE_{name.upper()}": value for name, value in serve_env.items()}}
     with log.open("wb") as output:
         process = subprocess.Popen([sys.executable, "-c", "from neurank.cli import app; app()", "serve",
-                                    "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT)
+                                    "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT,
+                                   preexec_fn=dies_with_pytest)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
