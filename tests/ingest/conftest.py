@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import redis
 from kombu import Connection
+from tests.conftest import dies_with_pytest
 
 from neurank.config import IngestOptions, broker_kind
 
@@ -166,7 +167,7 @@ class Workers:
         with log.open("wb") as handle:
             process = subprocess.Popen([sys.executable, "-m", "celery", *args], stdout=handle,
                                        stderr=subprocess.STDOUT, env={**os.environ, **self.env, **busy},
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=dies_with_pytest)
         worker = Worker(name, node.replace("%h", socket.gethostname()), process, log)
         self.running.append(worker)
         return worker
