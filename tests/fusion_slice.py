@@ -3,12 +3,11 @@ LightGBM fusion model trained on it. Test modules import the fixtures they use."
 
 from __future__ import annotations
 
-import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.beir_slice import write_beir_slice
 
 from neurank.config import Settings
 from neurank.eval.runner import index_dataset
@@ -37,34 +36,12 @@ def slice_settings(root: Path) -> Settings:
                     sparse_model="none", threads=1)
 
 
-def write_slice(scifact: Path, folder: Path) -> Path:
-    """The first TRAIN_QUERIES train and TEST_QUERIES test queries of SciFact, their judged documents and
-    OTHER_DOCS others drawn with a fixed seed."""
-    (folder / "qrels").mkdir(parents=True)
-    judged: set[str] = set()
-    kept_queries: set[str] = set()
-    for split, count in (("train", TRAIN_QUERIES), ("test", TEST_QUERIES)):
-        header, *rows = (scifact / "qrels" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
-        queries = sorted({row.split("\t")[0] for row in rows})[:count]
-        kept = [row for row in rows if row.split("\t")[0] in queries]
-        (folder / "qrels" / f"{split}.tsv").write_text("\n".join([header, *kept]) + "\n", encoding="utf-8")
-        judged |= {row.split("\t")[1] for row in kept}
-        kept_queries |= set(queries)
-    lines = (scifact / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-    others = set(random.Random(0).sample(range(len(lines)), OTHER_DOCS))
-    corpus = [line for i, line in enumerate(lines) if i in others or json.loads(line)["_id"] in judged]
-    (folder / "corpus.jsonl").write_text("\n".join(corpus) + "\n", encoding="utf-8")
-    queries_lines = [line for line in (scifact / "queries.jsonl").read_text(encoding="utf-8").splitlines()
-                     if json.loads(line)["_id"] in kept_queries]
-    (folder / "queries.jsonl").write_text("\n".join(queries_lines) + "\n", encoding="utf-8")
-    return folder
-
-
 @pytest.fixture(scope="session")
 def fusion_slice(tmp_path_factory: pytest.TempPathFactory, scifact: Path) -> Slice:
     """The slice, indexed in a local store as `neurank eval` would index it (index `beir-<folder name>`)."""
     root = tmp_path_factory.mktemp("fusion")
-    folder = write_slice(scifact, root / "scifact-slice")
+    folder = write_beir_slice(scifact, root / "scifact-slice", train_queries=TRAIN_QUERIES,
+                              test_queries=TEST_QUERIES, other_docs=OTHER_DOCS)
     settings = slice_settings(root)
     target = SearchTarget(open_store(settings), f"beir-{folder.name}", EncoderBundle.from_settings(settings))
     index_dataset(folder, target, settings)

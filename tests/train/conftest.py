@@ -7,13 +7,13 @@ The tiny models keep the real MiniLM tokenizer (so inputs look like production o
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from tests.beir_slice import write_beir_slice
 
 from neurank.onnx_models import resolve_model
 
@@ -33,25 +33,8 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tiny_beir(tmp_path_factory: pytest.TempPathFactory, scifact: Path) -> Path:
     """SciFact: 24 train and 6 test queries, their judged documents and 120 others."""
-    folder = tmp_path_factory.mktemp("beir") / "scifact-tiny"
-    (folder / "qrels").mkdir(parents=True)
-    judged: set[str] = set()
-    kept_queries: set[str] = set()
-    for split, count in (("train", TRAIN_QUERIES), ("test", TEST_QUERIES)):
-        header, *rows = (scifact / "qrels" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()
-        queries = sorted({row.split("\t")[0] for row in rows})[:count]
-        kept = [row for row in rows if row.split("\t")[0] in queries]
-        (folder / "qrels" / f"{split}.tsv").write_text("\n".join([header, *kept]) + "\n", encoding="utf-8")
-        judged |= {row.split("\t")[1] for row in kept}
-        kept_queries |= set(queries)
-    lines = (scifact / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-    others = set(random.Random(0).sample(range(len(lines)), OTHER_DOCS))
-    corpus = [line for i, line in enumerate(lines) if i in others or json.loads(line)["_id"] in judged]
-    (folder / "corpus.jsonl").write_text("\n".join(corpus) + "\n", encoding="utf-8")
-    queries = [line for line in (scifact / "queries.jsonl").read_text(encoding="utf-8").splitlines()
-               if json.loads(line)["_id"] in kept_queries]
-    (folder / "queries.jsonl").write_text("\n".join(queries) + "\n", encoding="utf-8")
-    return folder
+    return write_beir_slice(scifact, tmp_path_factory.mktemp("beir") / "scifact-tiny", train_queries=TRAIN_QUERIES,
+                            test_queries=TEST_QUERIES, other_docs=OTHER_DOCS)
 
 
 @pytest.fixture(scope="session")
