@@ -288,5 +288,7 @@ def test_eval_with_fuzziness_recovers_typod_queries(bm25_env: dict[str, str], tm
     exact = run("eval", "--dataset", str(folder), "--modes", "bm25", "--json")["bm25"]
     fuzzy = run("eval", "--dataset", str(folder), "--modes", "bm25", "--fuzziness", "AUTO", "--json")["bm25"]
     assert (exact["ndcg@10"], fuzzy["ndcg@10"]) == (0.0, 1.0)
-    metadata = json.loads((Path(bm25_env["NEURANK_HOME"]) / "runs" / "typod-test-bm25.trec.json").read_text())
+    runs = Path(bm25_env["NEURANK_HOME"]) / "runs"
+    assert (runs / "typod-test-bm25.trec").is_file()  # the exact run is kept beside the fuzzy one
+    metadata = json.loads((runs / "typod-test-bm25-fuzzy.trec.json").read_text())
     assert metadata["fuzziness"] == "AUTO"

@@ -120,3 +120,16 @@ def test_metadata_is_plain_json(tmp_path: Path) -> None:
     path = write_run(tmp_path / "run.trec", {}, metadata={"plan": {"k": 10}})
     assert json.loads(metadata_path(path).read_text(encoding="utf-8"))["plan"] == {"k": 10}
     assert read_run(path) == {}
+
+
+def test_a_run_file_names_what_sets_it_apart_from_its_mode() -> None:
+    from neurank.eval.runner import run_label
+    from neurank.query.plan import RetrievalPlan
+    from neurank.retrieval import Fusion, Fuzzy
+
+    assert run_label("hybrid", RetrievalPlan.for_mode("hybrid")) == "hybrid"
+    assert run_label("bm25", RetrievalPlan.for_mode("bm25", fuzzy=Fuzzy(), ngram=True)) == "bm25-fuzzy-ngram"
+    assert run_label("hybrid", RetrievalPlan.for_mode("hybrid", fusion=Fusion("rrf"))) == "hybrid-rrf"
+    weighted = Fusion("min_max", "harmonic_mean", weights=(0.3, 0.3, 0.4))
+    assert run_label("hybrid", RetrievalPlan.for_mode("hybrid", fusion=weighted)) == (
+        "hybrid-min_max-harmonic_mean-w0.3_0.3_0.4")

@@ -20,6 +20,7 @@ from neurank.ingest.inline import IngestSummary, ingest_records
 from neurank.onnx_models.bundle import EncoderBundle
 from neurank.query.duo import DUO_OFF_NOTE, DuoReranker
 from neurank.query.late_interaction import COLBERT_OFF_NOTE
+from neurank.query.learned_fusion import LearnedFusion
 from neurank.query.plan import PlanFusion, RetrievalPlan
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker
 from neurank.query.searcher import Searcher
@@ -109,9 +110,29 @@ def evaluate_modes(
         run, latencies = run_mode(searcher, plan, queries, on_query)
         reports[mode] = ModeReport(mode, scored(qrels, run, diagnostics), statistics.median(latencies), len(queries))
         if runs_dir is not None:
-            write_run(runs_dir / f"{dataset.name}-{split}-{mode}.trec", run, tag=f"neurank-{mode}",
+            write_run(runs_dir / f"{dataset.name}-{split}-{run_label(mode, plan)}.trec", run, tag=f"neurank-{mode}",
                       metadata=run_metadata(plan, target.encoders, settings, reranker, duo))
     return reports
+
+
+def run_label(mode: str, plan: RetrievalPlan) -> str:
+    """The mode, and what else makes this run differ from the mode's default one (a fusion other than the
+    default hybrid's, fuzzy or n-gram matching), so that variants of one mode do not overwrite each other's run
+    files; the metadata beside each file holds the whole plan."""
+    parts = [mode]
+    fusion = plan.fusion
+    if isinstance(fusion, LearnedFusion):
+        parts.append(f"learned-{fusion.folder.name}")
+    elif plan.is_hybrid and fusion != DEFAULT_HYBRID_FUSION:
+        parts.append(fusion.technique if fusion.technique == "rrf" else f"{fusion.technique}-{fusion.combination}")
+        if fusion.weights is not None:
+            parts.append("w" + "_".join(f"{weight:g}" for weight in fusion.weights))
+    bm25 = next((stage for stage in plan.stages if stage.name == "bm25"), None)
+    if bm25 is not None and bm25.fuzzy is not None:
+        parts.append("fuzzy")
+    if bm25 is not None and bm25.ngram:
+        parts.append("ngram")
+    return "-".join(parts)
 
 
 def run_metadata(plan: RetrievalPlan, encoders: EncoderBundle, settings: Settings,
