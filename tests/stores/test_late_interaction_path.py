@@ -106,6 +106,8 @@ def test_a_candidate_without_token_vectors_is_named_and_follows_the_rescored(sto
     result = searcher.search(QUERY, searcher.plan("bm25+colbert", k=5, depth=10))
     ids = [hit.id for hit in result.hits]
     assert ids[-1] == "legacy" and "colbert" not in result.hits[-1].stages
+    scores = [hit.score for hit in result.hits]
+    assert scores == sorted(scores, reverse=True), "score order is list order (metrics and run files sort by it)"
     assert any("1 of the top 4 candidates have no token vectors" in note and "legacy" in note
                for note in result.notes)
 
@@ -156,6 +158,8 @@ def test_a_cascade_reranks_what_late_interaction_kept(settings: Settings, tmp_pa
     assert [set(hit.stages) for hit in hits[:2]] == [{"bm25", "colbert", "rerank"}] * 2
     assert "rerank" not in hits[2].stages and "colbert" in hits[2].stages
     assert all(hit.stages["rerank"].normalized is not None for hit in hits[:2]), "the cascade key's weight applies"
+    scores = [hit.score for hit in hits]
+    assert scores == sorted(scores, reverse=True) and scores[2] < scores[1], "the tail ranks below the head"
 
 
 def test_eval_runs_colbert_modes_and_refuses_them_without_a_model(settings: Settings, tmp_path: Path) -> None:

@@ -360,18 +360,20 @@ class Searcher:
         rescored = self.late_interaction.combine([(hit.id, hit.score) for hit in scored],
                                                  np.array([scores[hit.id] for hit in scored], dtype=np.float32),
                                                  first_stage=plan.first_stage)
-        return _reordered(scored, rescored, "colbert") + unscored + tail
+        return _ranked_after(_reordered(scored, rescored, "colbert"), unscored + tail)
 
     def _rerank(self, query: str, hits: list[Hit], plan: RetrievalPlan, documents: _Documents) -> list[Hit]:
-        """Rescore the top `rerank_depth` hits; they come first, in their reranked order; the rest keep theirs."""
+        """Rescore the top `rerank_depth` hits; they come first, in their reranked order; the rest keep theirs (a
+        hit whose document is gone among them)."""
         assert self.reranker is not None
         head, tail = hits[: plan.rerank_depth], hits[plan.rerank_depth:]
         stored = documents.of([hit.id for hit in head])
         kept = [(hit, doc) for hit, doc in zip(head, stored, strict=True) if doc is not None]
+        gone = [hit for hit, doc in zip(head, stored, strict=True) if doc is None]
         rescored = self.reranker.rescore(query, [(hit.id, hit.score) for hit, _ in kept],
                                          [doc.document.passage for _, doc in kept],
                                          first_stage=plan.rerank_first_stage)
-        return _reordered([hit for hit, _ in kept], rescored, "rerank") + tail
+        return _ranked_after(_reordered([hit for hit, _ in kept], rescored, "rerank"), gone + tail)
 
     def _pairwise(self, query: str, hits: list[Hit], plan: RetrievalPlan, documents: _Documents,
                   preferences: dict[str, list[tuple[str, float]]]) -> list[Hit]:
@@ -413,6 +415,19 @@ class _Documents:
             found = {doc.document.id: doc for doc in self._target.store.get(self._target.index, missing)}
             self._cache.update({doc_id: found.get(doc_id) for doc_id in missing})
         return [self._cache[doc_id] for doc_id in ids]
+
+
+def _ranked_after(rescored: list[Hit], rest: list[Hit]) -> list[Hit]:
+    """`rest` after the `rescored` head, its scores shifted by one constant (order and gaps kept) where needed to
+    stay below the head's lowest: a rescoring stage's scores are on another scale than the hits it did not see,
+    and a run file or a metric orders hits by `score`. Each stage's own scores stay in `stages`."""
+    if rescored and rest:
+        floor, top = min(hit.score for hit in rescored), max(hit.score for hit in rest)
+        if top >= floor:
+            shift = top - floor + max(abs(floor), 1.0) * 1e-6
+            for hit in rest:
+                hit.score -= shift
+    return rescored + rest
 
 
 def _reordered(hits: list[Hit], rescored: Rescored, stage: str) -> list[Hit]:
