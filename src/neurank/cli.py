@@ -222,14 +222,23 @@ def stage_cell(hit: Any, stage: str) -> str:
 
 
 def hits_table(title: str, result: Any) -> Table:
-    """Hits with each stage's score; the title, ids and stored titles are shown as text, never as markup."""
-    stages = [s for s in ("bm25", "sparse", "dense", "colbert", "rerank") if any(s in h.stages for h in result.hits)]
+    """Hits with each stage's score, one line a hit where the terminal leaves the title room (a long title is cut
+    with an ellipsis; `--json` has it whole), else wrapped; ids and titles are shown as text, never as markup."""
+    stages = [s for s in ("bm25", "sparse", "dense", "colbert", "rerank", "duo")
+              if any(s in h.stages for h in result.hits)]
+    columns = ["#", "id", "score", *stages]
+    rows = [[str(rank), hit.id, f"{hit.score:.4f}", *(stage_cell(hit, s) for s in stages)]
+            for rank, hit in enumerate(result.hits, start=1)]
+    # each column: its widest cell plus one space each side and one rule; what is left goes to the title
+    used = sum(max(len(column), *(len(row[i]) for row in rows)) + 3 for i, column in enumerate(columns)) + 4
+    one_line = console.width - used >= 20
     table = Table(title=Text(title), title_justify="left")
-    for column in ("#", "id", "score", *stages, "title"):
-        table.add_column(column, justify="right" if column not in {"id", "title"} else "left")
-    for rank, hit in enumerate(result.hits, start=1):
-        table.add_row(str(rank), Text(hit.id), f"{hit.score:.4f}", *(stage_cell(hit, s) for s in stages),
-                      Text(hit.title))
+    for column in columns:
+        table.add_column(column, justify="left" if column == "id" else "right", no_wrap=one_line)
+    table.add_column("title", no_wrap=one_line, overflow="ellipsis" if one_line else "fold",
+                     max_width=console.width - used if one_line else None)
+    for row, hit in zip(rows, result.hits, strict=True):
+        table.add_row(*(Text(cell) for cell in row), Text(hit.title))
     return table
 
 
