@@ -192,8 +192,8 @@ class MemoryIndex:
         if summed is None:
             return None
         slots, freqs = summed
-        norms = np.concatenate(field.norms)[slots]
-        return slots, scoring.bm25_term_score(scoring.bm25_weight(idf, occurrences), freqs, field.norm_inverse[norms])
+        return slots, scoring.bm25_term_score(scoring.bm25_weight(idf, occurrences), freqs,
+                                              field.norm_inverse[field.norms[slots]])
 
     def text_clauses(self, query: TextQuery) -> Clauses:
         """The SHOULD clauses (or their parts per segment) of a text query: one per analyzed term; with `ngram`,

@@ -31,7 +31,8 @@ def grams(term: str, n: int) -> list[str]:
 
 
 class NgramField:
-    """Per segment, gram postings and norms; across the snapshot, the gram vocabulary and BM25 statistics."""
+    """Per segment, gram postings; per slot, the gram norms; across the snapshot, the gram vocabulary and BM25
+    statistics."""
 
     def __init__(self, n: int, terms: Mapping[str, int], width: int, segments: Sequence[Segment],
                  live: Sequence[np.ndarray], k1: float, b: float) -> None:
@@ -52,7 +53,7 @@ class NgramField:
         expand = scipy.sparse.csr_matrix((np.array(counts, np.float64), (rows, cols)),
                                          shape=(width, len(self.vocabulary)))
         self.postings: list[Postings] = []
-        self.norms: list[np.ndarray] = []
+        norms: list[np.ndarray] = []
         doc_count, total = 0, 0
         self.doc_freq = np.zeros(len(self.vocabulary), np.int64)
         for segment, mask in zip(segments, live, strict=True):
@@ -60,10 +61,12 @@ class NgramField:
             postings = Postings.of(scipy.sparse.csc_matrix(freqs @ expand))
             lengths = np.asarray(freqs @ long_enough.astype(np.float64)).astype(np.int64)
             self.postings.append(postings)
-            self.norms.append(scoring.int_to_byte4(lengths))
+            norms.append(scoring.int_to_byte4(lengths))
             doc_count += int(np.count_nonzero(lengths[mask]))
             total += int(lengths[mask].sum())
             self.doc_freq += postings.doc_freq(~mask)  # as wide as the gram vocabulary
+        self.norms = np.concatenate(norms) if norms else np.zeros(0, np.uint8)
+        """The one-byte norm of each slot's gram count (segments one after another, as the snapshot's slots)."""
         self.doc_count = max(doc_count, 1)
         avgdl = scoring.bm25_avgdl(total, doc_count) if doc_count else np.float32(1)
         self.norm_inverse = scoring.bm25_norm_inverse(float(avgdl), k1, b)
