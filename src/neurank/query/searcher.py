@@ -399,7 +399,7 @@ class Searcher:
         reordered = _reordered([hit for hit, _ in kept], Rescored(scores, scores, [None] * len(kept)), "duo")
         for hit, score in zip(reordered, by_rank, strict=True):
             hit.score = score
-        return reordered + gone + tail
+        return _ranked_after(reordered, gone + tail)
 
 
 class _Documents:
