@@ -73,6 +73,18 @@ def test_should_clauses_add_in_double_then_round_to_float32() -> None:
     assert totals.tolist() == [float(F32(0.2)), float(F32(np.float64(F32(0.1)) + np.float64(F32(0.3))))]
 
 
+
+@pytest.mark.parametrize("entries", [10, 5_000])
+def test_should_sum_dense_and_sorted_give_the_same_bits(entries: int) -> None:
+    """Past a size the sum goes through a dense array instead of a sort: same documents, same float32 totals."""
+    rng = np.random.default_rng(entries)
+    docs = np.concatenate([np.sort(rng.choice(20_000, entries, replace=False)) for _ in range(3)])
+    scores = rng.uniform(0, 9, docs.size).astype(np.float32)
+    sorted_docs, sorted_totals = scoring.should_sum(docs, scores)
+    dense_docs, dense_totals = scoring.should_sum(docs, scores, size=20_000)
+    assert dense_docs.tolist() == sorted_docs.tolist()
+    assert dense_totals.tobytes() == sorted_totals.tobytes()
+
 # -- §2 rank_feature ----------------------------------------------------------------------------------------
 
 

@@ -167,12 +167,13 @@ def combine(scores: np.ndarray, weights: np.ndarray, combination: Combination | 
 
 # -- fusion ---------------------------------------------------------------------------------------------------
 
-def fuse(results: Sequence[ScoredIds], fusion: Fusion) -> list[FusedHit]:
+def fuse(results: Sequence[ScoredIds], fusion: Fusion, limit: int | None = None) -> list[FusedHit]:
     """Fuse sub-query results (each best first) into one ranking, best first.
 
     A document's rank in a sub-query is its position in that list. A document missing from a sub-query
     counts as 0.0 there (OpenSearch zero-fills the per-document score array). Ties in the fused score are
-    broken by document id, ascending, so the order never depends on dict or input order.
+    broken by document id, ascending, so the order never depends on dict or input order. With `limit`, only
+    the best `limit` are returned (every document is still scored: the normalizations see whole lists).
     """
     weights = _weights(fusion, len(results))
     row_of: dict[str, int] = {}
@@ -193,7 +194,7 @@ def fuse(results: Sequence[ScoredIds], fusion: Fusion) -> list[FusedHit]:
     combination: Combination | Literal["rrf"] = "rrf" if fusion.technique == "rrf" else fusion.combination
     combined = combine(normalized, weights, combination)
     ids = list(row_of)
-    order = sorted(range(len(ids)), key=lambda row: (-float(combined[row]), ids[row]))
+    order = np.lexsort((np.array(ids, dtype=str), -combined))[:limit].tolist() if ids else []
     return [
         FusedHit(
             id=ids[row],

@@ -128,6 +128,11 @@ class RetrievalPlan:
                 *((RERANK,) if self.rerank_depth else ()))
 
     @property
+    def depth(self) -> int:
+        """How many first-stage hits the rescoring stages and the answer use: the fused list's length."""
+        return max(self.k, self.rerank_depth, self.colbert_depth, self.duo_depth)
+
+    @property
     def is_hybrid(self) -> bool:
         return len(self.stages) > 1
 

@@ -304,8 +304,7 @@ class Searcher:
         if plan.is_hybrid and isinstance(store, FusingStore) and store.fuses(fusion):
             with _timed(timings, "search"):
                 queries = [self._sub_query(stage, query, encodings) for stage in plan.stages]
-                size = max(plan.k, plan.rerank_depth, plan.colbert_depth, plan.duo_depth)
-                fused = store.search_fused(self.target.index, queries, fusion, size=size)
+                fused = store.search_fused(self.target.index, queries, fusion, size=plan.depth)
             hits = [Hit(doc_id, score) for doc_id, score in fused]
             notes.append(SERVER_FUSION_NOTE.format(site=store.fused_by(fusion)))
         else:
@@ -455,7 +454,7 @@ def _combine(plan: RetrievalPlan, fusion: Fusion, results: list[ScoredIds]) -> l
     if len(results) == 1:
         return [Hit(doc_id, score, {names[0]: StageScore(score, None, rank)})
                 for rank, (doc_id, score) in enumerate(results[0], start=1)]
-    return [_fused_hit(names, fused) for fused in fuse(results, fusion)]
+    return [_fused_hit(names, fused) for fused in fuse(results, fusion, limit=plan.depth)]
 
 
 def _learned_stages(hit: LearnedHit) -> dict[str, StageScore]:

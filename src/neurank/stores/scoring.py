@@ -96,15 +96,30 @@ def bm25_weight(idf: ArrayLike, boost: ArrayLike = 1.0) -> np.ndarray:
     return np.asarray(boost, dtype=np.float32) * np.asarray(idf, dtype=np.float32)
 
 
-def should_sum(docs: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+_DENSE_SUM_RATIO = 64
+"""`should_sum` sums densely once the entries are at least 1/64 of the documents (measured crossover: a sort of
+P entries against two passes over N documents)."""
+
+
+def should_sum(docs: np.ndarray, scores: np.ndarray, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """SCORING.md §1/§3: a BooleanQuery of SHOULD clauses adds its clauses' float32 scores in double.
 
     `scores[i]` is a clause's score for document `docs[i]`; returns the matching documents (ascending)
-    and their float32 totals.
+    and their float32 totals. With `size` (every doc < size), many entries are summed into a dense array of
+    that size instead of sorting them: the same additions in the same order, so the same bits, without the
+    sort that dominates a common term's cost.
     """
+    weights = np.asarray(scores, dtype=np.float64)
+    if size is not None and docs.size * _DENSE_SUM_RATIO >= size:
+        totals = np.bincount(docs, weights=weights, minlength=size)
+        seen = np.zeros(size, dtype=bool)
+        seen[docs] = True
+        matched = np.flatnonzero(seen)
+        return matched, totals[matched].astype(np.float32)
     matched, inverse = np.unique(docs, return_inverse=True)
-    totals = np.bincount(inverse, weights=np.asarray(scores, dtype=np.float64), minlength=matched.size)
+    totals = np.bincount(inverse, weights=weights, minlength=matched.size)
     return matched, totals.astype(np.float32)
+
 
 
 # -- section 2: rank_feature -------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ class MemoryIndex:
         if not expanded:
             return []
         idf = scoring.bm25_idf(max(int(self.doc_freq[col]) for col, _ in expanded), self.doc_count)
-        summed = _summed([part for col, boost in expanded for part in self._term_parts(
+        summed = self._summed([part for col, boost in expanded for part in self._term_parts(
             col, scoring.bm25_weight(idf, max(boost, np.float32(0)) * np.float32(occurrences)))])
         return [] if summed is None else [summed]
 
@@ -187,7 +187,7 @@ class MemoryIndex:
         if found is None:
             return None
         cols, idf = found
-        summed = _summed([(self._slots(at, rows), values) for col in cols  # the grams' frequencies, per document
+        summed = self._summed([(self._slots(at, rows), values) for col in cols  # the grams' frequencies, per document
                           for at, rows, values in self._postings(lambda at, _: field.postings[at], col)])
         if summed is None:
             return None
@@ -204,7 +204,7 @@ class MemoryIndex:
             return clauses
         counts = Counter(self.analyzer.analyze(query.text))
         grams = [clause for term, count in counts.items() if (clause := self._ngram_clause(term, count)) is not None]
-        return [summed for summed in (_summed(clauses), _summed(grams)) if summed is not None]
+        return [summed for summed in (self._summed(clauses), self._summed(grams)) if summed is not None]
 
     def _sparse(self, name: str, query_tokens: Mapping[str, float]) -> Clauses:
         """SCORING.md §3: `neural_sparse` = one linear FeatureQuery per token, weight unquantized; (slots, scores)
@@ -214,10 +214,17 @@ class MemoryIndex:
                 for token, weight in query_tokens.items() if (col := vocab.get(token)) is not None
                 for at, rows, values in self._postings(lambda _, s: s.features[name], col)]
 
+    def _summed(self, clauses: Clauses) -> tuple[np.ndarray, np.ndarray] | None:
+        """SHOULD clauses summed into one (a boolean query's float32 score, used as a clause one level up)."""
+        if not clauses:
+            return None
+        return scoring.should_sum(np.concatenate([d for d, _ in clauses]), np.concatenate([s for _, s in clauses]),
+                                  self.base_list[-1])
+
     def top(self, clauses: Clauses, k: int) -> ScoredIds:
         """Sum the SHOULD clauses (or their parts per segment, in clause order) per document and keep the k best
         live ones."""
-        summed = _summed(clauses)
+        summed = self._summed(clauses)
         if summed is None:
             return []
         docs, scores = summed
@@ -363,13 +370,6 @@ class MemoryIndex:
             if at < slots.size and slots[at] == slot:
                 explained[term] = float(scores[at])
         return explained
-
-
-def _summed(clauses: Clauses) -> tuple[np.ndarray, np.ndarray] | None:
-    """SHOULD clauses summed into one (a boolean query's float32 score, used as a clause one level up)."""
-    if not clauses:
-        return None
-    return scoring.should_sum(np.concatenate([d for d, _ in clauses]), np.concatenate([s for _, s in clauses]))
 
 
 def _joined(parts: Clauses) -> tuple[np.ndarray, np.ndarray]:
