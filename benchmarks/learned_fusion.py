@@ -30,12 +30,15 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--train-queries", type=int, default=None, help="a seeded sample of the train queries")
     parser.add_argument("--threads", type=int, default=None, help="LightGBM threads")
+    parser.add_argument("--index", help="an index that already holds the dataset (`neurank ingest DATASET --index "
+                                        "NAME`) instead of `beir-<name>`, indexed here when missing")
     args = parser.parse_args()
 
     settings = Settings()
     ensure_exports([settings])
-    target = SearchTarget.from_settings(settings, f"beir-{args.dataset.name}")
-    index_dataset(args.dataset, target, settings)
+    target = SearchTarget.from_settings(settings, args.index or f"beir-{args.dataset.name}")
+    if not args.index:
+        index_dataset(args.dataset, target, settings)
     config = FusionConfig(mode=args.mode, depth=args.depth, train_queries=args.train_queries, threads=args.threads)
     report = train_fusion(args.dataset, args.out, settings, config, target=target)
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())

@@ -18,6 +18,7 @@ terms (top 100).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import statistics
@@ -126,7 +127,8 @@ def written(path: Path, size: int, words: list[str], reuse: bool) -> tuple[Local
 
 
 def run(size: int, root: Path, words: list[str], query_list: list[list[SubQuery]], with_bm25s: bool,
-        reuse: bool) -> list[str]:
+        reuse: bool) -> Iterator[str]:
+    """The row of `size` documents as soon as it is measured, then bm25s's."""
     path = root / f"n{size}"
     store, throughput = written(path, size, words, reuse)
 
@@ -160,10 +162,9 @@ def run(size: int, root: Path, words: list[str], query_list: list[list[SubQuery]
            + " | ".join(percentiles(t) for t in per_mode.values())
            + f" | {rss_mib() / 1024:.2f} | {disk / size / 1024:.1f} | "
            + " / ".join(f"{total * 1000 / len(query_list):.2f}" for total in cpu.values()) + " |")
-    rows = [row]
+    yield row
     if with_bm25s:
-        rows.append(bm25s_row(store, size, query_list))
-    return rows
+        yield bm25s_row(store, size, query_list)
 
 
 def bm25s_row(store: LocalStore, size: int, query_list: list[list[SubQuery]]) -> str:
@@ -200,6 +201,8 @@ def main() -> None:
     if args.first_answer:
         first_answer(args.first_answer)
         return
+    if args.bm25s and importlib.util.find_spec("bm25s") is None:
+        raise SystemExit("--bm25s needs bm25s: pip install 'neurank[bench]'")
     words = vocabulary(args.dataset)
     query_list = queries(words, args.queries)
     print(header(f"corpus: synthetic, seed 17, batches of {BATCH}; {args.queries} queries, top 100"))

@@ -30,25 +30,39 @@ def test_candidates_are_the_union_by_best_rank_then_id() -> None:
     assert candidates([[], []]) == []
 
 
-def test_features_raw_min_max_rank_and_missing_per_list() -> None:
+def test_features_per_list_then_the_default_fusion_and_the_query_length() -> None:
     ids = candidates([BM25, DENSE])
-    matrix = feature_matrix(ids, {"bm25": BM25, "dense": DENSE})
+    matrix = feature_matrix(ids, {"bm25": BM25, "dense": DENSE}, "neural ranking")
     assert feature_names(["bm25", "dense"]) == (
-        "bm25.raw", "bm25.norm", "bm25.rank", "bm25.missing", "dense.raw", "dense.norm", "dense.rank", "dense.missing")
+        "bm25.raw", "bm25.norm", "bm25.z", "bm25.rank", "bm25.missing", "bm25.top",
+        "dense.raw", "dense.norm", "dense.z", "dense.rank", "dense.missing", "dense.top", "fused", "query.words")
+    # z_score: bm25 mean 2, sample std √2 → a 1/√2, b −1/√2 → 0.001 (OpenSearch's floor); dense mean 0.6, std
+    # √0.03 → b 0.2/√0.03, c and d below the mean → 0.001. fused: the arithmetic mean of the two z-scores, a list
+    # that misses the document counting 0 (its weight stays in the divisor).
+    z_a, z_b = 1 / np.sqrt(2), 0.2 / np.sqrt(0.03)
     expected = np.array([
-        # bm25: raw, min_max (0 → 0.001 as OpenSearch), rank, missing | dense: the same
-        [3.0, 1.0, 1, 0, NAN, NAN, NAN, 1],
-        [1.0, 0.001, 2, 0, 0.8, 1.0, 1, 0],
-        [NAN, NAN, NAN, 1, 0.5, 0.001, 2, 0],
-        [NAN, NAN, NAN, 1, 0.5, 0.001, 3, 0],
+        # bm25: raw, min_max (0 → 0.001), z, rank, missing, top | dense: the same | fused, words
+        [3.0, 1.0, z_a, 1, 0, 3.0, NAN, NAN, NAN, NAN, 1, 0.8, z_a / 2, 2],
+        [1.0, 0.001, 0.001, 2, 0, 3.0, 0.8, 1.0, z_b, 1, 0, 0.8, (0.001 + z_b) / 2, 2],
+        [NAN, NAN, NAN, NAN, 1, 3.0, 0.5, 0.001, 0.001, 2, 0, 0.8, 0.0005, 2],
+        [NAN, NAN, NAN, NAN, 1, 3.0, 0.5, 0.001, 0.001, 3, 0, 0.8, 0.0005, 2],
     ])
-    np.testing.assert_allclose(matrix, expected, rtol=1e-6)
+    np.testing.assert_allclose(matrix, expected, rtol=1e-5)
 
 
 def test_a_list_of_equal_scores_normalizes_to_one_and_an_empty_list_is_all_missing() -> None:
-    matrix = feature_matrix(["x", "y"], {"bm25": [("x", 2.0), ("y", 2.0)], "dense": []})
-    np.testing.assert_array_equal(matrix[:, :4], [[2.0, 1.0, 1, 0], [2.0, 1.0, 2, 0]])
-    np.testing.assert_array_equal(matrix[:, 4:], [[NAN, NAN, NAN, 1], [NAN, NAN, NAN, 1]])
+    matrix = feature_matrix(["x", "y"], {"bm25": [("x", 2.0), ("y", 2.0)], "dense": []}, "q")
+    # equal scores: min_max 1.0; z_score gives each the list's raw maximum (a score equal to the mean)
+    np.testing.assert_array_equal(matrix[:, :6], [[2.0, 1.0, 2.0, 1, 0, 2.0], [2.0, 1.0, 2.0, 2, 0, 2.0]])
+    np.testing.assert_array_equal(matrix[:, 6:12], [[NAN, NAN, NAN, NAN, 1, NAN]] * 2)
+    np.testing.assert_array_equal(matrix[:, 12:], [[1.0, 1], [1.0, 1]])
+
+
+def test_hits_outside_the_candidates_still_count_in_their_list() -> None:
+    """A rescoring list may hold ids the model does not rank (a store's extra hit): they shape the list's
+    normalizations and best score, and get no row."""
+    matrix = feature_matrix(["b"], {"bm25": BM25}, "q")
+    np.testing.assert_allclose(matrix[0, :6], [1.0, 0.001, 0.001, 2, 0, 3.0])
 
 
 def test_a_plan_is_refused_when_its_stages_or_depth_differ_from_the_model(tmp_path: Path) -> None:

@@ -5,9 +5,13 @@ model, and LightGBM is its well-kept implementation: fast on CPU, native query g
 NDCG, and a plain-text model format.
 
 The candidates of a query are the union of its first stages' hits. Each candidate gets, for every scored list
-the plan runs (its first stages in order, then `colbert` and `rerank` when the plan has them), four features:
-the raw score, the score min_max-normalized over that list (as the fusion normalizes), the 1-based rank, and a
-flag for "missing from this list" (the other three are then NaN, which LightGBM routes as missing values).
+the plan runs (its first stages in order, then `colbert` and `rerank` when the plan has them), six features:
+the raw score, the score min_max- and z_score-normalized over that list (as the fusion normalizes), the 1-based
+rank, a flag for "missing from this list" (those four are then NaN, which LightGBM routes as missing values),
+and the list's best raw score. Then two more: the default fusion's score of the candidate (z_score, arithmetic
+mean, over every list the model reads), and the number of words in the query. Trees split on one feature at a
+time, so they cannot add three normalized scores themselves: the default fusion's score is the starting point
+they refine, and the per-query ones (a list's best score, the query's length) say how far to trust each list.
 `feature_matrix` is the only code that builds them: training (`neurank.train.fusion`) and search
 (`neurank.query.searcher`) both call it, so a model sees at query time exactly what it was trained on.
 
@@ -27,25 +31,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neurank.errors import ModelError, PlanError
-from neurank.query.fusion import min_max
-from neurank.retrieval import ScoredIds
+from neurank.query.fusion import fuse, min_max, z_score
+from neurank.retrieval import DEFAULT_HYBRID_FUSION, ScoredIds
 
 if TYPE_CHECKING:
     import lightgbm
 
-__all__ = ["CONFIG_FILE", "FEATURE_KINDS", "LEARNED", "MODEL_FILE", "LearnedFusion", "LearnedHit", "candidates",
-           "feature_matrix", "feature_names", "learned_ranking"]
+__all__ = ["CANDIDATE_FEATURES", "CONFIG_FILE", "FEATURE_KINDS", "LEARNED", "MODEL_FILE", "LearnedFusion",
+           "LearnedHit", "candidates", "feature_matrix", "feature_names", "learned_ranking"]
 
 LEARNED = "learned"
 """The fusion technique's name on the command line: `--fusion learned:DIR`."""
-FEATURE_KINDS = ("raw", "norm", "rank", "missing")
+FEATURE_KINDS = ("raw", "norm", "z", "rank", "missing", "top")
+"""Per scored list (see the module docstring)."""
+CANDIDATE_FEATURES = ("fused", "query.words")
+"""After the lists' features: the default fusion's score, and the query's length in words."""
 MODEL_FILE = "model.txt"
 CONFIG_FILE = "fusion.json"
 
 
 def feature_names(lists: Sequence[str]) -> tuple[str, ...]:
-    """`bm25.raw`, `bm25.norm`, `bm25.rank`, `bm25.missing`, `dense.raw`, … in the lists' order."""
-    return tuple(f"{name}.{kind}" for name in lists for kind in FEATURE_KINDS)
+    """`bm25.raw`, `bm25.norm`, … `bm25.top`, `dense.raw`, … in the lists' order, then `fused`, `query.words`."""
+    return tuple(f"{name}.{kind}" for name in lists for kind in FEATURE_KINDS) + CANDIDATE_FEATURES
 
 
 def candidates(first_stages: Sequence[ScoredIds]) -> list[str]:
@@ -58,26 +65,34 @@ def candidates(first_stages: Sequence[ScoredIds]) -> list[str]:
     return sorted(best, key=lambda doc_id: (best[doc_id], doc_id))
 
 
-def feature_matrix(ids: Sequence[str], lists: Mapping[str, ScoredIds]) -> np.ndarray:
-    """(candidates × 4·lists) float64: raw, min_max-normalized, rank, missing flag for each list, in `lists` order.
+def feature_matrix(ids: Sequence[str], lists: Mapping[str, ScoredIds], query: str) -> np.ndarray:
+    """(candidates × `feature_names(lists)`) float64, in `lists` order: for each list raw, min_max, z_score, rank,
+    missing flag, the list's best raw score; then the default fusion's score and the query's word count.
 
-    Raw scores are taken as the float32 the stores return; the normalization is `fusion.min_max` (an exact 0 is
-    0.001, as OpenSearch's). A candidate a list does not hold has NaN raw, norm and rank and the flag 1.
+    Raw scores are taken as the float32 the stores return; the normalizations are `fusion.min_max` and
+    `fusion.z_score` over the whole list (OpenSearch's, edge cases included). A candidate a list does not hold
+    has NaN raw, norm, z and rank and the flag 1; an empty list's best score is NaN.
     """
     row_of = {doc_id: row for row, doc_id in enumerate(ids)}
-    matrix = np.full((len(ids), len(FEATURE_KINDS) * len(lists)), np.nan, dtype=np.float64)
+    width = len(FEATURE_KINDS)
+    matrix = np.full((len(ids), width * len(lists) + len(CANDIDATE_FEATURES)), np.nan, dtype=np.float64)
     for j, hits in enumerate(lists.values()):
-        column = j * len(FEATURE_KINDS)
-        matrix[:, column + 3] = 1.0
-        kept = [(row_of[doc_id], score) for doc_id, score in hits if doc_id in row_of]
-        if not kept:
+        column = j * width
+        matrix[:, column + 4] = 1.0
+        if not hits:
             continue
-        rows = np.array([row for row, _ in kept], dtype=np.int64)
-        scores = np.array([score for _, score in kept], dtype=np.float32)
-        matrix[rows, column] = scores
-        matrix[rows, column + 1] = min_max(scores)
-        matrix[rows, column + 2] = [rank for rank, (doc_id, _) in enumerate(hits, start=1) if doc_id in row_of]
-        matrix[rows, column + 3] = 0.0
+        matrix[:, column + 5] = np.float32(hits[0][1])
+        scores = np.array([score for _, score in hits], dtype=np.float32)
+        kept = np.array([doc_id in row_of for doc_id, _ in hits])
+        rows = np.array([row_of[doc_id] for doc_id, _ in hits if doc_id in row_of], dtype=np.int64)
+        matrix[rows, column] = scores[kept]
+        matrix[rows, column + 1] = min_max(scores)[kept]
+        matrix[rows, column + 2] = z_score(scores)[kept]
+        matrix[rows, column + 3] = np.flatnonzero(kept) + 1
+        matrix[rows, column + 4] = 0.0
+    fused = {hit.id: hit.score for hit in fuse(list(lists.values()), DEFAULT_HYBRID_FUSION)}
+    matrix[:, -2] = [fused.get(doc_id, 0.0) for doc_id in ids]
+    matrix[:, -1] = len(query.split())
     return matrix
 
 
@@ -165,9 +180,10 @@ class LearnedFusion:
         return {"technique": LEARNED, "folder": str(self.folder), "lists": list(self.lists), "depth": self.depth}
 
 
-def learned_ranking(fusion: LearnedFusion, ids: Sequence[str], lists: Mapping[str, ScoredIds]) -> list[LearnedHit]:
+def learned_ranking(fusion: LearnedFusion, ids: Sequence[str], lists: Mapping[str, ScoredIds],
+                    query: str) -> list[LearnedHit]:
     """The candidates `ids` ordered by the model's score (ties by id), each with the features it was scored on."""
-    matrix = feature_matrix(ids, lists)
+    matrix = feature_matrix(ids, lists, query)
     scores = fusion.scores(matrix)
     names = feature_names(list(lists))
     order = sorted(range(len(ids)), key=lambda row: (-float(scores[row]), ids[row]))

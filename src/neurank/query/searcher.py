@@ -229,7 +229,7 @@ class Searcher:
             with _timed(timings, "search"):
                 ids, lists = self.learned_lists(query, plan, encodings, documents)
             with _timed(timings, "fusion"):
-                learned = {hit.id: hit for hit in learned_ranking(fusion, ids, lists)}
+                learned = {hit.id: hit for hit in learned_ranking(fusion, ids, lists, query)}
             hits = [Hit(hit.id, hit.score, _learned_stages(hit)) for hit in learned.values()]
             if isinstance(self.target.store, FusingStore):
                 notes.append(LEARNED_FUSION_NOTE)
@@ -459,7 +459,7 @@ def _combine(plan: RetrievalPlan, fusion: Fusion, results: list[ScoredIds]) -> l
 
 def _learned_stages(hit: LearnedHit) -> dict[str, StageScore]:
     """Each list that scored a learned hit, as its raw score, min_max-normalized score and rank (its features)."""
-    names = dict.fromkeys(name.rpartition(".")[0] for name in hit.features)
+    names = [name.removesuffix(".raw") for name in hit.features if name.endswith(".raw")]
     stages = {}
     for name in names:
         raw, normalized, rank = (hit.features[f"{name}.{kind}"] for kind in ("raw", "norm", "rank"))

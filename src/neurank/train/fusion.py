@@ -163,7 +163,7 @@ def train_fusion(dataset: Path, out: Path, settings: Settings, config: FusionCon
         booster, history = fit(train_groups, dev_groups, names, config, leaves)
         counts = sorted({1, booster.best_iteration, *range(CHOICE_STEP, len(history) + 1, CHOICE_STEP),
                          *(n for n in CURVE_POINTS if n <= len(history))})
-        curve = {n: dev_ndcg(booster, n, dev_groups, dev) for n in counts}
+        curve = dev_curve(booster, counts, dev_groups, dev)
         iterations = max(curve, key=lambda n: (curve[n], -n))
         boosters[leaves] = (booster, curve)
         tried.append({"leaves": leaves, "iterations": iterations, "dev_ndcg@10": curve[iterations],
@@ -214,7 +214,7 @@ def gather(searcher: Searcher, plan: RetrievalPlan, queries: Mapping[str, str], 
             continue
         query_ids.append(query_id)
         candidate_ids.append(ids)
-        matrices.append(feature_matrix(ids, lists))
+        matrices.append(feature_matrix(ids, lists, queries[query_id]))
         labels.append(np.array([max(0, qrels[query_id].get(doc_id, 0)) for doc_id in ids], dtype=np.int32))
         sizes.append(len(ids))
     if not sizes:
@@ -241,13 +241,21 @@ def fit(train: Groups, dev: Groups, names: Sequence[str], config: FusionConfig,
     return booster, [float(value) for value in recorded["dev"]["ndcg@10"]]
 
 
-def dev_ndcg(booster: lightgbm.Booster, iterations: int, dev: Groups, qrels: Qrels) -> float:
-    """nDCG@10 of the first `iterations` trees' ranking of the dev candidates, as `neurank eval` scores a run."""
-    scores = booster.predict(dev.features, num_iteration=iterations)
+def dev_curve(booster: lightgbm.Booster, counts: Sequence[int], dev: Groups, qrels: Qrels) -> dict[int, float]:
+    """nDCG@10 of the first n trees' ranking of the dev candidates, for each n of the ascending `counts`, as
+    `neurank eval` scores a run. The trees' scores are added up as the counts grow, so each tree is evaluated
+    once (asking LightGBM for the first n trees at every n costs the square of the model's size)."""
+    scores = np.zeros(len(dev.labels), dtype=np.float64)
     bounds = np.cumsum([0, *dev.sizes])
-    run = {query_id: dict(zip(ids, map(float, scores[start:end]), strict=True))
-           for query_id, ids, start, end in zip(dev.query_ids, dev.ids, bounds[:-1], bounds[1:], strict=True)}
-    return evaluate(qrels, run, (DEV_MEASURE,))["ndcg@10"]
+    curve: dict[int, float] = {}
+    done = 0
+    for count in counts:
+        scores += booster.predict(dev.features, start_iteration=done, num_iteration=count - done, raw_score=True)
+        done = count
+        run = {query_id: dict(zip(ids, map(float, scores[start:end]), strict=True))
+               for query_id, ids, start, end in zip(dev.query_ids, dev.ids, bounds[:-1], bounds[1:], strict=True)}
+        curve[count] = evaluate(qrels, run, (DEV_MEASURE,))["ndcg@10"]
+    return curve
 
 
 def _ndcg(searcher: Searcher, plan: RetrievalPlan, queries: Mapping[str, str], qrels: Qrels) -> float:
