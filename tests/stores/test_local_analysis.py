@@ -50,13 +50,13 @@ def test_a_store_of_schema_version_2_is_analyzed_once_when_opened(written: Path)
     with sqlite3.connect(written / DATABASE_FILE) as db:  # the tables as version 2 made them
         for column in ("length", "terms", "features"):
             db.execute(f"ALTER TABLE documents DROP COLUMN {column}")
-        for column in ("created", "analyzer"):
+        for column in ("created", "analyzer", "removed"):
             db.execute(f"ALTER TABLE indexes DROP COLUMN {column}")
         db.execute("DROP TABLE vocab")
         db.execute("PRAGMA user_version = 2")
     assert answers(LocalStore(written)) == expected
     with sqlite3.connect(written / DATABASE_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+        assert db.execute("PRAGMA user_version").fetchone() == (4,)
         assert db.execute("SELECT analyzer FROM indexes").fetchone() == (get_analyzer(SPEC.language).version,)
 
 
@@ -86,7 +86,7 @@ def test_a_reader_sees_an_index_dropped_and_created_again_by_another_process(wri
 def test_a_store_of_a_newer_schema_version_is_refused_and_left_as_it_is(written: Path) -> None:
     with sqlite3.connect(written / DATABASE_FILE) as db:
         db.execute("PRAGMA user_version = 99")
-    with pytest.raises(StoreError, match="schema version 99 is newer than this neurank's 3: upgrade neurank"):
+    with pytest.raises(StoreError, match="schema version 99 is newer than this neurank's 4: upgrade neurank"):
         bm25(LocalStore(written), INDEX, "ranking", 1)
     with sqlite3.connect(written / DATABASE_FILE) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (99,)

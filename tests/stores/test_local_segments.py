@@ -118,3 +118,10 @@ def test_deletes_and_inserts_by_another_writer_between_two_searches_are_masked_e
     other.upsert(INDEX, [documents[0]])  # a replacement: the old row goes, the new one comes last
     fresh.upsert(INDEX, [documents[0]])
     assert store.search(INDEX, QUERIES) == fresh.search(INDEX, QUERIES)
+    twice = encoded("d1", "refresh commit", embedding=[0.5] * 8)
+    other.upsert(INDEX, [documents[1], twice])  # one batch writes d1 twice: the first of its rows goes too
+    fresh.upsert(INDEX, [documents[1], twice])
+    assert store.search(INDEX, QUERIES) == fresh.search(INDEX, QUERIES)
+    hits = store.search(INDEX, [TextQuery("refresh commit", 500)])[0]
+    assert [doc_id for doc_id, _ in hits].count("d1") == 1
+    assert int(np.count_nonzero(store._searchers[INDEX].live_slots)) == store.count(INDEX)

@@ -58,6 +58,8 @@ class RowCache:
     """Per segment, which rows the last snapshot held."""
     live_upto: int = 0
     """The seq up to which `live` is exact (every stored row up to it was visible to that snapshot)."""
+    removed: int | None = None
+    """The index's count of removed rows when `live` was last known exact: while it stays, no row went."""
 
 
 class MemoryIndex:

@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS indexes (
     spec TEXT NOT NULL,
     generation INTEGER NOT NULL,
     created INTEGER NOT NULL DEFAULT 0,
-    analyzer TEXT NOT NULL DEFAULT ''
+    analyzer TEXT NOT NULL DEFAULT '',
+    removed INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS documents (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -87,9 +88,9 @@ CREATE TABLE IF NOT EXISTS documents (
     features BLOB,
     UNIQUE (idx, id)
 );
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
 """ + ";\n".join(_VOCAB) + ";\n"
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 """Stamped by `_SCHEMA` (`PRAGMA user_version`): a connection to a ready store reads it and writes nothing."""
 _INSERT = (
     "INSERT OR REPLACE INTO documents (idx, id, title, text, metadata, source, content_hash, models, sparse, "
@@ -230,6 +231,11 @@ def _stored(
     return StoredDocument(document, content_hash, json.loads(models), json.loads(sparse), vector, token_vectors)
 
 
+def _remaining(db: sqlite3.Connection, name: str, upto: int) -> int:
+    """How many of the index's rows up to seq `upto` are still stored."""
+    return int(db.execute("SELECT COUNT(*) FROM documents WHERE idx = ? AND seq <= ?", (name, upto)).fetchone()[0])
+
+
 def _passage(title: str, text: str) -> str:
     return Document(id="", text=text, title=title).passage
 
@@ -262,9 +268,14 @@ def _analyze_stored(db: sqlite3.Connection) -> None:
 _MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     1: "ALTER TABLE documents ADD COLUMN tokens BLOB",
     2: _analyze_stored,
+    3: lambda db: _add_columns(db, "indexes", {"removed": "INTEGER NOT NULL DEFAULT 0"}),
 }
 """What brings a store of an older schema version to the next one (version 2: late-interaction token vectors,
-compressed records as `neurank.stores.tokens` writes them; version 3: the analysis stored with each row)."""
+compressed records as `neurank.stores.tokens` writes them; version 3: the analysis stored with each row;
+version 4: each index counts the rows deletes and replacements removed)."""
+_REMOVED = "UPDATE indexes SET removed = removed + ? WHERE name = ?"
+"""Every write that removes rows (a delete, a replacement) counts them, so that a snapshot knows in one read
+whether the rows it saw before are all still there."""
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -441,8 +452,14 @@ class LocalStore:
                 passages.append(encoded.document.passage)
                 sparse.append(fields)
             if rows:
+                ids = [str(row[1]) for row in rows]
+                replaced = len(ids) - len(set(ids)) + sum(db.execute(
+                    f"SELECT COUNT(*) FROM documents WHERE idx = ? AND id IN ({_placeholders(chunk)})",
+                    (name, *chunk)).fetchone()[0] for chunk in _chunks(ids))
                 analyzed = analyze(db, name, analyzer, passages, sparse)
                 db.executemany(_INSERT, [(*row, *a.columns()) for row, a in zip(rows, analyzed, strict=True)])
+                if replaced:
+                    db.execute(_REMOVED, (replaced, name))
                 self._bump(db, name)
         result.written = len(rows)
         return result
@@ -474,6 +491,7 @@ class LocalStore:
                 query = f"DELETE FROM documents WHERE idx = ? AND id IN ({_placeholders(chunk)})"
                 deleted += db.execute(query, (name, *chunk)).rowcount
             if deleted:
+                db.execute(_REMOVED, (deleted, name))
                 self._bump(db, name)
         return deleted
 
@@ -528,7 +546,7 @@ class LocalStore:
         previous = cache.last_seq
         fresh = db.execute(
             "SELECT seq, id, length, terms, features, embedding, tokens FROM documents "
-            "WHERE idx = ? AND seq > ? ORDER BY seq",
+            "WHERE +idx = ? AND seq > ? ORDER BY seq",  # by seq (the rowid): the new rows only, not the index's all
             (name, previous),
         ).fetchall()
         if fresh:
@@ -544,14 +562,15 @@ class LocalStore:
     @staticmethod
     def _masks(db: sqlite3.Connection, name: str, cache: RowCache, previous: int, fresh: int) -> list[np.ndarray]:
         """Which rows of each segment this snapshot holds. Rows up to a seq are only ever deleted, never added:
-        when as many remain as the last masks kept live, those masks still hold and the fresh rows are all live
-        (one count over an index instead of reading every row's seq)."""
-        if cache.live is not None and cache.live_upto == previous:
-            (count,) = db.execute("SELECT COUNT(*) FROM documents WHERE idx = ? AND seq <= ?",
-                                  (name, previous)).fetchone()
-            if count == sum(int(np.count_nonzero(mask)) for mask in cache.live):
-                cache.live_upto = cache.last_seq
-                return [*cache.live, *([np.ones(fresh, bool)] if fresh else [])]
+        when the index's count of removed rows has not moved since the last masks (one read), or as many rows
+        remain as they kept live (one count over an index: a new process's first check), those masks still hold
+        and the fresh rows are all live, instead of reading every row's seq."""
+        (removed,) = db.execute("SELECT removed FROM indexes WHERE name = ?", (name,)).fetchone()
+        if cache.live is not None and cache.live_upto == previous and (
+                removed == cache.removed or _remaining(db, name, previous) == sum(map(np.count_nonzero, cache.live))):
+            cache.live_upto, cache.removed = cache.last_seq, removed
+            return [*cache.live, *([np.ones(fresh, bool)] if fresh else [])]
+        cache.removed = removed
         current = np.fromiter((seq for (seq,) in db.execute(
             "SELECT seq FROM documents WHERE idx = ? ORDER BY seq", (name,))), np.int64)
         # masks are exact up to the newest seq this snapshot sees (mapped segments may cover rows beyond it)
