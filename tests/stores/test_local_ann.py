@@ -12,6 +12,7 @@ from tests.stores.contract import encoded, knn
 from neurank.errors import ConfigError, StoreError
 from neurank.index_spec import IndexSpec
 from neurank.stores import LocalStore
+from neurank.stores.local import ann
 from neurank.stores.local.store import GRAPHS_FOLDER
 
 INDEX = "ann"
@@ -67,6 +68,30 @@ def test_a_new_process_loads_the_saved_graph_and_adds_the_rows_written_since(tmp
     reopened = LocalStore(tmp_path / "store")
     assert knn(reopened, INDEX, query, 1) == [("new", 1.0)]
     assert graph_file(tmp_path / "store").read_bytes() == saved  # one new row is not worth a save
+
+
+def test_a_mapped_graph_offers_new_rows_as_pending_until_they_pass_a_share_then_reads_itself_in(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ann, "_PENDING_MIN", 4)
+    monkeypatch.setattr(ann, "_SAVE_SHARE", 1000)  # the share would be 300 // 20 = 15 rows
+    approximate, exact = filled(tmp_path / "approximate", APPROXIMATE), filled(tmp_path / "exact", EXACT)
+    queries = vectors(10, seed=9)
+    knn(approximate, INDEX, queries[0].tolist(), 5)  # builds and saves the graph
+    reopened = LocalStore(tmp_path / "approximate")
+
+    def graph() -> ann.HnswGraph:
+        found = reopened._searchers[INDEX].graph
+        assert found is not None
+        return found
+
+    extra = vectors(6, seed=11)
+    for count, vector in enumerate(extra, start=1):
+        for store in (reopened, exact):
+            store.upsert(INDEX, [encoded(f"new{count}", embedding=vector.tolist())])
+        for query in (vector, *queries):
+            assert knn(reopened, INDEX, query.tolist(), 10) == knn(exact, INDEX, query.tolist(), 10)
+        assert graph()._mapped == (count <= 4)  # past 4 pending rows the graph is read in and they are added
+        assert graph()._pending.size == (count if count <= 4 else 0)
 
 
 def test_a_corrupted_or_foreign_graph_file_is_refused_with_its_name(tmp_path: Path) -> None:

@@ -11,6 +11,12 @@ grows: a new snapshot adds the rows written since, and a search masks the seqs t
 (replaced, deleted, or newer). Once masked rows outnumber live ones it is built again. The graph only picks
 candidates; their scores are computed exactly from the stored vectors (SCORING.md §4). It is saved with an
 atomic rename once a twentieth of it is new, so a new process loads it and adds only the rows written since.
+
+A saved graph is opened memory-mapped (faiss's `IO_FLAG_MMAP_IFC`: the vectors stay in the file, read as the
+walks touch them), so a new process answers at once instead of reading the whole file. faiss cannot add to a
+mapped graph, so the rows written since its save are *pending*: every search offers them all as candidates
+(their exact scores decide), until they pass a share of the graph; then the graph is read into memory, they
+are added, and it is saved.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from neurank.index_spec import IndexSpec
 
 _SAVE_SHARE = 20
 """Save once 1/_SAVE_SHARE of the graph was added since the last save (the rest is cheap to add again)."""
+_PENDING_MIN = 1_000
+"""A mapped graph keeps at least this many new rows pending (or 1/_SAVE_SHARE of it) before it is read in."""
 _BUILD_THREADS = os.cpu_count() or 1
 """faiss threads for adding rows; one query is searched on one thread: OpenMP threads that wait for each other
 on shared cores made a query 150× slower (64 ms against 0.4 ms on SciFact, 2 busy cores)."""
@@ -50,6 +58,10 @@ class HnswGraph:
         self._seqs = np.zeros(0, np.int64)
         """Every seq in the graph, ascending (rows are added in seq order)."""
         self._unsaved = 0
+        self._mapped = False
+        """Whether the graph is the saved file memory-mapped (read-only for faiss)."""
+        self._pending = np.zeros(0, np.int64)
+        """The live seqs newer than the mapped graph, offered to every search as candidates."""
 
     def _new(self) -> Any:
         faiss = _faiss()
@@ -59,11 +71,12 @@ class HnswGraph:
         graph.hnsw.efConstruction = self.spec.hnsw_ef_construction
         return faiss.IndexIDMap2(graph)
 
-    def _load(self) -> Any:
-        """The saved graph, checked against the spec; a file faiss cannot read, or another index's, is refused."""
+    def _load(self, *, mapped: bool) -> Any:
+        """The saved graph, mapped or read, checked against the spec; a file faiss cannot read, or another
+        index's, is refused."""
         faiss = _faiss()
         try:
-            index = faiss.read_index(str(self.path))
+            index = faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP_IFC if mapped else 0)
             inner = faiss.downcast_index(index.index)
         except (RuntimeError, AttributeError) as exc:
             raise StoreError(f"{self.path} is not a faiss HNSW graph ({exc}); delete it: the local store builds "
@@ -78,6 +91,7 @@ class HnswGraph:
             raise StoreError(f"{self.path} was built for another index (dimension, metric, m, ef_construction "
                              f"{found}, expected {expected}); delete it: the local store builds it again")
         self._seqs = np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
+        self._mapped = mapped
         return index
 
     def _vectors(self, vectors: np.ndarray) -> np.ndarray:
@@ -103,27 +117,41 @@ class HnswGraph:
         vectors of `seqs[i:]` (only the rows the graph lacks are asked for)."""
         with self._lock:
             if self._index is None:
-                self._index = self._load() if self.path.is_file() else self._new()
-            newest = int(self._seqs[-1]) if self._seqs.size else 0
-            start = int(np.searchsorted(seqs, newest, side="right"))
-            # the snapshot's rows up to `newest` are in the graph (seqs only grow); its other rows are masked
-            if self._seqs.size - start > seqs.size:
-                self._index, self._seqs, start = self._new(), np.zeros(0, np.int64), 0
-            if start < seqs.size:
+                self._index = self._load(mapped=True) if self.path.is_file() else self._new()
+            start = self._lacking(seqs)
+            if self._mapped and seqs.size - start > max(_PENDING_MIN, self._seqs.size // _SAVE_SHARE):
+                self._index = self._load(mapped=False)  # the file may have grown since it was mapped
+                start = self._lacking(seqs)
+            self._pending = seqs[start:] if self._mapped else seqs[:0]
+            if start < seqs.size and not self._mapped:
                 self._add(seqs[start:], vectors_from(start))
             if self._unsaved and self._unsaved * _SAVE_SHARE >= self._seqs.size:
                 self._save()
 
+    def _lacking(self, seqs: np.ndarray) -> int:
+        """Where the rows the graph lacks begin in the snapshot's `seqs`: its rows up to the graph's newest are in
+        the graph (seqs only grow), the graph's other rows are masked. A graph whose masked rows outnumber the
+        snapshot's is started anew."""
+        newest = int(self._seqs[-1]) if self._seqs.size else 0
+        start = int(np.searchsorted(seqs, newest, side="right"))
+        if self._seqs.size - start > seqs.size:
+            self._index, self._seqs, self._mapped = self._new(), np.zeros(0, np.int64), False
+            return 0
+        return start
+
     def search(self, query: np.ndarray, live: np.ndarray, k: int) -> np.ndarray:
-        """The seqs of up to k approximate nearest vectors among those set in `live` (a `seq_bitmap`)."""
+        """The seqs of up to k approximate nearest vectors among those set in `live` (a `seq_bitmap`), and the
+        pending ones set in it."""
         faiss = _faiss()
         with self._lock:
             selector = faiss.IDSelectorBitmap(live.size, faiss.swig_ptr(live))  # n: bytes, not bits
             params = faiss.SearchParametersHNSW(efSearch=max(self.spec.hnsw_ef_search, k), sel=selector)
             faiss.omp_set_num_threads(1)
             _, found = self._index.search(self._vectors(query[None, :]), k, params=params)
+            pending = self._pending[self._pending < live.size * 8]
+            pending = pending[(live[pending // 8] >> (pending % 8).astype(np.uint8)) & 1 == 1]
         found = found[0]
-        return found[found >= 0]
+        return np.concatenate([found[found >= 0], pending])
 
 
 def seq_bitmap(seqs: np.ndarray) -> np.ndarray:
