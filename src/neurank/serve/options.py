@@ -31,6 +31,9 @@ class ServeOptions(BaseSettings):
         default=65, ge=1, description="how long an idle connection stays open: longer than clients and proxies "
         "keep theirs (httpx 5 s, nginx and load balancers 60 s), so that the server never closes a connection "
         "just as a client sends a request on it")
+    malloc_arenas: int = Field(
+        default=2, ge=0, le=1024, description="glibc malloc arenas (MALLOC_ARENA_MAX, which wins when set): each "
+        "search thread would otherwise get its own and keep its freed memory there; 0 keeps glibc's default")
     api_key: SecretStr | None = Field(default=None, description="required (X-API-Key or Bearer) when set")
     fusion_model: str | None = Field(
         default=None, description="a learned fusion folder (`neurank train fusion`): what a request's "
