@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,11 @@ class Encoder:
     """Base of the three encoders. Building one does no I/O: the model resolves and loads on first use."""
 
     kind: ClassVar[Kind]
+    one_call_at_a_time: ClassVar[bool] = False
+    """Whether calls from several threads take turns. A reranker scores up to a token budget of passages per
+    call, and calls running at once each hold their activations: a service whose 16 searches reranked at once
+    grew past 15 GiB and was killed. ONNX Runtime spreads one call over every core already, so turns cost
+    little. (Query encoders get their turns from the service's batcher.)"""
 
     def __init__(self, model: str, *, home: Path, runtime: str, int8: bool, max_length: int,
                  batch_tokens: int, threads: int | None) -> None:
@@ -47,6 +53,7 @@ class Encoder:
         self._stats = EncoderStats()
         self._ref: ModelRef | None = None
         self._loaded: LoadedModel | None = None
+        self._turn = threading.Lock()
 
     def __repr__(self) -> str:
         precision = "int8" if self.int8 else "fp32"
@@ -97,7 +104,12 @@ class Encoder:
         self._stats.truncated += sum(tokenized.truncated)
         pad_id = loaded.tokenizer.pad_token_id or 0
         for batch in padded_batches(tokenized, self.batch_tokens, pad_id):
-            yield batch, loaded.backend(batch.inputs)
+            if not self.one_call_at_a_time:
+                yield batch, loaded.backend(batch.inputs)
+                continue
+            with self._turn:
+                output = loaded.backend(batch.inputs)
+            yield batch, output
 
     def _stacked(self, texts: Sequence[str], width: int, pairs: Sequence[str] | None = None) -> np.ndarray:
         """All outputs as one (len(texts), width) float32 array in input order."""

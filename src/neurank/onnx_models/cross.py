@@ -15,6 +15,7 @@ class CrossEncoder(Encoder):
     """Scores are the raw logits (float32); higher is more relevant. Any single-logit classifier works."""
 
     kind = "cross"
+    one_call_at_a_time = True
 
     def __init__(self, model: str, *, home: Path, runtime: Runtime = "torch", int8: bool = False,
                  max_length: int = 512, batch_tokens: int = 16384, threads: int | None = None) -> None:

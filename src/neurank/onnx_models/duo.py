@@ -19,6 +19,7 @@ class DuoEncoder(Encoder):
     token budget comes from the folder's `duo.json`."""
 
     kind = "duo"
+    one_call_at_a_time = True
 
     def __init__(self, model: str, *, home: Path, runtime: Runtime = "torch", int8: bool = False,
                  max_length: int = 256, batch_tokens: int = 16384, threads: int | None = None) -> None:
