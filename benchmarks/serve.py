@@ -149,16 +149,15 @@ own histogram had every search under 0.5 s; the same 64 clients in four processe
 
 def load_in_processes(url: str, queries: list[str], mode: str, clients: int, seconds: float) -> Cell:
     """`clients` closed-loop clients, at most CLIENTS_PER_PROCESS to a process, their cells absorbed into one."""
-    counts = [min(CLIENTS_PER_PROCESS, clients - first) for first in range(0, clients, CLIENTS_PER_PROCESS)]
-    if len(counts) == 1:
+    firsts = range(0, clients, CLIENTS_PER_PROCESS)
+    if len(firsts) == 1:
         return asyncio.run(load(url, queries, mode, clients, seconds))
-    with ProcessPoolExecutor(len(counts)) as pool:
-        parts = list(pool.map(_load_part, *zip(*[(url, queries, mode, count, seconds, first, clients)
-                                                 for first, count in zip(range(0, clients, CLIENTS_PER_PROCESS),
-                                                                         counts, strict=True)], strict=True)))
-    cell = Cell(seconds)
-    for part in parts:
-        cell.absorb(dataclasses.replace(part, seconds=0.0))
+    with ProcessPoolExecutor(len(firsts)) as pool:
+        parts = [pool.submit(_load_part, url, queries, mode, min(CLIENTS_PER_PROCESS, clients - first), seconds,
+                             first, clients) for first in firsts]
+        cell = Cell(seconds)
+        for part in parts:
+            cell.absorb(dataclasses.replace(part.result(), seconds=0.0))
     return cell
 
 

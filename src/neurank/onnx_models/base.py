@@ -6,6 +6,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -104,10 +105,7 @@ class Encoder:
         self._stats.truncated += sum(tokenized.truncated)
         pad_id = loaded.tokenizer.pad_token_id or 0
         for batch in padded_batches(tokenized, self.batch_tokens, pad_id):
-            if not self.one_call_at_a_time:
-                yield batch, loaded.backend(batch.inputs)
-                continue
-            with self._turn:
+            with self._turn if self.one_call_at_a_time else nullcontext():
                 output = loaded.backend(batch.inputs)
             yield batch, output
 

@@ -121,7 +121,6 @@ def should_sum(docs: np.ndarray, scores: np.ndarray, size: int | None = None) ->
     return matched, totals.astype(np.float32)
 
 
-
 # -- section 2: rank_feature -------------------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 _SAVE_SHARE = 20
 """Save once 1/_SAVE_SHARE of the graph was added since the last save (the rest is cheap to add again)."""
 _PREFETCH_CHUNK = 1 << 24
+"""Bytes per read when a mapped graph is read through (`_prefetch`)."""
 _PENDING_MIN = 1_000
 """A mapped graph keeps at least this many new rows pending (or 1/_SAVE_SHARE of it) before it is read in."""
 _BUILD_THREADS = os.cpu_count() or 1
