@@ -101,7 +101,7 @@ def write_slice(count: int, folder: Path) -> Path:
 
 
 def run_inline(corpus: Path, env: dict[str, str], threads: int) -> float:
-    """docs/s of inline ingest in a child process (so that its torch thread count is its own)."""
+    """docs/s of inline ingest in a child process (so that its encoder thread count is its own)."""
     code = (
         "import sys, time, torch; torch.set_num_threads(int(sys.argv[2]))\n"
         "from pathlib import Path\n"
@@ -115,7 +115,8 @@ def run_inline(corpus: Path, env: dict[str, str], threads: int) -> float:
         "summary = ingest_records(read_corpus(Path(sys.argv[1])), store, s.index, e, s)\n"
         "print(summary.indexed / (time.perf_counter() - start))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(corpus), str(threads)], env=env, check=True,
+    out = subprocess.run([sys.executable, "-c", code, str(corpus), str(threads)],
+                         env={**env, "NEURANK_THREADS": str(threads)}, check=True,
                          capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -127,7 +128,8 @@ def start_worker(name: str, env: dict[str, str], folder: Path, threads: int) -> 
             [sys.executable, "-m", "celery", "-A", "neurank.ingest.worker", "worker", "--pool", "prefork",
              "--concurrency", "1", "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
-            stdout=handle, stderr=subprocess.STDOUT, env={**env, "OMP_NUM_THREADS": str(threads)},
+            stdout=handle, stderr=subprocess.STDOUT,
+            env={**env, "OMP_NUM_THREADS": str(threads), "NEURANK_THREADS": str(threads)},
             start_new_session=True)
     return process, log
 
@@ -180,6 +182,26 @@ def memory_rows(sampler: Sampler) -> list[str]:
     return rows
 
 
+def configure(folder: Path, broker: str, models: dict[str, object | None], *, torch_fp32: bool) -> None:
+    """The environment every run here reads: broker, index, encoders (None keeps a default). NEURANK_HOME is
+    the caller's where set, so that ONNX exports made once are reused; else a fresh one in `folder`."""
+    os.environ.update({"NEURANK_BROKER_URL": broker, "NEURANK_INDEX": "bench", "TOKENIZERS_PARALLELISM": "false"})
+    os.environ.setdefault("NEURANK_HOME", str(folder / "home"))
+    if torch_fp32:
+        os.environ.update({"NEURANK_RUNTIME": "torch", "NEURANK_INT8": "false"})
+    os.environ.update({key: str(value) for key, value in models.items() if value is not None})
+
+
+def encoders_line(docs: int) -> str:
+    from neurank.config import Settings
+
+    settings = Settings()
+    sparse = "none" if settings.sparse_model == "none" else f"{settings.sparse_model} (deepct {settings.deepct})"
+    runtime = f"{settings.runtime} {'int8' if settings.int8 and settings.runtime == 'onnx' else 'fp32'}"
+    return (f"- {docs} SciFact documents; encoders: sparse {sparse}, dense {settings.dense_model}, {runtime}, "
+            f"max_length {settings.max_length}; model loading excluded; 1 run each")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=5000)
@@ -193,26 +215,17 @@ def main() -> None:
     client.flushdb()
     with tempfile.TemporaryDirectory(prefix="neurank-bench-") as tmp:
         folder = Path(tmp)
-        os.environ.update({"NEURANK_HOME": str(folder / "home"), "NEURANK_RUNTIME": "torch", "NEURANK_INT8": "false",
-                           "NEURANK_BROKER_URL": args.broker, "NEURANK_INDEX": "bench",
-                           "TOKENIZERS_PARALLELISM": "false"})
-        for value, key in ((args.sparse_model, "NEURANK_SPARSE_MODEL"), (args.dense_model, "NEURANK_DENSE_MODEL"),
-                           (args.max_length, "NEURANK_MAX_LENGTH")):
-            if value is not None:
-                os.environ[key] = str(value)
+        configure(folder, args.broker, {"NEURANK_SPARSE_MODEL": args.sparse_model,
+                                        "NEURANK_DENSE_MODEL": args.dense_model,
+                                        "NEURANK_MAX_LENGTH": args.max_length}, torch_fp32=True)
         corpus = write_slice(args.docs, folder)
         inline = run_inline(corpus, {**os.environ, "NEURANK_STORE": f"local:{folder / 'inline'}"}, threads=2)
         queued, sampler = run_celery(corpus, f"local:{folder / 'celery'}", folder, workers=2, threads=1)
         one_worker, _ = run_celery(corpus, f"local:{folder / 'celery-1x2'}", folder, workers=1, threads=2)
     client.flushdb()
 
-    from neurank.config import Settings
-
-    settings = Settings()
     print(header(queue_versions(client)))
-    sparse = "none" if settings.sparse_model == "none" else f"{settings.sparse_model} (deepct {settings.deepct})"
-    print(f"- {args.docs} SciFact documents; encoders: sparse {sparse}, dense {settings.dense_model}, torch fp32, "
-          f"max_length {settings.max_length}; model loading excluded; 1 run each\n")
+    print(encoders_line(args.docs) + "\n")
     print("| path | processes × torch threads | docs/s | time overhead vs inline |")
     print("|---|---|---|---|")
     print(f"| inline | 1 × 2 | {inline:.1f} | — |")

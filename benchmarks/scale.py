@@ -13,6 +13,11 @@ document (median of 5), p50/p95 per mode (bm25, sparse, dense, hybrid = the thre
 excluded) with the mean CPU time per query (which the machine's other load inflates less than wall time), this
 process's RSS and the bytes on disk. With `--bm25s`, bm25s builds and queries the same analyzed
 terms (top 100).
+
+With `--ingest-docs N`, the real-encoder slice: the first N SciFact documents encoded with the default encoders
+(as `neurank ingest` runs them) and written into fresh local stores, inline in one process (2 encoder threads)
+and through Celery (Redis broker `--broker`, flushed) with each of `--workers` single-thread worker processes;
+model loading excluded. `--docs` may then be empty (`--docs` with no value) for the slice alone.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -205,14 +212,41 @@ def bm25s_row(store: LocalStore, size: int, query_list: list[list[SubQuery]]) ->
     return f"| bm25s, {size:,} | | build {build_s:.1f} | | | | | | {percentiles(timings)} | | | | | | |"
 
 
+def ingest_rows(docs: int, workers: list[int], broker: str) -> Iterator[str]:
+    """docs/s of real encoders inline and through Celery, one row each as measured."""
+    import redis
+
+    from ingest_celery import configure, encoders_line, queue_versions, run_celery, run_inline, write_slice
+
+    client = redis.Redis.from_url(broker, decode_responses=True)
+    client.flushdb()
+    with tempfile.TemporaryDirectory(prefix="neurank-scale-ingest-") as tmp:
+        folder = Path(tmp)
+        configure(folder, broker, {}, torch_fp32=False)
+        corpus_path = write_slice(docs, folder)
+        yield header(queue_versions(client))
+        yield encoders_line(docs) + "\n"
+        yield "| path | processes × encoder threads | docs/s | vs inline |"
+        yield "|---|---|---:|---:|"
+        inline = run_inline(corpus_path, {**os.environ, "NEURANK_STORE": f"local:{folder / 'inline'}"}, threads=2)
+        yield f"| inline | 1 × 2 | {inline:.1f} | — |"
+        for count in workers:
+            rate, _ = run_celery(corpus_path, f"local:{folder / f'celery-{count}'}", folder, workers=count, threads=1)
+            yield f"| celery (redis) | {count} × 1 | {rate:.1f} | {rate / inline:.2f}× |"
+    client.flushdb()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--docs", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--docs", type=int, nargs="*", default=[10_000])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/neurank-scale"))
     parser.add_argument("--dataset", type=Path, default=Path("../shared/data/scifact"), help="words drawn from")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--bm25s", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="measure the stores an earlier run left in --dir")
+    parser.add_argument("--ingest-docs", type=int, default=0, help="real-encoder slice: SciFact documents")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="Celery worker processes")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--first-answer", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.first_answer:
@@ -220,6 +254,11 @@ def main() -> None:
         return
     if args.bm25s and importlib.util.find_spec("bm25s") is None:
         raise SystemExit("--bm25s needs bm25s: pip install 'neurank[bench]'")
+    if args.ingest_docs:
+        for line in ingest_rows(args.ingest_docs, args.workers, args.broker):
+            print(line, flush=True)
+    if not args.docs:
+        return
     words = vocabulary(args.dataset)
     query_list = queries(words, args.queries)
     print(header(f"corpus: synthetic, seed 17, batches of {BATCH}; {args.queries} queries, top 100"))
