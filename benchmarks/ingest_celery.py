@@ -70,8 +70,11 @@ def children(pid: int) -> list[int]:
 def queue_versions(client: redis.Redis) -> str:
     names = ("celery", "kombu", "redis")
     found = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in names)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"queue: {found}, redis-server {client.info()['redis_version']}; load average at the end {load}"
+    return f"queue: {found}, redis-server {client.info()['redis_version']}"
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 @dataclass
@@ -224,7 +227,7 @@ def main() -> None:
         one_worker, _ = run_celery(corpus, f"local:{folder / 'celery-1x2'}", folder, workers=1, threads=2)
     client.flushdb()
 
-    print(header(queue_versions(client)))
+    print(header(f"{queue_versions(client)}; load average at the end {load_average()}"))
     print(encoders_line(args.docs) + "\n")
     print("| path | processes × torch threads | docs/s | time overhead vs inline |")
     print("|---|---|---|---|")

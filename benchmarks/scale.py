@@ -216,24 +216,27 @@ def ingest_rows(docs: int, workers: list[int], broker: str) -> Iterator[str]:
     """docs/s of real encoders inline and through Celery, one row each as measured."""
     import redis
 
-    from ingest_celery import configure, encoders_line, queue_versions, run_celery, run_inline, write_slice
+    import ingest_celery as celery_bench
 
     client = redis.Redis.from_url(broker, decode_responses=True)
     client.flushdb()
     with tempfile.TemporaryDirectory(prefix="neurank-scale-ingest-") as tmp:
         folder = Path(tmp)
-        configure(folder, broker, {}, torch_fp32=False)
-        corpus_path = write_slice(docs, folder)
-        yield header(queue_versions(client))
-        yield encoders_line(docs) + "\n"
+        celery_bench.configure(folder, broker, {}, torch_fp32=False)
+        corpus_path = celery_bench.write_slice(docs, folder)
+        yield header(celery_bench.queue_versions(client))
+        yield celery_bench.encoders_line(docs) + "\n"
         yield "| path | processes × encoder threads | docs/s | vs inline |"
         yield "|---|---|---:|---:|"
-        inline = run_inline(corpus_path, {**os.environ, "NEURANK_STORE": f"local:{folder / 'inline'}"}, threads=2)
+        inline_env = {**os.environ, "NEURANK_STORE": f"local:{folder / 'inline'}"}
+        inline = celery_bench.run_inline(corpus_path, inline_env, threads=2)
         yield f"| inline | 1 × 2 | {inline:.1f} | — |"
         for count in workers:
-            rate, _ = run_celery(corpus_path, f"local:{folder / f'celery-{count}'}", folder, workers=count, threads=1)
+            store = f"local:{folder / f'celery-{count}'}"
+            rate, _ = celery_bench.run_celery(corpus_path, store, folder, workers=count, threads=1)
             yield f"| celery (redis) | {count} × 1 | {rate:.1f} | {rate / inline:.2f}× |"
     client.flushdb()
+    yield f"\nload average at the end {celery_bench.load_average()}\n"
 
 
 def main() -> None:
