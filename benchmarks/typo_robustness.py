@@ -7,7 +7,8 @@
 The index is built (or reused) from the clean dataset under the configured store; every stage runs once per query
 set, and the hybrid runs are fused offline with the searcher's own fusion (z_score + arithmetic mean by default),
 so exact and fuzzy BM25 are fused with the same sparse and dense results. Without sparse and dense models
-(`NEURANK_SPARSE_MODEL=none NEURANK_DENSE_MODEL=none`) only BM25 is measured.
+(`NEURANK_SPARSE_MODEL=none NEURANK_DENSE_MODEL=none`) only BM25 is measured. `--spelling` adds both query sets
+corrected against the index (`neurank.query.spelling`) before every stage, as `--spelling` searches do.
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ def stage_runs(searcher: Searcher, queries: dict[str, str], depth: int, fuzzies:
     return runs, {name: statistics.median(values) for name, values in times.items()}
 
 
+def corrected(searcher: Searcher, queries: dict[str, str]) -> tuple[dict[str, str], float]:
+    """The queries as the searcher's spelling correction rewrites them, and its median milliseconds per query."""
+    out, times = {}, []
+    for qid, text in queries.items():
+        start = time.perf_counter()
+        out[qid] = searcher.speller.correct(text).text
+        times.append((time.perf_counter() - start) * 1000)
+    return out, statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, required=True, help="the clean BEIR folder (indexed)")
@@ -82,6 +93,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--fuzzy", type=fuzzy_option, action="append",
                         help="FUZZINESS[,PREFIX_LENGTH[,MAX_EXPANSIONS]], repeatable (default: AUTO,0,50)")
+    parser.add_argument("--spelling", action="store_true",
+                        help="also both query sets with their spelling corrected against the index first")
     args = parser.parse_args()
     fuzzies = args.fuzzy or [Fuzzy()]
 
@@ -92,8 +105,14 @@ def main() -> None:
     searcher = target.searcher()
     table: dict[str, dict[str, float]] = {}
     timings: dict[str, dict[str, float]] = {}
-    for title, folder in (("clean", args.dataset), ("typo'd", args.typos)):
+    spelling_ms: dict[str, float] = {}
+    sets = [("clean", args.dataset, False), ("typo'd", args.typos, False)]
+    if args.spelling:
+        sets += [("clean, spelling corrected", args.dataset, True), ("typo'd, spelling corrected", args.typos, True)]
+    for title, folder, correct in sets:
         queries = {qid: text for qid, text in load_queries(folder).items() if qid in qrels}
+        if correct:
+            queries, spelling_ms[title] = corrected(searcher, queries)
         runs, timings[title] = stage_runs(searcher, queries, args.depth, fuzzies, title)
         table[title] = {name: evaluate(qrels, run)["ndcg@10"] for name, run in runs.items()}
     names = list(table["clean"])
@@ -111,6 +130,9 @@ def main() -> None:
             print(f"{name} recovers {(typo[name] - typo['bm25']) / loss:.0%} of it")
         elif name.startswith("hybrid (bm25 "):
             print(f"{name} on typo'd queries vs hybrid on clean ones: {typo[name] - clean['hybrid (bm25)']:+.4f}")
+    for title, median_ms in spelling_ms.items():
+        print(f"{title}: " + ", ".join(f"{name} {table[title][name] - clean[name]:+.4f}" for name in names)
+              + f" against clean queries; correction p50 {median_ms:.2f} ms per query")
     for title, medians in timings.items():
         print(f"BM25 p50 per query ({title}): " + ", ".join(
             f"{name} {ms:.2f} ms (× {ms / medians['bm25']:.1f})" for name, ms in medians.items()))

@@ -133,6 +133,9 @@ TranspositionsOpt = Annotated[bool | None, typer.Option(
     "--transpositions/--no-transpositions", help="a swap of adjacent characters is one edit (default: yes)")]
 NgramOpt = Annotated[bool | None, typer.Option(
     "--ngram/--no-ngram", help="BM25 also matches character n-grams (an index made with NEURANK_NGRAM)")]
+SpellingOpt = Annotated[bool | None, typer.Option(
+    "--spelling/--no-spelling", help="correct words the index does not know before every stage (default "
+                                     "NEURANK_SPELLING, off)")]
 
 
 def settings_from(**overrides: Any) -> Settings:
@@ -412,6 +415,7 @@ def search(
     max_expansions: MaxExpansionsOpt = None,
     transpositions: TranspositionsOpt = None,
     ngram: NgramOpt = None,
+    spelling: SpellingOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search an index; every hit carries each stage's raw and normalized score."""
@@ -423,11 +427,11 @@ def search(
                                  rerank_first_stage_weight=first_stage_weight, duo_model=duo_model,
                                  fuzziness=fuzziness, fuzzy_prefix_length=prefix_length,
                                  fuzzy_max_expansions=max_expansions, fuzzy_transpositions=transpositions,
-                                 ngram_match=ngram)
+                                 ngram_match=ngram, spelling=spelling)
         searcher = SearchTarget.from_settings(settings).searcher(load_reranker(settings), duo=load_duo(settings))
         fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
         plan = searcher.plan(mode, k=k, depth=depth or default_depth(fusion_spec), fusion=fusion_spec,
-                             fuzzy=settings.fuzzy(), ngram=settings.ngram_match)
+                             fuzzy=settings.fuzzy(), ngram=settings.ngram_match, spelling=settings.spelling)
         result = searcher.search(query, plan, explain=explain)
     if as_json:
         emit_json(result.to_dict())
@@ -488,6 +492,7 @@ def eval_command(
     max_expansions: MaxExpansionsOpt = None,
     transpositions: TranspositionsOpt = None,
     ngram: NgramOpt = None,
+    spelling: SpellingOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100, MRR@10 and p50 latency per mode, on a BEIR dataset's split."""
@@ -503,7 +508,7 @@ def eval_command(
                                      colbert_model=colbert_model, rerank_first_stage_weight=first_stage_weight,
                                      fuzziness=fuzziness, fuzzy_prefix_length=prefix_length,
                                      fuzzy_max_expansions=max_expansions, fuzzy_transpositions=transpositions,
-                                     ngram_match=ngram)
+                                     ngram_match=ngram, spelling=spelling)
             fusion_spec = fusion_from(fusion, combination, weights, rank_constant)
             target = index_for_eval(dataset, settings)
             from neurank.eval.datasets import load_qrels

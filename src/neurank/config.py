@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     ngram: int = Field(default=0, description=f"new indexes: character n-grams of this size in a `content.ngram` "
                                               f"subfield ({MIN_NGRAM}-{MAX_NGRAM}; 0: none)")
     ngram_match: bool = Field(default=False, description="BM25 also matches the query's n-grams (needs `ngram`)")
+    spelling: bool = Field(default=False, description="correct query words the index does not know (one edit "
+                                                       "away) before every stage")
 
     engine: Engine | None = Field(
         default=None, description="the engine behind an http(s) store URL; None: ask it once (GET /)")

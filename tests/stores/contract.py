@@ -205,6 +205,14 @@ class Bm25Tests(_ContractBase):
         assert set(explained) == {"neural", "rank"}
         assert all(value > 0 for value in explained.values())
 
+    def test_document_frequencies_count_live_documents_of_analyzed_terms(self, store: Store,
+                                                                         bm25_corpus: str) -> None:
+        assert store.document_frequencies(bm25_corpus, ["rank", "neural", "pasta", "ranking", "zebra"]) == {
+            "rank": 3, "neural": 1, "pasta": 1, "ranking": 0, "zebra": 0}  # terms are stems: "ranking" is none
+        store.delete(bm25_corpus, ["once"])
+        assert store.document_frequencies(bm25_corpus, ["rank"]) == {"rank": 2}
+        assert store.document_frequencies(bm25_corpus, []) == {}
+
     def test_bm25_values(self, store: Store, bm25_corpus: str) -> None:
         raise NotImplementedError("each store states whether its BM25 values are exact (SCORING.md §1)")
 

@@ -41,12 +41,12 @@ class ModeReport:
 
 
 def mode_plan(searcher: Searcher, mode: str, *, depth: int, rerank_depth: int | None, fusion: PlanFusion,
-              fuzzy: Fuzzy | None = None, ngram: bool = False) -> RetrievalPlan:
+              fuzzy: Fuzzy | None = None, ngram: bool = False, spelling: bool = False) -> RetrievalPlan:
     """The checked plan of an eval mode: exactly the stages it names (`hybrid`, `bm25+dense+colbert`,
     `hybrid+colbert+rerank`, …), whatever models are configured besides; bm25 fuzzy with `fuzzy`, and matching
-    n-grams too with `ngram`."""
+    n-grams too with `ngram`; the query's spelling corrected first with `spelling`."""
     return searcher.plan(mode, k=depth, depth=depth, fusion=fusion, rerank_depth=rerank_depth, implied=False,
-                         fuzzy=fuzzy, ngram=ngram)
+                         fuzzy=fuzzy, ngram=ngram, spelling=spelling)
 
 
 def index_dataset(dataset: Path, target: SearchTarget, settings: Settings,
@@ -90,12 +90,13 @@ def evaluate_modes(
     `diagnostics`, Recall@10 and micro-recall@10 and @100 too (`neurank.eval.diagnostics`).
 
     Every mode is planned and checked against the index and the encoders before the first query runs; bm25 matches
-    fuzzily, or n-grams too, when the settings say so (`fuzziness`, `ngram_match`).
+    fuzzily, or n-grams too, and queries are corrected, when the settings say so (`fuzziness`, `ngram_match`,
+    `spelling`).
     """
     fusion = fusion or DEFAULT_HYBRID_FUSION
     searcher = target.searcher(reranker, duo=duo)
     plans = {mode: mode_plan(searcher, mode, depth=depth, rerank_depth=rerank_depth, fusion=fusion,
-                             fuzzy=settings.fuzzy(), ngram=settings.ngram_match)
+                             fuzzy=settings.fuzzy(), ngram=settings.ngram_match, spelling=settings.spelling)
              for mode in modes}
     if reranker is None and any(plan.rerank_depth for plan in plans.values()):
         raise ConfigError(f"{RERANK_OFF_NOTE}; a '+rerank' mode cannot be evaluated without one")
@@ -117,8 +118,8 @@ def evaluate_modes(
 
 def run_label(mode: str, plan: RetrievalPlan) -> str:
     """The mode, and what else makes this run differ from the mode's default one (a fusion other than the
-    default hybrid's, fuzzy or n-gram matching), so that variants of one mode do not overwrite each other's run
-    files; the metadata beside each file holds the whole plan."""
+    default hybrid's, fuzzy or n-gram matching, spelling correction), so that variants of one mode do not overwrite
+    each other's run files; the metadata beside each file holds the whole plan."""
     parts = [mode]
     fusion = plan.fusion
     if isinstance(fusion, LearnedFusion):
@@ -132,6 +133,8 @@ def run_label(mode: str, plan: RetrievalPlan) -> str:
         parts.append("fuzzy")
     if bm25 is not None and bm25.ngram:
         parts.append("ngram")
+    if plan.spelling:
+        parts.append("spelling")
     return "-".join(parts)
 
 
@@ -146,6 +149,7 @@ def run_metadata(plan: RetrievalPlan, encoders: EncoderBundle, settings: Setting
         "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b},
         "fuzziness": settings.fuzziness,
         "ngram_match": settings.ngram_match,
+        "spelling": settings.spelling,
     }
 
 

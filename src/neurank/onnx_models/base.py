@@ -84,6 +84,10 @@ class Encoder:
         """Load the model now rather than on the first call (e.g. when a worker process starts)."""
         self._model()
 
+    def pieces(self, word: str) -> int:
+        """How many tokens the model's tokenizer makes of `word`: one for a word its vocabulary holds whole."""
+        return len(self._model().tokenizer.tokenize(word))
+
     def _model(self) -> LoadedModel:
         if self._loaded is None:
             self._loaded = load(self.ref, self.kind, self.runtime, int8=self.int8, home=self.home,

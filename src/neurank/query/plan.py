@@ -103,6 +103,8 @@ class RetrievalPlan:
     """How many first-stage hits late interaction rescores (before the cross-encoder); 0 turns it off."""
     duo_depth: int = 0
     """How many hits, after every other stage, the pairwise model reorders; 0 turns it off."""
+    spelling: bool = False
+    """Correct the query's words the index does not know before any stage runs (`neurank.query.spelling`)."""
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -151,9 +153,10 @@ class RetrievalPlan:
     def for_mode(cls, mode: str, *, available: Sequence[StageName] = STAGE_NAMES, k: int = 10, depth: int = 100,
                  fusion: PlanFusion | None = None, rerank_depth: int | None = None, colbert_depth: int | None = None,
                  sparse_field: str = "splade", duo_depth: int | None = None, fuzzy: Fuzzy | None = None,
-                 ngram: bool = False) -> RetrievalPlan:
+                 ngram: bool = False, spelling: bool = False) -> RetrievalPlan:
         """The plan of `mode` (see the module docstring) over the `available` stages, each `max(depth, k)` deep;
-        the bm25 stage matches fuzzily with `fuzzy`, and n-grams too with `ngram`.
+        the bm25 stage matches fuzzily with `fuzzy`, and n-grams too with `ngram`; `spelling` corrects the query
+        first.
 
         Late interaction, when the mode names it, rescores `colbert_depth` hits (default `depth`); the
         cross-encoder, when the mode names it, `rerank_depth` (default `depth`, or CASCADE_RERANK_DEPTH after late
@@ -169,7 +172,7 @@ class RetrievalPlan:
         late = (colbert_depth or depth) if parsed.colbert else 0
         rerank = (rerank_depth or (CASCADE_RERANK_DEPTH if late else depth)) if parsed.rerank else 0
         return cls(stages=stages, fusion=fusion or DEFAULT_HYBRID_FUSION, k=k, rerank_depth=rerank,
-                   colbert_depth=late, duo_depth=(duo_depth or DUO_DEPTH) if parsed.duo else 0)
+                   colbert_depth=late, duo_depth=(duo_depth or DUO_DEPTH) if parsed.duo else 0, spelling=spelling)
 
 
 def stage_set(mode: str, available: Sequence[StageName] = STAGE_NAMES) -> tuple[StageName, ...]:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from neurank.query.late_interaction import COLBERT_OFF_NOTE, alignment, late_int
 from neurank.query.learned_fusion import LearnedFusion, LearnedHit, candidates, learned_ranking
 from neurank.query.plan import COLBERT, RERANK, Mode, PlanFusion, RetrievalPlan, Stage, StageName
 from neurank.query.rerank import RERANK_OFF_NOTE, Reranker, Rescored
+from neurank.query.spelling import Correction, SpellingCorrector
 from neurank.retrieval import (
     Fusion,
     Fuzzy,
@@ -36,6 +38,7 @@ from neurank.retrieval import (
     TextQuery,
     VectorQuery,
 )
+from neurank.stores.analysis import get_analyzer
 from neurank.stores.protocol import FusingStore, StoredDocument
 
 if TYPE_CHECKING:
@@ -55,12 +58,15 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     explanations: list[Explanation] | None = None
     """One per hit, in order, when the search was asked to explain."""
+    spelling: Correction | None = None
+    """What the stages searched for, when the plan corrects spelling."""
 
     def to_dict(self) -> dict[str, Any]:
         hits = [hit.to_dict() for hit in self.hits]
         for hit, explanation in zip(hits, self.explanations or [], strict=False):
             hit["explain"] = explanation.to_dict()
-        return {"query": self.query, "hits": hits, "timings_ms": self.timings_ms, "notes": self.notes}
+        spelling = {} if self.spelling is None else {"spelling": self.spelling.to_dict()}
+        return {"query": self.query, **spelling, "hits": hits, "timings_ms": self.timings_ms, "notes": self.notes}
 
 
 class QueryEncodings:
@@ -128,9 +134,10 @@ class Searcher:
 
     def plan(self, mode: str, *, k: int = 10, depth: int = 100, fusion: PlanFusion | None = None,
              rerank_depth: int | None = None, colbert_depth: int | None = None, duo_depth: int | None = None,
-             implied: bool = True, fuzzy: Fuzzy | None = None, ngram: bool = False) -> RetrievalPlan:
+             implied: bool = True, fuzzy: Fuzzy | None = None, ngram: bool = False,
+             spelling: bool = False) -> RetrievalPlan:
         """The plan of `mode` on this index, checked (see `neurank.query.plan` for modes and default depths); the
-        bm25 stage matches fuzzily with `fuzzy`, and n-grams too with `ngram`.
+        bm25 stage matches fuzzily with `fuzzy`, and n-grams too with `ngram`; `spelling` corrects the query first.
 
         With `implied` (a search), the rescoring stages whose models are configured run even when the mode does
         not name them, as `neurank search --rerank-model` always did; evaluation and calibration pass False and
@@ -142,9 +149,19 @@ class Searcher:
                           parsed.rerank or self.reranker is not None, parsed.duo or self.duo is not None)
         plan = RetrievalPlan.for_mode(str(parsed), available=self.available_stages(), k=k, depth=depth,
                                       fusion=fusion, rerank_depth=rerank_depth, colbert_depth=colbert_depth,
-                                      duo_depth=duo_depth, fuzzy=fuzzy, ngram=ngram)
+                                      duo_depth=duo_depth, fuzzy=fuzzy, ngram=ngram, spelling=spelling)
         self.check(plan)
         return plan
+
+    @cached_property
+    def speller(self) -> SpellingCorrector:
+        """Corrects queries against this index's terms, analyzed as the index analyzes them; words tie-broken by
+        the first query encoder's tokenizer (dense, else sparse)."""
+        target = self.target
+        encoder = target.encoders.dense or target.encoders.splade
+        return SpellingCorrector(get_analyzer(self.spec.language),
+                                 lambda terms: target.store.document_frequencies(target.index, terms),
+                                 pieces=None if encoder is None else encoder.pieces)
 
     def check(self, plan: RetrievalPlan) -> None:
         """Every stage needs its encoder, and the encoder the index was built with; say which one is wrong.
@@ -214,13 +231,22 @@ class Searcher:
                                                             for stage in plan.stages])
 
     def search(self, query: str, plan: RetrievalPlan, *, with_documents: bool = True,
-               explain: bool = False) -> SearchResult:
-        """Run `plan`; `with_documents=False` skips titles and texts, `explain` adds why each hit scored."""
+               explain: bool = False, spelling: Correction | None = None) -> SearchResult:
+        """Run `plan`; `with_documents=False` skips titles and texts, `explain` adds why each hit scored; a plan
+        that corrects spelling uses `spelling` when the caller already corrected the query."""
         if not query.strip():
             raise InputError("the query is empty: give at least one word to search for", field="query")
         self.check(plan)
         timings: dict[str, float] = {}
         notes = [f"{mismatch}: searched anyway" for mismatch in self._overridden]
+        asked = query
+        if not plan.spelling:
+            spelling = None
+        elif spelling is None:
+            with _timed(timings, "spelling"):
+                spelling = self.speller.correct(query)
+        if spelling is not None:
+            query = spelling.text
         encodings = QueryEncodings(self.target, query)
         documents = _Documents(self.target)
         fusion = plan.fusion
@@ -264,7 +290,8 @@ class Searcher:
                     if hit.id in learned:
                         explanation.learned = learned[hit.id]
         timings["total"] = sum(timings.values())
-        return SearchResult(query=query, hits=hits, timings_ms=timings, notes=notes, explanations=explanations)
+        return SearchResult(query=asked, hits=hits, timings_ms=timings, notes=notes, explanations=explanations,
+                            spelling=spelling)
 
     def learned_lists(self, query: str, plan: RetrievalPlan, encodings: QueryEncodings | None = None,
                       documents: _Documents | None = None) -> tuple[list[str], dict[str, ScoredIds]]:

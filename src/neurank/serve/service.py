@@ -119,10 +119,14 @@ class SearchService:
         """(the plan's metric label, the result's JSON)."""
         searcher, mode, implied = self.plan_mode(request)
         plan = searcher.plan(mode, k=request.k, depth=request.depth, fusion=self.fusion(request.fusion),
-                             implied=implied, fuzzy=self._settings.fuzzy(), ngram=self._settings.ngram_match)
-        with self.encoders.started(request.query, [encoder for _, encoder in searcher.query_encoders(plan)]):
+                             implied=implied, fuzzy=self._settings.fuzzy(), ngram=self._settings.ngram_match,
+                             spelling=self._settings.spelling)
+        spelling = searcher.speller.correct(request.query) if plan.spelling else None
+        encoded = request.query if spelling is None else spelling.text
+        with self.encoders.started(encoded, [encoder for _, encoder in searcher.query_encoders(plan)]):
             # The JSON carries no titles or texts (GET /documents has them): fetching them would be wasted work.
-            result = searcher.search(request.query, plan, with_documents=False, explain=request.explain)
+            result = searcher.search(request.query, plan, with_documents=False, explain=request.explain,
+                                     spelling=spelling)
         return mode_label(plan), result.to_dict()
 
     def document(self, doc_id: str, index: str | None = None) -> dict[str, Any] | None:

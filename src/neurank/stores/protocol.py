@@ -15,7 +15,7 @@ request. Plans, modes, encoders and client-side fusion belong to the query layer
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -99,6 +99,9 @@ class Store(Protocol):
 
     def explain_bm25(self, name: str, query: str, doc_id: str) -> dict[str, float]:
         """Analyzed query term → its BM25 contribution to `doc_id` (terms that do not match are left out)."""
+
+    def document_frequencies(self, name: str, terms: Collection[str]) -> dict[str, int]:
+        """Analyzed `content` term → how many live documents hold it (0 for a term none holds)."""
 
 
 @runtime_checkable

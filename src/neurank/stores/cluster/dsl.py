@@ -57,6 +57,11 @@ def explain_term_body(term: str, count: int, doc_id: str) -> Body:
     return {"query": query, "size": 1, "_source": False}
 
 
+def count_term_body(term: str) -> Body:
+    """How many documents hold one analyzed `content` term: no hits, an exact total."""
+    return {"query": {"term": {CONTENT_FIELD: {"value": term}}}, "size": 0, "track_total_hits": True}
+
+
 def msearch_lines(index: str, bodies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """`_msearch` lines (header, body, ...) running each body on `index`."""
     return [line for body in bodies for line in ({"index": index}, dict(body))]

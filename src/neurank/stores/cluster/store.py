@@ -27,7 +27,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -52,7 +52,7 @@ from neurank.stores.cluster.documents import (
     stored_state,
     token_vectors,
 )
-from neurank.stores.cluster.dsl import explain_term_body, msearch_lines
+from neurank.stores.cluster.dsl import count_term_body, explain_term_body, msearch_lines
 from neurank.stores.cluster.errors import Failure, cluster_error, error_type
 from neurank.stores.protocol import EncodedDocument, StoredDocument, WriteFailure, WriteResult
 
@@ -388,14 +388,27 @@ class ClusterStore(ABC):
         return scored(response)
 
     def _msearch(self, name: str, bodies: Sequence[Mapping[str, Any]]) -> list[ScoredIds]:
-        """Each body's hits, from one `_msearch`; one failed search fails them all, mapped like its status."""
+        """Each body's hits, from one `_msearch`."""
+        return [scored(response) for response in self._msearch_responses(name, bodies)]
+
+    def _msearch_responses(self, name: str, bodies: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """Each body's response, from one `_msearch`; one failed search fails them all, mapped like its status."""
         self._refresh_if_dirty(name)
         with self._errors(name):
             responses = self.client.msearch(body=msearch_lines(name, bodies))["responses"]
         for response in responses:
             if "error" in response:
                 raise self._failed(response.get("status", 500), response, name)
-        return [scored(response) for response in responses]
+        return list(responses)
+
+    def document_frequencies(self, name: str, terms: Collection[str]) -> dict[str, int]:
+        """One `_msearch` of `term` queries that count their matches (live documents, as `docs.count` does)."""
+        ordered = sorted(terms)
+        if not ordered:
+            return {}
+        responses = self._msearch_responses(name, [count_term_body(term) for term in ordered])
+        return {term: int(response["hits"]["total"]["value"])
+                for term, response in zip(ordered, responses, strict=True)}
 
     def _search_all(self, name: str, bodies: Sequence[Mapping[str, Any]]) -> list[ScoredIds]:
         """One `_search` for one body, one `_msearch` for several."""

@@ -15,7 +15,7 @@ term over the snapshot's vocabulary (`fuzzy.py`) and scores the expansions as Lu
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -359,6 +359,11 @@ class MemoryIndex:
         vector_seqs, bits = self._graph_filter
         graph.update(vector_seqs, lambda start: self._vectors(slots[start:])[1])
         return np.sort(np.searchsorted(self.seqs, graph.search(query.vector, bits, query.k)))
+
+    def document_frequencies(self, terms: Collection[str]) -> dict[str, int]:
+        width = self.doc_freq.size
+        return {term: int(self.doc_freq[col]) if (col := self.terms.get(term)) is not None and col < width else 0
+                for term in terms}
 
     def explain_bm25(self, query: str, doc_id: str) -> dict[str, float]:
         """Analyzed query term → its BM25 contribution to `doc_id`."""

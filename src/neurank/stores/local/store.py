@@ -23,7 +23,7 @@ import re
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -588,3 +588,6 @@ class LocalStore:
 
     def explain_bm25(self, name: str, query: str, doc_id: str) -> dict[str, float]:
         return self._searcher(name).explain_bm25(query, doc_id)
+
+    def document_frequencies(self, name: str, terms: Collection[str]) -> dict[str, int]:
+        return self._searcher(name).document_frequencies(terms)
