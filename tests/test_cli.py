@@ -278,6 +278,21 @@ def test_fuzziness_from_a_flag_or_the_environment_matches_typos(bm25_env: dict[s
     assert "--fuzziness" in refused.stderr and "edit distance 0, 1 or 2" in refused.stderr
 
 
+def test_spelling_from_a_flag_or_the_environment_searches_the_corrected_query(
+        bm25_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = write_corpus(tmp_path / "docs.jsonl", {"_id": "s", "text": "statins lower cholesterol"},
+                          {"_id": "w", "text": "wind turbines"})
+    run("ingest", str(corpus), "--json")
+    assert run("search", "cholestrol", "--mode", "bm25", "--json")["hits"] == []
+    corrected = run("search", "cholestrol", "--mode", "bm25", "--spelling", "--json")
+    assert corrected["spelling"]["query"] == "cholesterol" and [hit["id"] for hit in corrected["hits"]] == ["s"]
+    monkeypatch.setenv("NEURANK_SPELLING", "true")
+    assert [hit["id"] for hit in run("search", "turbnes", "--mode", "bm25", "--json")["hits"]] == ["w"]
+    assert "spelling" not in run("search", "turbnes", "--mode", "bm25", "--no-spelling", "--json")
+    shown = invoke("search", "turbnes", "--mode", "bm25")
+    assert shown.exit_code == ExitCode.OK and "“turbnes” → “turbines”" in shown.stderr  # tables go to stderr
+
+
 def test_eval_with_fuzziness_recovers_typod_queries(bm25_env: dict[str, str], tmp_path: Path) -> None:
     folder = tmp_path / "typod"
     (folder / "qrels").mkdir(parents=True)

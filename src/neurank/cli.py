@@ -436,7 +436,8 @@ def search(
     if as_json:
         emit_json(result.to_dict())
         return
-    console.print(hits_table(f"“{query}” ({mode}, {result.timings_ms['total']:.1f} ms)", result))
+    searched = f" → “{result.spelling.text}”" if result.spelling and result.spelling.changes else ""
+    console.print(hits_table(f"“{query}”{searched} ({mode}, {result.timings_ms['total']:.1f} ms)", result))
     for note in result.notes:
         console.print(f"[yellow]{plain(note)}[/yellow]")
     for hit, explanation in zip(result.hits, result.explanations or [], strict=False):

@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pytest
+from tests.stores.contract import SPEC, encoded
 
 from neurank.config import Settings
 from neurank.onnx_models.bundle import EncoderBundle
@@ -14,7 +15,6 @@ from neurank.query.target import SearchTarget
 from neurank.stores import LocalStore
 from neurank.stores.analysis import get_analyzer
 from neurank.stores.protocol import EncodedDocument
-from tests.stores.contract import SPEC, encoded
 
 INDEX = "spell"
 TEXTS = {

@@ -62,6 +62,17 @@ def test_search_answers_the_json_of_the_cli(server: Server, served_settings: Set
     assert served["hits"][0]["explain"]["bm25_terms"][0]["term"] == "statin"
 
 
+def test_spelling_is_corrected_when_asked_and_the_answer_says_what_was_searched(server: Server) -> None:
+    corrected = search(server, query="aspirn and bloood", mode="hybrid", k=2, spelling=True).json()
+    assert corrected["query"] == "aspirn and bloood"
+    assert corrected["spelling"] == {"query": "aspirin and blood", "corrections": [
+        {"word": "aspirn", "replacement": "aspirin"}, {"word": "bloood", "replacement": "blood"}]}
+    clean = search(server, query="aspirin and blood", mode="hybrid", k=2).json()
+    assert [(hit["id"], hit["score"]) for hit in corrected["hits"]] == [
+        (hit["id"], hit["score"]) for hit in clean["hits"]]
+    assert "spelling" not in search(server, query="aspirn and bloood", mode="bm25", k=2).json()  # off by default
+
+
 def test_rerank_can_be_asked_for_and_says_when_no_cross_encoder_is_served(server: Server) -> None:
     asked = search(server, query="vitamin d", mode="bm25", k=2, rerank=True).json()
     assert asked["notes"] == [RERANK_OFF_NOTE] and asked["hits"][0]["id"] == "d2"

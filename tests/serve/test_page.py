@@ -79,3 +79,14 @@ def test_the_page_shows_an_error_in_words(server: Server, browser: webdriver.Chr
     WebDriverWait(browser, 30).until(expected_conditions.text_to_be_present_in_element((By.ID, "status"), "422"))
     assert "above the limit of 1,000" in browser.find_element(By.ID, "status").text
     assert browser.find_elements(By.CSS_SELECTOR, "#hits > li") == []
+
+
+def test_the_page_corrects_spelling_when_asked_and_says_what_it_searched(server: Server,
+                                                                         browser: webdriver.Chrome) -> None:
+    browser.get(f"{server.url}/")
+    browser.find_element(By.ID, "query").send_keys("aspirn and bloood")
+    browser.find_element(By.ID, "spelling").click()
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(browser, 60).until(expected_conditions.presence_of_element_located((By.ID, "searched")))
+    assert browser.find_element(By.ID, "searched").text == "searched for “aspirin and blood”"
+    assert browser.find_elements(By.CSS_SELECTOR, "#hits > li.hit")[0].get_attribute("data-id") == "d4"

@@ -57,6 +57,8 @@ class SearchBody(BaseModel):
         default=None, description="how the first stages fuse; learned: the service's NEURANK_SERVE_FUSION_MODEL; "
                                   "null: z_score")
     explain: bool = Field(default=False, description="add the BM25 terms, sparse tokens, alignments per hit")
+    spelling: bool | None = Field(default=None, description="correct words the index does not know before every "
+                                                            "stage; null: as configured (NEURANK_SPELLING)")
     index: str | None = Field(default=None, min_length=1, max_length=255, description="default: the served one")
 
 

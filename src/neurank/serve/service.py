@@ -36,6 +36,8 @@ class SearchRequest:
     index: str | None = None
     fusion: str | None = None
     """A technique (`z_score`, `rrf`, …) with its default combination, or `learned`: the service's fusion model."""
+    spelling: bool | None = None
+    """None: as the settings say (`spelling`)."""
 
 
 class SearchService:
@@ -120,7 +122,7 @@ class SearchService:
         searcher, mode, implied = self.plan_mode(request)
         plan = searcher.plan(mode, k=request.k, depth=request.depth, fusion=self.fusion(request.fusion),
                              implied=implied, fuzzy=self._settings.fuzzy(), ngram=self._settings.ngram_match,
-                             spelling=self._settings.spelling)
+                             spelling=self._settings.spelling if request.spelling is None else request.spelling)
         spelling = searcher.speller.correct(request.query) if plan.spelling else None
         encoded = request.query if spelling is None else spelling.text
         with self.encoders.started(encoded, [encoder for _, encoder in searcher.query_encoders(plan)]):

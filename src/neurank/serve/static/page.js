@@ -67,7 +67,9 @@ async function show(result) {
     max.raw[stage] = Math.max(max.raw[stage] ?? 0, s.raw);
     max.normalized[stage] = Math.max(max.normalized[stage] ?? 0, s.normalized ?? 0);
   }));
-  $("notes").replaceChildren(...result.notes.map((note) => element("li", {}, note)));
+  const corrected = result.spelling?.corrections.length
+    ? [element("li", { id: "searched" }, `searched for “${result.spelling.query}”`)] : [];
+  $("notes").replaceChildren(...corrected, ...result.notes.map((note) => element("li", {}, note)));
   const documents = await Promise.all(result.hits.map((hit) =>
     call(`/documents/${encodeURIComponent(hit.id)}`).catch(() => ({ title: "", text: "" }))));
   $("hits").replaceChildren(...result.hits.map((hit, i) => {
@@ -88,6 +90,7 @@ $("search").addEventListener("submit", async (event) => {
   status.className = "";
   status.textContent = "searching…";
   const body = { query: $("query").value, mode: $("mode").value, k: Number($("k").value), explain: $("explain").checked };
+  if ($("spelling").checked) body.spelling = true;  // unchecked: the server's default (NEURANK_SPELLING)
   try {
     const result = await call("/search", { method: "POST", body: JSON.stringify(body) });
     await show(result);
