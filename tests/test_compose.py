@@ -48,7 +48,7 @@ ENGINES = {"opensearch": {"opensearch", "dashboards"}, "elasticsearch": {"elasti
 
 def test_the_services(services: dict[str, Any]) -> None:
     assert set(services) == {"opensearch", "dashboards", "elasticsearch", "kibana", "redis", "rabbitmq",
-                             "neurank-init", "neurank-worker", "serve"}
+                             "neurank-init", "neurank-worker", "neurank-worker-gpu", "serve"}
     assert services["rabbitmq"]["profiles"] == ["rabbitmq"]
 
 
@@ -162,8 +162,22 @@ def test_dockerfile_installs_cpu_torch_before_the_package() -> None:
     package = next(i for i, line in enumerate(lines) if line.startswith('RUN pip install ".['))
     extras = set(lines[package].split("[", 1)[1].split("]", 1)[0].split(","))
     assert {"opensearch", "celery", "serve"} <= extras
-    assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in lines[torch]
+    assert "--index-url ${TORCH_INDEX} torch==2.13.0" in lines[torch]
+    assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in lines[:torch]  # CPU unless asked otherwise
+    assert "ARG GPU=false" in lines
     assert torch < package
+
+
+def test_the_gpu_worker_is_the_worker_on_cuda_with_a_gpu_image(services: dict[str, Any]) -> None:
+    worker, gpu = services["neurank-worker"], services["neurank-worker-gpu"]
+    assert gpu["profiles"] == ["gpu"] and gpu["command"] == worker["command"]
+    assert gpu["depends_on"] == worker["depends_on"] and gpu["restart"] == worker["restart"]
+    assert gpu["environment"] == {**worker["environment"], "NEURANK_DEVICE": "cuda"}
+    assert gpu["build"]["args"] == {"TORCH_INDEX": "${NEURANK_TORCH_INDEX_CUDA:-https://download.pytorch.org/whl/cu130}",
+                                    "GPU": "true"}
+    assert gpu["image"] != worker["image"]  # the CPU image is not overwritten by the GPU build
+    assert gpu["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
 
 
 def test_serve_listens_for_the_host_with_an_api_key(services: dict[str, Any]) -> None:

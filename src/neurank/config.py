@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -16,6 +17,9 @@ from neurank.retrieval import MAX_EXPANSIONS, Fuzzy
 
 Runtime = Literal["torch", "onnx"]
 """What runs the encoders: PyTorch, or ONNX Runtime on exported graphs."""
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
+"""Where a model runs (`neurank.onnx_models.devices`)."""
 _Model = TypeVar("_Model", bound=BaseSettings)
 STORE_URL_FORMS = ("local:PATH (a folder for the embedded store) or http(s)://host:port (an OpenSearch or "
                    "Elasticsearch cluster)")
@@ -105,6 +109,9 @@ class Settings(BaseSettings):
     int8: bool = True
     max_length: int = 256
     batch_tokens: int = 4096
+    device: str = Field(default="cpu", description="where the encoders run: cpu, cuda, cuda:N, or auto (a CUDA "
+                                                  "GPU when there is one); torch: its CUDA build; onnx: ONNX "
+                                                  "Runtime's CUDA execution provider (onnxruntime-gpu)")
     threads: int | None = Field(default=None, ge=1,
                                 description="encoder threads per process (torch and ONNX Runtime); None: all cores")
 
@@ -185,6 +192,13 @@ class Settings(BaseSettings):
             return Fuzzy(fuzziness).fuzziness
         except PlanError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("device")
+    @classmethod
+    def _device_is_known(cls, device: str) -> str:
+        if not DEVICE.fullmatch(device):
+            raise ValueError(f"unknown device {device!r}; use {DEVICE_NAMES}")
+        return device
 
     @field_validator("ngram")
     @classmethod

@@ -15,6 +15,7 @@ import numpy as np
 
 from neurank.errors import ConfigError
 from neurank.onnx_models.batching import Batch, Tokenized, padded_batches, tokenize
+from neurank.onnx_models.devices import DEVICE_SETTING, check_device_name
 from neurank.onnx_models.kinds import Kind
 from neurank.onnx_models.loading import LoadedModel, load
 from neurank.onnx_models.registry import ModelRef, resolve_model
@@ -40,7 +41,7 @@ class Encoder:
     little. (Query encoders get their turns from the service's batcher.)"""
 
     def __init__(self, model: str, *, home: Path, runtime: str, int8: bool, max_length: int,
-                 batch_tokens: int, threads: int | None) -> None:
+                 batch_tokens: int, threads: int | None, device: str = "cpu") -> None:
         for name, value in (("max_length", max_length), ("batch_tokens", batch_tokens)):
             if value < 1:
                 raise ConfigError(f"{name} must be a positive number of tokens, got {value}")
@@ -51,6 +52,9 @@ class Encoder:
         self.max_length = max_length
         self.batch_tokens = batch_tokens
         self.threads = threads
+        self.device = check_device_name(device, DEVICE_SETTING)
+        """Where the model runs (`neurank.onnx_models.devices`); the outputs, so the fingerprint, do not depend
+        on it beyond float rounding."""
         self._stats = EncoderStats()
         self._ref: ModelRef | None = None
         self._loaded: LoadedModel | None = None
@@ -91,7 +95,7 @@ class Encoder:
     def _model(self) -> LoadedModel:
         if self._loaded is None:
             self._loaded = load(self.ref, self.kind, self.runtime, int8=self.int8, home=self.home,
-                                threads=self.threads)
+                                threads=self.threads, device=self.device)
         return self._loaded
 
     def _batches(self, texts: Sequence[str], pairs: Sequence[str] | None = None

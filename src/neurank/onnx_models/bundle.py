@@ -43,6 +43,7 @@ class _EncoderOptions(TypedDict):
     max_length: int
     batch_tokens: int
     threads: int | None
+    device: str
 
 
 @dataclass(slots=True)
@@ -60,7 +61,7 @@ class EncoderBundle:
 
         common: _EncoderOptions = {"home": settings.home, "runtime": settings.runtime, "int8": settings.int8,
                                    "max_length": settings.max_length, "batch_tokens": settings.batch_tokens,
-                                   "threads": settings.threads}
+                                   "threads": settings.threads, "device": settings.device}
         splade = deepct = dense = None
         if settings.sparse_model.lower() not in DISABLED:
             splade = SparseEncoder(settings.sparse_model, mode="splade", **common)
@@ -74,7 +75,7 @@ class EncoderBundle:
             colbert = LateInteractionEncoder(
                 settings.colbert_model, home=settings.home, runtime=settings.runtime, int8=settings.int8,
                 query_length=settings.colbert_query_length, document_length=settings.colbert_document_length,
-                batch_tokens=settings.batch_tokens, threads=settings.threads)
+                batch_tokens=settings.batch_tokens, threads=settings.threads, device=settings.device)
         return cls(splade=splade, deepct=deepct, dense=dense, colbert=colbert)
 
     def warm_up(self) -> None:

@@ -105,9 +105,11 @@ class LateInteractionEncoder(Encoder):
 
     def __init__(self, model: str, *, home: Path, runtime: Runtime = "torch", int8: bool = False,
                  query_length: int | None = None, document_length: int | None = None,
-                 batch_tokens: int = 16384, threads: int | None = None) -> None:
+                 batch_tokens: int = 16384, threads: int | None = None,
+                 device: str = "cpu") -> None:
         super().__init__(model, home=home, runtime=runtime, int8=int8,
-                         max_length=document_length or DOCUMENT_LENGTH, batch_tokens=batch_tokens, threads=threads)
+                         max_length=document_length or DOCUMENT_LENGTH, batch_tokens=batch_tokens, threads=threads,
+                         device=device)
         for name, value in (("query_length", query_length), ("document_length", document_length)):
             if value is not None:
                 check_length(name, value)

@@ -18,9 +18,10 @@ class CrossEncoder(Encoder):
     one_call_at_a_time = True
 
     def __init__(self, model: str, *, home: Path, runtime: Runtime = "torch", int8: bool = False,
-                 max_length: int = 512, batch_tokens: int = 16384, threads: int | None = None) -> None:
+                 max_length: int = 512, batch_tokens: int = 16384, threads: int | None = None,
+                 device: str = "cpu") -> None:
         super().__init__(model, home=home, runtime=runtime, int8=int8, max_length=max_length,
-                         batch_tokens=batch_tokens, threads=threads)
+                         batch_tokens=batch_tokens, threads=threads, device=device)
 
     def predict(self, query: str, passages: Sequence[str]) -> np.ndarray:
         """One logit per passage, in the order given."""

@@ -22,9 +22,10 @@ class DenseEncoder(Encoder):
     kind = "dense"
 
     def __init__(self, model: str, *, home: Path, runtime: Runtime = "torch", int8: bool = False,
-                 max_length: int = 256, batch_tokens: int = 16384, threads: int | None = None) -> None:
+                 max_length: int = 256, batch_tokens: int = 16384, threads: int | None = None,
+                 device: str = "cpu") -> None:
         super().__init__(model, home=home, runtime=runtime, int8=int8, max_length=max_length,
-                         batch_tokens=batch_tokens, threads=threads)
+                         batch_tokens=batch_tokens, threads=threads, device=device)
         self._config: EmbeddingConfig | None = None
 
     @property

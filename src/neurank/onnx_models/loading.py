@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from neurank.errors import ExportMissingError, ModelError
+from neurank.onnx_models.devices import DEVICE_SETTING, onnx_providers, torch_device
 from neurank.onnx_models.kinds import Kind, check_kind
 from neurank.onnx_models.late_folder import read_late_interaction
 from neurank.onnx_models.registry import ModelRef, find_export
@@ -123,26 +124,28 @@ class LoadedModel:
 
 
 _lock = threading.Lock()
-_loaded: dict[tuple[str, Kind, str, int | None], LoadedModel] = {}
+_loaded: dict[tuple[str, Kind, str, int | None, str], LoadedModel] = {}
 
 
 def load(ref: ModelRef, kind: Kind, runtime: Runtime, *, int8: bool, home: Path,
-         threads: int | None = None) -> LoadedModel:
-    """The model ready to run, loaded on first request in this process and shared afterwards.
+         threads: int | None = None, device: str = "cpu") -> LoadedModel:
+    """The model ready to run on `device`, loaded on first request in this process and shared afterwards.
 
-    Keyed by fingerprint, kind and the file run (weights folder or ONNX graph), so two folders holding the
-    same weights but different ONNX graphs stay apart. `int8` applies to the onnx runtime only; a missing
-    export is made first (see `onnx_graph`).
+    Keyed by fingerprint, kind, the file run (weights folder or ONNX graph) and the device, so two folders
+    holding the same weights but different ONNX graphs stay apart. `int8` applies to the onnx runtime only; a
+    missing export is made first (see `onnx_graph`).
     """
+    # the device first: one this process cannot use is refused before an export or a load takes a minute
+    target = torch_device(device, DEVICE_SETTING) if runtime == "torch" else onnx_providers(device, DEVICE_SETTING)
     source = str(onnx_graph(ref, home, int8=int8)) if runtime == "onnx" else str(ref.path)
-    key = (ref.fingerprint, kind, source, threads if runtime == "onnx" else None)
+    key = (ref.fingerprint, kind, source, threads if runtime == "onnx" else None, device)
     with _lock:
         if key not in _loaded:
             check_kind(ref, kind)
             tokenizer = load_tokenizer(ref)
-            if runtime == "torch":
-                backend = torch_backend(torch_module(ref, kind), graph_inputs(tokenizer))
+            if isinstance(target, list):
+                backend = onnx_backend(onnx_session(Path(source), threads, target), ref, kind)
             else:
-                backend = onnx_backend(onnx_session(Path(source), threads), ref, kind)
+                backend = torch_backend(torch_module(ref, kind), graph_inputs(tokenizer), target)
             _loaded[key] = LoadedModel(tokenizer, backend, source)
         return _loaded[key]

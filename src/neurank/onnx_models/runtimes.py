@@ -14,6 +14,7 @@ import numpy as np
 
 from neurank.config import Runtime
 from neurank.errors import ConfigError, ModelError
+from neurank.onnx_models.devices import check_session_device
 from neurank.onnx_models.kinds import Kind
 from neurank.onnx_models.registry import ModelRef
 from neurank.onnx_models.st_folder import EmbeddingConfig, read_embedding_config
@@ -37,21 +38,27 @@ def graph_inputs(tokenizer: Any) -> tuple[str, ...]:
                  if name != "token_type_ids" or name in tokenizer.model_input_names)
 
 
-def torch_backend(module: Any, input_names: tuple[str, ...]) -> Backend:
+def torch_backend(module: Any, input_names: tuple[str, ...], target: Any = "cpu") -> Backend:
+    """Run `module` on the torch device `target`; its outputs come back as float32 numpy."""
     import torch
+
+    module.to(target)
 
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
         with torch.inference_mode():
-            output = module(*(torch.from_numpy(inputs[name]) for name in input_names))
-        return output.float().numpy()
+            output = module(*(torch.from_numpy(inputs[name]).to(target) for name in input_names))
+        return output.float().cpu().numpy()
 
     return run
 
 
-def onnx_session(path: os.PathLike[str] | str, threads: int | None = None) -> Any:
-    """An ORT CPU session with full graph optimization and `threads` intra-op threads (all cores), no spinning."""
+def onnx_session(path: os.PathLike[str] | str, threads: int | None = None,
+                 providers: list[Any] | None = None) -> Any:
+    """An ORT session on `providers` (the CPU's by default; `devices.onnx_providers`) with full graph optimization
+    and `threads` intra-op threads (all cores), no spinning."""
     import onnxruntime as ort
 
+    providers = providers or ["CPUExecutionProvider"]
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -59,9 +66,11 @@ def onnx_session(path: os.PathLike[str] | str, threads: int | None = None) -> An
     # run would steal the cores from the next session.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:
         raise ModelError(f"onnxruntime cannot load {path}: {exc}") from exc
+    check_session_device(session, providers, str(path))
+    return session
 
 
 def onnx_backend(session: Any, ref: ModelRef, kind: Kind) -> Backend:

@@ -38,9 +38,10 @@ class SparseEncoder(Encoder):
 
     def __init__(self, model: str, *, home: Path, runtime: Runtime = "torch", int8: bool = False,
                  mode: SparseMode = "splade", max_length: int = 256, top_k: int | None = None,
-                 threshold: float = 0.0, batch_tokens: int = 16384, threads: int | None = None) -> None:
+                 threshold: float = 0.0, batch_tokens: int = 16384, threads: int | None = None,
+                 device: str = "cpu") -> None:
         super().__init__(model, home=home, runtime=runtime, int8=int8, max_length=max_length,
-                         batch_tokens=batch_tokens, threads=threads)
+                         batch_tokens=batch_tokens, threads=threads, device=device)
         if mode not in MODES:
             raise ConfigError(f"unknown sparse mode {mode!r}; use one of: {', '.join(MODES)}")
         if top_k is not None and top_k < 1:

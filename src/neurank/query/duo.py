@@ -60,4 +60,5 @@ def load_duo(settings: Settings, model: str | None = None) -> DuoReranker | None
 
     int8 = settings.int8 if settings.rerank_int8 is None else settings.rerank_int8
     return DuoReranker(DuoEncoder(model, home=settings.home, runtime=settings.runtime, int8=int8,
-                                  max_length=trained_length(model), threads=settings.threads))
+                                  max_length=trained_length(model), threads=settings.threads,
+                                  device=settings.device))

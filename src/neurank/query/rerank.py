@@ -154,7 +154,7 @@ def load_reranker(settings: Settings, model: str | None = None) -> Reranker | No
 
     int8 = settings.int8 if settings.rerank_int8 is None else settings.rerank_int8
     encoder = CrossEncoder(model, home=settings.home, runtime=settings.runtime, int8=int8,
-                           max_length=settings.rerank_max_length or trained_length(model))
+                           max_length=settings.rerank_max_length or trained_length(model), device=settings.device)
     fixed = settings.rerank_first_stage_weight
     return calibrated(encoder, model, None if fixed is None else (fixed, settings.rerank_normalization))
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
-from neurank.errors import ConfigError
+from neurank.onnx_models.devices import torch_device
 
 T = TypeVar("T")
 SCORE_BATCH = 32
@@ -17,23 +17,9 @@ SCORE_BATCH = 32
 
 
 def training_device(name: str) -> torch.device:
-    """The torch device `name` names; `auto` is the first CUDA GPU when torch sees one, else the CPU.
-
-    A device that torch cannot use here is refused before any data is ranked, not at the first step.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"unknown training device {name!r}; use auto, cpu, cuda or cuda:N") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"training device {name!r} asked for, but torch sees no CUDA GPU here; use cpu or auto")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"training device {name!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"training device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
-    return device
+    """The torch device `name` names (`neurank.onnx_models.devices`); a device that torch cannot use here is
+    refused before any data is ranked, not at the first step."""
+    return torch_device(name, "training device")
 
 
 def device_of(module: nn.Module) -> torch.device:
