@@ -135,6 +135,16 @@ def test_concurrent_searches_are_all_answered_and_share_encoder_batches(server: 
     assert {dict(labels)["stage"] for _, labels in stages} >= {"search", "fusion"}
 
 
+def test_what_the_warm_up_loaded_is_left_out_of_collections_and_collections_are_timed(server: Server) -> None:
+    frozen = samples(server, "neurank_serve_gc_frozen_objects")[("neurank_serve_gc_frozen_objects", ())]
+    assert frozen > 50_000  # the models' tokenizers and the index's structures
+    count = ("neurank_serve_gc_seconds_count", (("generation", "0"),))
+    before = samples(server, "neurank_serve_gc_seconds").get(count, 0)
+    for query in ("statins", "vitamin d and bones", "solar power", "aspirin"):
+        assert search(server, query=query, mode="hybrid", k=3).status_code == 200
+    assert samples(server, "neurank_serve_gc_seconds")[count] > before  # young collections happen all the time
+
+
 def test_a_repeated_query_is_encoded_once(server: Server) -> None:
     hits = ("neurank_serve_cache_hits_total", (("encoder", "dense"),))
     queued = ("neurank_serve_encoder_queue_seconds_count", (("encoder", "dense"),))

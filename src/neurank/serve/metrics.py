@@ -6,10 +6,13 @@ number stays bounded; no metric carries a secret.
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -40,6 +43,20 @@ class ServeMetrics:
                                   ["encoder"], registry=self.registry)
         self.cache_misses = Counter("neurank_serve_cache_misses_total", "query encodings computed",
                                     ["encoder"], registry=self.registry)
+        self.gc_pauses = Histogram("neurank_serve_gc_seconds", "Python garbage collections (every thread waits "
+                                   "for one), by generation", ["generation"], buckets=GC_BUCKETS,
+                                   registry=self.registry)
+        self.gc_frozen = Gauge("neurank_serve_gc_frozen_objects", "objects left out of garbage collections "
+                               "(NEURANK_SERVE_GC_FREEZE)", registry=self.registry)
+        self.gc_frozen.set_function(gc.get_freeze_count)
+        self._gc_started = 0.0
+
+    def gc_event(self, phase: str, info: Mapping[str, int]) -> None:
+        """A `gc.callbacks` entry: times each collection (they never nest, and run under the GIL)."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.labels(str(info["generation"])).observe(time.perf_counter() - self._gc_started)
 
     def batch(self, encoder: str, size: int, seconds: float) -> None:
         self.batch_sizes.labels(encoder).observe(size)

@@ -34,6 +34,10 @@ class ServeOptions(BaseSettings):
     malloc_arenas: int = Field(
         default=2, ge=0, le=1024, description="glibc malloc arenas (MALLOC_ARENA_MAX, which wins when set): each "
         "search thread would otherwise get its own and keep its freed memory there; 0 keeps glibc's default")
+    gc_freeze: bool = Field(
+        default=True, description="after the warm-up, leave what is loaded (models, vocabularies, the index's "
+        "structures) out of Python's garbage collections: a full collection would walk it with every search "
+        "stopped")
     api_key: SecretStr | None = Field(default=None, description="required (X-API-Key or Bearer) when set")
     fusion_model: str | None = Field(
         default=None, description="a learned fusion folder (`neurank train fusion`): what a request's "
