@@ -1,15 +1,17 @@
-"""`neurank serve` under load: throughput and latency per number of concurrent clients, batching on and off.
+"""`neurank serve` under load: throughput and latency per number of concurrent clients, two servers side by side.
 
     NEURANK_HOME=/tmp/nh-serve-bench python benchmarks/serve.py --dataset ../shared/data/scifact --index scifact
+    ... --compare NEURANK_SERVE_GC_FREEZE=false    # the second server with this environment on top
 
-Each setting has its own `neurank serve` process on the loopback (query cache off, so every request encodes
+The two settings are batching on and off, or with `--compare` the configured server and one with more
+environment. Each setting has its own `neurank serve` process on the loopback (query cache off, so every request encodes
 its query); closed-loop clients (httpx, asyncio, at most 16 to a process) search for `--seconds` per client
 count and setting, the two settings taking turns in `--rounds` slices so that a shared machine's changing load
 falls on both alike. A client sends its next query as soon as the last one is answered, and after a 429 waits
 the Retry-After the server gave. The index must exist (`neurank ingest DATASET --index NAME`). Besides the
 rows: the errors by kind, and per row the encoder calls the servers' `/metrics` counted (texts per call, time
 per call, a text's wait for its call). `--soak-seconds` then samples a server's resident memory every 10 s
-under `--soak-clients` clients (`--clients ''` for the soak alone).
+under `--soak-clients` clients (`--clients ''` for the soak alone) on the `--soak-setting` server.
 """
 
 from __future__ import annotations
@@ -199,6 +201,14 @@ async def load(url: str, queries: list[str], mode: str, clients: int, seconds: f
     return cell
 
 
+def environment(text: str) -> dict[str, str]:
+    """`NAME=VALUE[,NAME=VALUE]` → the variables."""
+    pairs = [item.split("=", 1) for item in text.split(",") if item]
+    if any(len(pair) != 2 or not pair[0] for pair in pairs):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE[,NAME=VALUE], got {text!r}")
+    return dict(pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, required=True, help="BEIR folder: its test queries are sent")
@@ -211,22 +221,29 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="batching on; off is 1")
     parser.add_argument("--soak-seconds", type=float, default=0.0)
     parser.add_argument("--soak-clients", type=int, default=16)
-    parser.add_argument("--soak-setting", choices=("batching on", "batching off"), default="batching on")
+    parser.add_argument("--soak-setting", choices=("first", "second"), default="first")
+    parser.add_argument("--compare", type=environment, default=None, metavar="NAME=VALUE[,NAME=VALUE]",
+                        help="the second server's environment on top of the first's (default: batching off, "
+                             "NEURANK_SERVE_BATCH_SIZE=1)")
     args = parser.parse_args()
 
     qrels = load_qrels(args.dataset, "test")
     queries = [text for qid, text in load_queries(args.dataset).items() if qid in qrels]
     counts = [int(count) for count in args.clients.split(",") if count]
-    settings = {"batching on": args.batch_size, "batching off": 1}
+    first = {"NEURANK_SERVE_BATCH_SIZE": str(args.batch_size), "NEURANK_SERVE_CACHE_SIZE": "0",
+             "NEURANK_SERVE_MAX_IN_FLIGHT": str(args.max_in_flight)}
+    if args.compare is None:
+        settings = {"batching on": first, "batching off": {**first, "NEURANK_SERVE_BATCH_SIZE": "1"}}
+    else:
+        settings = {"as configured": first,
+                    ", ".join(f"{k}={v}" for k, v in args.compare.items()): {**first, **args.compare}}
     cells: dict[tuple[str, int], Cell] = {}
     encoders: dict[tuple[str, int], Counter[tuple[str, str]]] = {}
     memory: dict[tuple[str, int], float] = {}
     soak: list[tuple[float, float]] = []
     load_before = os.getloadavg()
     with ExitStack() as servers:
-        running = {label: servers.enter_context(server(args.index, {
-            "NEURANK_SERVE_BATCH_SIZE": str(batch_size), "NEURANK_SERVE_CACHE_SIZE": "0",
-            "NEURANK_SERVE_MAX_IN_FLIGHT": str(args.max_in_flight)})) for label, batch_size in settings.items()}
+        running = {label: servers.enter_context(server(args.index, env)) for label, env in settings.items()}
         for url, _ in running.values():
             asyncio.run(load(url, queries, args.mode, 4, 5.0))  # warm-up: the first calls of each session
         for clients in counts:
@@ -240,7 +257,8 @@ def main() -> None:
                     memory[label, clients] = rss_mib(pid)
         load_rows = os.getloadavg()
         if args.soak_seconds:
-            soak = asyncio.run(soaked(*running[args.soak_setting], queries, args))
+            soak_label = list(settings)[0 if args.soak_setting == "first" else 1]
+            soak = asyncio.run(soaked(*running[soak_label], queries, args))
     load_after = os.getloadavg()
     print(header(f"mode {args.mode}, {len(queries)} queries cycled, {args.seconds:g} s per row in {args.rounds} "
                  f"turns, query cache off, max in flight {args.max_in_flight}, batch size {args.batch_size} (off: 1)"))
@@ -256,7 +274,7 @@ def print_tables(labels: list[str], counts: list[int], cells: dict[tuple[str, in
                  encoders: dict[tuple[str, int], Counter[tuple[str, str]]], memory: dict[tuple[str, int], float]
                  ) -> None:
     """The rows per setting and client count, the errors by kind, and the encoder calls behind the rows."""
-    print("\n| batching | clients | searches/s | p50 ms | p95 ms | p99 ms | p99/p50 | 429 | errors | "
+    print("\n| server | clients | searches/s | p50 ms | p95 ms | p99 ms | p99/p50 | 429 | errors | "
           "server CPU ms per search | RSS MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(cells[label, clients].row(label, clients, memory[label, clients]) for label in labels
@@ -266,7 +284,7 @@ def print_tables(labels: list[str], counts: list[int], cells: dict[tuple[str, in
     if failures:
         print("\nerrors:\n" + "\n".join(f"- {failure}" for failure in failures))
     print("\nencoder calls (the servers' /metrics):\n")
-    print("| batching | clients | encoder | calls/s | texts per call | ms per call | ms per text | busy | "
+    print("| server | clients | encoder | calls/s | texts per call | ms per call | ms per text | busy | "
           "text's wait ms |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     print("\n".join(row for label in labels for clients in counts
