@@ -70,22 +70,34 @@ class Cell:
                 f"{1000 * self.cpu_s / max(answered, 1):.0f} | {rss_mib:.0f} |")
 
 
-ENCODER_METRICS = ("neurank_serve_encoder_batch_size", "neurank_serve_encoder_seconds",
-                   "neurank_serve_encoder_queue_seconds")
+SERVER_METRICS = {"neurank_serve_encoder_batch_size": "encoder", "neurank_serve_encoder_seconds": "encoder",
+                  "neurank_serve_encoder_queue_seconds": "encoder", "neurank_serve_gc_seconds": "generation"}
+"""Histograms read from the servers' /metrics, each with the label that splits it."""
 
 
-def encoder_totals(url: str) -> Counter[tuple[str, str]]:
-    """(sample name, encoder) → value of the server's encoder calls and waits, as /metrics counts them so far."""
+def server_totals(url: str) -> Counter[tuple[str, str]]:
+    """(sample name, encoder or GC generation) → value of the server's encoder calls and waits and its garbage
+    collections, as /metrics counts them so far."""
     text = httpx.get(f"{url}/metrics", timeout=30).text
-    return Counter({(sample.name, sample.labels["encoder"]): sample.value
-                    for family in text_string_to_metric_families(text) if family.name in ENCODER_METRICS
+    return Counter({(sample.name, sample.labels[SERVER_METRICS[family.name]]): sample.value
+                    for family in text_string_to_metric_families(text) if family.name in SERVER_METRICS
                     for sample in family.samples if sample.name.endswith(("_sum", "_count"))})
+
+
+def gc_row(label: str, clients: int, seconds: float, totals: Counter[tuple[str, str]]) -> str:
+    """Full (generation 2) and young collections: how often, and how long each stopped the server."""
+    cells = []
+    for generation in ("2", "0"):
+        count = totals["neurank_serve_gc_seconds_count", generation]
+        each_ms = 1000 * totals["neurank_serve_gc_seconds_sum", generation] / count if count else 0.0
+        cells.append(f"{60 * count / seconds:.1f} | {each_ms:.1f}")
+    return f"| {label} | {clients} | " + " | ".join(cells) + " |"
 
 
 def encoder_rows(label: str, clients: int, seconds: float, totals: Counter[tuple[str, str]]) -> list[str]:
     """Per encoder: calls per second, texts per call, ms per call and per text, and a text's mean wait."""
     rows = []
-    for encoder in sorted({encoder for _, encoder in totals}):
+    for encoder in sorted({label for name, label in totals if name.startswith("neurank_serve_encoder")}):
         calls = totals["neurank_serve_encoder_batch_size_count", encoder]
         texts = totals["neurank_serve_encoder_batch_size_sum", encoder]
         busy_s = totals["neurank_serve_encoder_seconds_sum", encoder]
@@ -238,7 +250,7 @@ def main() -> None:
         settings = {"as configured": first,
                     ", ".join(f"{k}={v}" for k, v in args.compare.items()): {**first, **args.compare}}
     cells: dict[tuple[str, int], Cell] = {}
-    encoders: dict[tuple[str, int], Counter[tuple[str, str]]] = {}
+    counted: dict[tuple[str, int], Counter[tuple[str, str]]] = {}
     memory: dict[tuple[str, int], float] = {}
     soak: list[tuple[float, float]] = []
     load_before = os.getloadavg()
@@ -249,10 +261,10 @@ def main() -> None:
         for clients in counts:
             for _ in range(args.rounds):  # the settings take turns, so a change in the machine's load hits both
                 for label, (url, pid) in running.items():
-                    before, cpu_before = encoder_totals(url), cpu_seconds(pid)
+                    before, cpu_before = server_totals(url), cpu_seconds(pid)
                     cell = load_in_processes(url, queries, args.mode, clients, args.seconds / args.rounds)
                     cell.cpu_s = cpu_seconds(pid) - cpu_before
-                    encoders.setdefault((label, clients), Counter()).update(encoder_totals(url) - before)
+                    counted.setdefault((label, clients), Counter()).update(server_totals(url) - before)
                     cells.setdefault((label, clients), Cell(0.0)).absorb(cell)
                     memory[label, clients] = rss_mib(pid)
         load_rows = os.getloadavg()
@@ -265,13 +277,13 @@ def main() -> None:
     print(f"- load average (1, 5, 15 min): {_load(load_before)} before, {_load(load_rows)} after the rows"
           + (f", {_load(load_after)} after the soak" if soak else ""))
     if counts:
-        print_tables(list(settings), counts, cells, encoders, memory)
+        print_tables(list(settings), counts, cells, counted, memory)
     if soak:
         print_soak(args, soak)
 
 
 def print_tables(labels: list[str], counts: list[int], cells: dict[tuple[str, int], Cell],
-                 encoders: dict[tuple[str, int], Counter[tuple[str, str]]], memory: dict[tuple[str, int], float]
+                 counted: dict[tuple[str, int], Counter[tuple[str, str]]], memory: dict[tuple[str, int], float]
                  ) -> None:
     """The rows per setting and client count, the errors by kind, and the encoder calls behind the rows."""
     print("\n| server | clients | searches/s | p50 ms | p95 ms | p99 ms | p99/p50 | 429 | errors | "
@@ -288,7 +300,12 @@ def print_tables(labels: list[str], counts: list[int], cells: dict[tuple[str, in
           "text's wait ms |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     print("\n".join(row for label in labels for clients in counts
-                    for row in encoder_rows(label, clients, cells[label, clients].seconds, encoders[label, clients])))
+                    for row in encoder_rows(label, clients, cells[label, clients].seconds, counted[label, clients])))
+    print("\ngarbage collections (the servers' /metrics):\n")
+    print("| server | clients | full per minute | ms each | young per minute | ms each |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print("\n".join(gc_row(label, clients, cells[label, clients].seconds, counted[label, clients])
+                    for label in labels for clients in counts))
 
 
 def print_soak(args: argparse.Namespace, soak: list[tuple[float, float]]) -> None:
