@@ -7,7 +7,7 @@ trainer's options.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from neurank.errors import ConfigError
@@ -21,8 +21,28 @@ _NOT_IN_FINGERPRINT = ("checkpoint_every", "time_limit_minutes", "threads", "dev
 """Fields that do not change the path training takes, so a run may resume with other values."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SplitConfig:
+    """What chooses a training's train, dev and evaluation queries (`neurank.train.data.training_split`):
+    every trainer's config extends it."""
+
+    seed: int = 42
+    train_split: str = "train"
+    dev_split: str = "dev"
+    """Used when the dataset has it; otherwise `dev_fraction` of the train queries is carved out."""
+    dev_fraction: float = 0.1
+    dev_queries: int | None = None
+    """At most this many dev queries are scored (a seeded sample); None: all."""
+    eval_split: str | None = "test"
+    """Split of the final evaluation; None skips it."""
+
+    def __post_init__(self) -> None:
+        if self.dev_queries is not None and self.dev_queries < 1:
+            raise ConfigError(f"dev_queries must be >= 1 (or None for all), got {self.dev_queries}")
+
+
 @dataclass(frozen=True, slots=True)
-class TrainConfig:
+class TrainConfig(SplitConfig):
     base: str
     """The model to start from: a bundled name, a Hugging Face folder or a hub id."""
     steps: int = 1000
@@ -35,7 +55,6 @@ class TrainConfig:
     warmup: float = 0.1
     weight_decay: float = 0.01
     max_length: int = 256
-    seed: int = 42
     eval_every: int = 200
     patience: int = 3
     checkpoint_every: int = 50
@@ -49,27 +68,20 @@ class TrainConfig:
     range_min: int = 2
     """Skip the first `range_min` ranks when mining: they hold most of the unjudged positives."""
     range_max: int = 50
-    train_split: str = "train"
-    dev_split: str = "dev"
-    """Used when the dataset has it; otherwise `dev_fraction` of the train queries is carved out."""
-    dev_fraction: float = 0.1
-    dev_queries: int | None = 100
-    """At most this many dev queries are scored per evaluation (a seeded sample)."""
+    dev_queries: int | None = field(default=100, kw_only=True)
+    """Per evaluation during training: scoring every dev query each time would cost more than the steps."""
     dev_depth: int = 20
     """First-stage candidates the dev metric reranks per query."""
-    eval_split: str | None = "test"
-    """Split of the final evaluation; None skips it."""
     resume: bool = True
 
     def __post_init__(self) -> None:
+        SplitConfig.__post_init__(self)
         if self.negatives_from not in SOURCES:
             raise ConfigError(f"unknown negatives source {self.negatives_from!r}; use one of {', '.join(SOURCES)}")
         for name in ("batch_size", "n_negatives", "max_length", "dev_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_window(self.range_min, self.range_max)
-        if self.dev_queries is not None and self.dev_queries < 1:
-            raise ConfigError(f"dev_queries must be >= 1 (or None for all), got {self.dev_queries}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         training_device(self.device)

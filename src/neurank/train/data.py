@@ -12,14 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
 
 from neurank.config import Settings
 from neurank.errors import ConfigError, InputError
 from neurank.eval.datasets import Qrels, available_splits, load_qrels, load_queries, read_passages
 from neurank.query.rerank import DEFAULT_RERANK_DEPTH
 from neurank.retrieval import ScoredIds
-from neurank.train.config import TrainConfig
+from neurank.train.config import SplitConfig, TrainConfig
 from neurank.train.first_stage import first_stage_runs
 from neurank.train.mining import mine_hard_negatives
 
@@ -82,23 +81,6 @@ def load_training_data(dataset: Path, settings: Settings, config: TrainConfig) -
     examples = build_examples(train, queries, runs, sorted(corpus), pool=config.n_negatives,
                               range_min=config.range_min, range_max=config.range_max, seed=config.seed)
     return TrainingData(corpus, queries, train, dev, runs, examples, config.seed, config.negatives_from)
-
-
-class SplitConfig(Protocol):
-    """The fields of a training config that choose its train and dev queries."""
-
-    @property
-    def train_split(self) -> str: ...
-    @property
-    def dev_split(self) -> str: ...
-    @property
-    def dev_fraction(self) -> float: ...
-    @property
-    def dev_queries(self) -> int | None: ...
-    @property
-    def eval_split(self) -> str | None: ...
-    @property
-    def seed(self) -> int: ...
 
 
 def training_split(dataset: Path, config: SplitConfig) -> tuple[Qrels, Qrels]:

@@ -33,6 +33,7 @@ from neurank.query.rerank import Reranker
 from neurank.query.searcher import Searcher
 from neurank.query.target import SearchTarget
 from neurank.retrieval import DEFAULT_HYBRID_FUSION, check_size
+from neurank.train.config import SplitConfig
 from neurank.train.data import subsample, training_split
 
 if TYPE_CHECKING:
@@ -49,23 +50,15 @@ CHOICE_STEP = 5
 
 
 @dataclass(frozen=True, slots=True)
-class FusionConfig:
+class FusionConfig(SplitConfig):
     """What a learned fusion trains on and how; defaults suit SciFact- and NFCorpus-sized collections."""
 
     mode: str = "hybrid"
     """The first stages (and rescoring stages) whose scores are features, as `neurank eval --modes` names them."""
     depth: int = 100
     """Hits per first stage; the candidates are their union."""
-    seed: int = 42
-    train_split: str = "train"
-    dev_split: str = "dev"
-    """Used when the dataset has it; otherwise `dev_fraction` of the train queries is carved out."""
-    dev_fraction: float = 0.1
     train_queries: int | None = None
     """At most this many train queries (a seeded sample); None: all."""
-    dev_queries: int | None = None
-    eval_split: str | None = "test"
-    """Split of the final evaluation; None skips it."""
     leaves: tuple[int, ...] = (7, 15, 31)
     """Tree sizes tried; the dev queries choose one."""
     learning_rate: float = 0.05
@@ -76,6 +69,7 @@ class FusionConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        SplitConfig.__post_init__(self)
         check_size("depth", self.depth)
         for name in ("rounds", "patience", "min_data_in_leaf"):
             if getattr(self, name) < 1:
@@ -84,7 +78,7 @@ class FusionConfig:
             raise ConfigError(f"leaves must be tree sizes >= 2, got {list(self.leaves)}")
         if not 0 < self.learning_rate <= 1:
             raise ConfigError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
-        for name in ("train_queries", "dev_queries", "threads"):
+        for name in ("train_queries", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 (or unset), got {getattr(self, name)}")
 
