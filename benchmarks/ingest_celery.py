@@ -137,12 +137,16 @@ def start_worker(name: str, env: dict[str, str], folder: Path, threads: int) -> 
     return process, log
 
 
-def wait_ready(logs: list[Path], timeout_s: float = 300.0) -> None:
-    """Until every worker's pool process has loaded its models."""
+def wait_ready(started: list[tuple[subprocess.Popen[bytes], Path]], timeout_s: float = 300.0) -> None:
+    """Until every worker's pool process has loaded its models; a worker that exits (or a pool process that
+    fails to start) stops the wait at once with its log."""
     deadline = time.monotonic() + timeout_s
-    while not all("worker process ready" in log.read_text() for log in logs):
-        if time.monotonic() > deadline:
-            raise RuntimeError("workers not ready: " + " | ".join(log.read_text()[-2000:] for log in logs))
+    while not all("worker process ready" in log.read_text() for _, log in started):
+        failed = [log for process, log in started
+                  if process.poll() is not None or "Traceback" in log.read_text()]
+        if failed or time.monotonic() > deadline:
+            raise RuntimeError("workers not ready: " + " | ".join(log.read_text()[-2000:]
+                                                                  for log in failed or [log for _, log in started]))
         time.sleep(0.5)
 
 
@@ -155,7 +159,7 @@ def run_celery(corpus: Path, store: str, folder: Path, workers: int, threads: in
     env = {**os.environ, "NEURANK_STORE": store}
     started = [start_worker(f"bench{i}", env, folder, threads) for i in range(1, workers + 1)]
     try:
-        wait_ready([log for _, log in started])
+        wait_ready(started)
         sampler = Sampler({f"worker {i}": p.pid for i, (p, _) in enumerate(started, start=1)})
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()

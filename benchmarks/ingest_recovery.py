@@ -96,13 +96,13 @@ class Workers:
         self.tag = tag
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, *names: str) -> list[Path]:
-        logs = []
+    def start(self, *names: str) -> list[tuple[subprocess.Popen[bytes], Path]]:
+        started = []
         for name in names:
             process, log = start_worker(f"{self.tag}-{name}", self.env, self.folder, threads=1)
             self.processes[name] = process
-            logs.append(log)
-        return logs
+            started.append((process, log))
+        return started
 
     def kill(self, name: str) -> None:
         process = self.processes[name]
