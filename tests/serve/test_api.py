@@ -138,11 +138,11 @@ def test_concurrent_searches_are_all_answered_and_share_encoder_batches(server: 
 def test_what_the_warm_up_loaded_is_left_out_of_collections_and_collections_are_timed(server: Server) -> None:
     frozen = samples(server, "neurank_serve_gc_frozen_objects")[("neurank_serve_gc_frozen_objects", ())]
     assert frozen > 50_000  # the models' tokenizers and the index's structures
-    count = ("neurank_serve_gc_seconds_count", (("generation", "0"),))
-    before = samples(server, "neurank_serve_gc_seconds").get(count, 0)
-    for query in ("statins", "vitamin d and bones", "solar power", "aspirin"):
-        assert search(server, query=query, mode="hybrid", k=3).status_code == 200
-    assert samples(server, "neurank_serve_gc_seconds")[count] > before  # young collections happen all the time
+    timed = samples(server, "neurank_serve_gc_seconds")
+    for generation in ("0", "2"):  # loading the models and the index ran young and full collections
+        labels = (("generation", generation),)
+        assert timed["neurank_serve_gc_seconds_count", labels] >= 1
+        assert timed["neurank_serve_gc_seconds_sum", labels] > 0
 
 
 def test_a_repeated_query_is_encoded_once(server: Server) -> None:
