@@ -68,13 +68,13 @@ class SpellingCorrector:
 
     def correct(self, text: str) -> Correction:
         words = {word: term for word in dict.fromkeys(_TOKEN.findall(text))
-                 if self._eligible(word) and (term := self._term(word.lower())) is not None}
+                 if self._eligible(word) and (term := self._analyzer.term_of(word.lower())) is not None}
         known = self._frequencies(set(words.values())) if words else {}
         unknown = [word for word, term in words.items() if known.get(term, 0) == 0]
         if not unknown:
             return Correction(text)
         variants = {word: {variant: term for variant in sorted(one_edit(word.lower()))
-                           if (term := self._term(variant)) is not None} for word in unknown}
+                           if (term := self._analyzer.term_of(variant)) is not None} for word in unknown}
         frequency = self._frequencies({term for terms in variants.values() for term in terms.values()})
         replacements: dict[str, str] = {}
         for word, terms in variants.items():
@@ -86,10 +86,7 @@ class SpellingCorrector:
         return Correction(corrected, tuple((word, replacements[word]) for word in unknown if word in replacements))
 
     def _eligible(self, word: str) -> bool:
+        """ASCII letters only, so the word and its variants are one token each (`Analyzer.term_of`)."""
         return (len(word) >= self._min_length and word.isascii() and word.isalpha()
                 and not any(char.isupper() for char in word[1:]))
 
-    def _term(self, word: str) -> str | None:
-        """The word's single analyzed term; None for a stop word (or a word the analyzer splits)."""
-        terms = self._analyzer.analyze(word)
-        return terms[0] if len(terms) == 1 else None

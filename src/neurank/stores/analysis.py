@@ -254,13 +254,15 @@ class Analyzer:
         self._stopwords = stopwords
         self._stemmer = stemmer
         self._possessive = possessive
-        self._term = lru_cache(maxsize=_TERM_CACHE_SIZE)(self._term_of)
+        self._term = lru_cache(maxsize=_TERM_CACHE_SIZE)(self.term_of)
 
     def __repr__(self) -> str:
         return f"Analyzer({self.name!r}, version={self.version!r})"
 
-    def _term_of(self, token: str) -> str | None:
-        """The indexed term of one token, or None when the stop filter removes it."""
+    def term_of(self, token: str) -> str | None:
+        """The indexed term of one token (a word the tokenizer keeps whole), or None when the stop filter removes
+        it. Not cached: `analyze` caches the terms of the text it meets; one-off words (spelling variants) would
+        only push those out."""
         if self._possessive:
             token = strip_possessive(token)
         term = java_lowercase(token)
